@@ -1,0 +1,595 @@
+
+/*
+ * Copyright (C) ngx-railgun authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <nginx.h>
+#include "ngx_http_railgun_module.h"
+
+
+/*
+ * The exposition: one walk over the zone, without a lock, written into a
+ * chain of buffers.  Families are appended to and series never freed, so a
+ * scrape racing an insert sees the new series or not, never a torn one.
+ * Text format 0.0.4 and OpenMetrics 1.0 differ only in the TYPE/HELP names of
+ * counters and the final "# EOF".
+ */
+
+#define NGX_HTTP_RAILGUN_BUF_SIZE   (64 * 1024)
+
+/* room for everything of a sample line but its label text */
+#define NGX_HTTP_RAILGUN_LINE_ROOM  256
+
+
+typedef struct {
+    ngx_http_request_t       *request;
+    ngx_chain_t              *out;
+    ngx_chain_t             **last;
+    ngx_buf_t                *buf;
+    off_t                     size;
+    ngx_uint_t                openmetrics;   /* unsigned  openmetrics:1; */
+} ngx_http_railgun_render_t;
+
+
+static ngx_uint_t ngx_http_railgun_wants_openmetrics(ngx_http_request_t *r);
+static ngx_int_t ngx_http_railgun_render(ngx_http_railgun_render_t *rd,
+    ngx_http_railgun_main_conf_t *rmcf);
+static ngx_int_t ngx_http_railgun_render_family(ngx_http_railgun_render_t *rd,
+    ngx_railgun_store_t *store, ngx_uint_t f);
+static ngx_int_t ngx_http_railgun_render_series(ngx_http_railgun_render_t *rd,
+    ngx_railgun_family_conf_t *fc, ngx_railgun_series_t *s);
+static ngx_int_t ngx_http_railgun_render_status(ngx_http_railgun_render_t *rd,
+    ngx_railgun_store_t *store);
+static ngx_int_t ngx_http_railgun_header(ngx_http_railgun_render_t *rd,
+    ngx_str_t *name, char *help, ngx_uint_t type);
+static u_char *ngx_http_railgun_reserve(ngx_http_railgun_render_t *rd,
+    size_t size);
+static u_char *ngx_http_railgun_sample(u_char *p, ngx_str_t *name,
+    char *suffix, size_t suffix_len, ngx_railgun_series_t *s);
+static u_char *ngx_http_railgun_uint(u_char *p, uint64_t n);
+static u_char *ngx_http_railgun_seconds(u_char *p, uint64_t us);
+
+
+static char *ngx_http_railgun_types[] = { "counter", "gauge", "histogram" };
+
+
+ngx_int_t
+ngx_http_railgun_expose_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_http_railgun_render_t      rd;
+    ngx_http_railgun_main_conf_t  *rmcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
+
+    ngx_memzero(&rd, sizeof(ngx_http_railgun_render_t));
+
+    rd.request = r;
+    rd.last = &rd.out;
+    rd.openmetrics = ngx_http_railgun_wants_openmetrics(r);
+
+    if (ngx_http_railgun_render(&rd, rmcf) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rd.openmetrics) {
+        ngx_str_set(&r->headers_out.content_type,
+                    "application/openmetrics-text; version=1.0.0; "
+                    "charset=utf-8");
+
+    } else {
+        ngx_str_set(&r->headers_out.content_type,
+                    "text/plain; version=0.0.4; charset=utf-8");
+    }
+
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = rd.size;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    rd.buf->last_buf = (r == r->main) ? 1 : 0;
+    rd.buf->last_in_chain = 1;
+
+    return ngx_http_output_filter(r, rd.out);
+}
+
+
+static ngx_uint_t
+ngx_http_railgun_wants_openmetrics(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Accept") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Accept",
+                               sizeof("Accept") - 1)
+               == 0
+            && ngx_strcasestrn(h[i].value.data,
+                               "application/openmetrics-text",
+                               sizeof("application/openmetrics-text") - 2)
+               != NULL)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_railgun_render(ngx_http_railgun_render_t *rd,
+    ngx_http_railgun_main_conf_t *rmcf)
+{
+    u_char       *p;
+    ngx_uint_t    f;
+    ngx_chain_t  *cl;
+
+    for (f = 0; f < NGX_HTTP_RAILGUN_NFAMILIES; f++) {
+        if (ngx_http_railgun_render_family(rd, rmcf->store, f) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_railgun_render_status(rd, rmcf->store) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (rd->openmetrics) {
+        p = ngx_http_railgun_reserve(rd, sizeof("# EOF\n"));
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        rd->buf->last = ngx_cpymem(p, "# EOF\n", sizeof("# EOF\n") - 1);
+    }
+
+    if (rd->buf == NULL && ngx_http_railgun_reserve(rd, 1) == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (cl = rd->out; cl; cl = cl->next) {
+        rd->size += cl->buf->last - cl->buf->pos;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_railgun_render_family(ngx_http_railgun_render_t *rd,
+    ngx_railgun_store_t *store, ngx_uint_t f)
+{
+    ngx_uint_t                  i;
+    ngx_railgun_series_t       *s;
+    ngx_railgun_family_sh_t    *fam;
+    ngx_railgun_family_conf_t  *fc;
+
+    fc = &store->families[f];
+    fam = &store->sh->family[f];
+
+    if (ngx_http_railgun_header(rd, &fc->name, (char *) fc->help.data,
+                                fc->type)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (s = fam->head; s; s = s->next) {
+        if (ngx_http_railgun_render_series(rd, fc, s) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    /* the overflow series shows once something went there */
+
+    s = fam->overflow;
+
+    for (i = 0; i < s->nvalues; i++) {
+        if (s->values[i]) {
+            return ngx_http_railgun_render_series(rd, fc, s);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_railgun_render_series(ngx_http_railgun_render_t *rd,
+    ngx_railgun_family_conf_t *fc, ngx_railgun_series_t *s)
+{
+    u_char                 *p;
+    uint64_t                total;
+    ngx_uint_t              i;
+    ngx_railgun_buckets_t  *b;
+
+    if (fc->type != NGX_RAILGUN_HISTOGRAM) {
+        p = ngx_http_railgun_reserve(rd, s->key_len
+                                         + NGX_HTTP_RAILGUN_LINE_ROOM);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_http_railgun_sample(p, &fc->name, NULL, 0, s);
+        p = ngx_http_railgun_uint(p, s->values[0]);
+        *p++ = '\n';
+
+        rd->buf->last = p;
+
+        return NGX_OK;
+    }
+
+    b = s->buckets;
+
+    /* every bucket line, +Inf, _sum and _count */
+    p = ngx_http_railgun_reserve(rd, (b->n + 3) * (s->key_len
+                                              + NGX_HTTP_RAILGUN_LINE_ROOM));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    total = 0;
+
+    for (i = 0; i <= b->n; i++) {
+        total += s->values[i];
+
+        p = ngx_cpymem(p, fc->name.data, fc->name.len);
+        p = ngx_cpymem(p, "_bucket{", 8);
+        p = ngx_cpymem(p, s->key, s->key_len);
+        p = ngx_cpymem(p, ",le=\"", 5);
+
+        if (i < b->n) {
+            p = ngx_http_railgun_seconds(p, b->bound[i]);
+
+        } else {
+            p = ngx_cpymem(p, "+Inf", 4);
+        }
+
+        p = ngx_cpymem(p, "\"} ", 3);
+        p = ngx_http_railgun_uint(p, total);
+        *p++ = '\n';
+    }
+
+    p = ngx_http_railgun_sample(p, &fc->name, "_sum", 4, s);
+    p = ngx_http_railgun_seconds(p, s->values[b->n + 1]);
+    *p++ = '\n';
+
+    p = ngx_http_railgun_sample(p, &fc->name, "_count", 6, s);
+    p = ngx_http_railgun_uint(p, total);
+    *p++ = '\n';
+
+    rd->buf->last = p;
+
+    return NGX_OK;
+}
+
+
+/* writes "name[suffix]{key} " */
+
+static u_char *
+ngx_http_railgun_sample(u_char *p, ngx_str_t *name, char *suffix,
+    size_t suffix_len, ngx_railgun_series_t *s)
+{
+    p = ngx_cpymem(p, name->data, name->len);
+    p = ngx_cpymem(p, suffix, suffix_len);
+    *p++ = '{';
+    p = ngx_cpymem(p, s->key, s->key_len);
+    *p++ = '}';
+    *p++ = ' ';
+
+    return p;
+}
+
+
+static ngx_int_t
+ngx_http_railgun_render_status(ngx_http_railgun_render_t *rd,
+    ngx_railgun_store_t *store)
+{
+    u_char                  *p;
+    ngx_str_t                name;
+    ngx_uint_t               f;
+    ngx_railgun_family_sh_t  *fam;
+
+    ngx_str_set(&name, "railgun_series_dropped_total");
+
+    if (ngx_http_railgun_header(rd, &name,
+                                "Samples routed to a family's overflow "
+                                "series: railgun_max_series or the zone "
+                                "was full.",
+                                NGX_RAILGUN_COUNTER)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (f = 0; f < store->nfamilies; f++) {
+        fam = &store->sh->family[f];
+
+        p = ngx_http_railgun_reserve(rd, NGX_HTTP_RAILGUN_LINE_ROOM);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_sprintf(p, "railgun_series_dropped_total{family=\"%V\"} ",
+                        &store->families[f].name);
+        p = ngx_http_railgun_uint(p, fam->dropped);
+        *p++ = '\n';
+
+        rd->buf->last = p;
+    }
+
+#if (NGX_STAT_STUB)
+
+    ngx_str_set(&name, "railgun_nginx_connections");
+
+    if (ngx_http_railgun_header(rd, &name,
+                                "Client connections by state, as "
+                                "stub_status counts them.",
+                                NGX_RAILGUN_GAUGE)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p = ngx_http_railgun_reserve(rd, 4 * NGX_HTTP_RAILGUN_LINE_ROOM);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(p,
+                 "railgun_nginx_connections{state=\"active\"} %uA\n"
+                 "railgun_nginx_connections{state=\"reading\"} %uA\n"
+                 "railgun_nginx_connections{state=\"writing\"} %uA\n"
+                 "railgun_nginx_connections{state=\"waiting\"} %uA\n",
+                 *ngx_stat_active, *ngx_stat_reading, *ngx_stat_writing,
+                 *ngx_stat_waiting);
+    rd->buf->last = p;
+
+    ngx_str_set(&name, "railgun_nginx_connections_accepted_total");
+
+    if (ngx_http_railgun_header(rd, &name, "Client connections accepted.",
+                                NGX_RAILGUN_COUNTER)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p = ngx_http_railgun_reserve(rd, NGX_HTTP_RAILGUN_LINE_ROOM);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    rd->buf->last = ngx_sprintf(p, "%V %uA\n", &name, *ngx_stat_accepted);
+
+    ngx_str_set(&name, "railgun_nginx_connections_handled_total");
+
+    if (ngx_http_railgun_header(rd, &name, "Client connections handled.",
+                                NGX_RAILGUN_COUNTER)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p = ngx_http_railgun_reserve(rd, NGX_HTTP_RAILGUN_LINE_ROOM);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    rd->buf->last = ngx_sprintf(p, "%V %uA\n", &name, *ngx_stat_handled);
+
+#endif
+
+    ngx_str_set(&name, "railgun_zone_bytes");
+
+    if (ngx_http_railgun_header(rd, &name,
+                                "Bytes of the shared zone, used and in all.",
+                                NGX_RAILGUN_GAUGE)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p = ngx_http_railgun_reserve(rd, 2 * NGX_HTTP_RAILGUN_LINE_ROOM);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    rd->buf->last = ngx_sprintf(p,
+                                "railgun_zone_bytes{state=\"used\"} %uz\n"
+                                "railgun_zone_bytes{state=\"size\"} %uz\n",
+                                ngx_railgun_store_used(store),
+                                (size_t) (store->shpool->end
+                                          - (u_char *) store->shpool));
+
+    ngx_str_set(&name, "railgun_start_time_seconds");
+
+    if (ngx_http_railgun_header(rd, &name,
+                                "Unix time the counters started from.",
+                                NGX_RAILGUN_GAUGE)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p = ngx_http_railgun_reserve(rd, NGX_HTTP_RAILGUN_LINE_ROOM);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    rd->buf->last = ngx_sprintf(p, "%V %T\n", &name, store->sh->start_time);
+
+    ngx_str_set(&name, "railgun_build_info");
+
+    if (ngx_http_railgun_header(rd, &name,
+                                "Versions of the module and of nginx.",
+                                NGX_RAILGUN_GAUGE)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p = ngx_http_railgun_reserve(rd, NGX_HTTP_RAILGUN_LINE_ROOM);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    rd->buf->last = ngx_sprintf(p, "railgun_build_info{version=\""
+                                NGX_HTTP_RAILGUN_VERSION "\","
+                                "nginx_version=\"" NGINX_VERSION "\"} 1\n");
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_railgun_header(ngx_http_railgun_render_t *rd, ngx_str_t *name,
+    char *help, ngx_uint_t type)
+{
+    u_char     *p;
+    size_t      len, help_len;
+
+    len = name->len;
+    help_len = ngx_strlen(help);
+
+    /* an OpenMetrics counter family is named without its "_total" */
+
+    if (rd->openmetrics && type == NGX_RAILGUN_COUNTER
+        && len > 6 && ngx_strncmp(name->data + len - 6, "_total", 6) == 0)
+    {
+        len -= 6;
+    }
+
+    p = ngx_http_railgun_reserve(rd, 2 * len + help_len + 64);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(p, "# HELP ", 7);
+    p = ngx_cpymem(p, name->data, len);
+    *p++ = ' ';
+    p = ngx_cpymem(p, help, help_len);
+    p = ngx_cpymem(p, "\n# TYPE ", 8);
+    p = ngx_cpymem(p, name->data, len);
+    *p++ = ' ';
+    p = ngx_cpymem(p, ngx_http_railgun_types[type],
+                   ngx_strlen(ngx_http_railgun_types[type]));
+    *p++ = '\n';
+
+    rd->buf->last = p;
+
+    return NGX_OK;
+}
+
+
+static u_char *
+ngx_http_railgun_reserve(ngx_http_railgun_render_t *rd, size_t size)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (rd->buf && (size_t) (rd->buf->end - rd->buf->last) >= size) {
+        return rd->buf->last;
+    }
+
+    b = ngx_create_temp_buf(rd->request->pool,
+                            ngx_max(size, NGX_HTTP_RAILGUN_BUF_SIZE));
+    if (b == NULL) {
+        return NULL;
+    }
+
+    cl = ngx_alloc_chain_link(rd->request->pool);
+    if (cl == NULL) {
+        return NULL;
+    }
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    *rd->last = cl;
+    rd->last = &cl->next;
+    rd->buf = b;
+
+    return b->last;
+}
+
+
+static u_char *
+ngx_http_railgun_uint(u_char *p, uint64_t n)
+{
+    u_char   tmp[NGX_INT64_LEN], *t;
+
+    t = tmp + NGX_INT64_LEN;
+
+    do {
+        *--t = (u_char) (n % 10 + '0');
+        n /= 10;
+    } while (n);
+
+    return ngx_cpymem(p, t, tmp + NGX_INT64_LEN - t);
+}
+
+
+/* microseconds as seconds, the shortest way: 5000 is "0.005", 1e6 is "1" */
+
+static u_char *
+ngx_http_railgun_seconds(u_char *p, uint64_t us)
+{
+    u_char      frac[6];
+    ngx_uint_t  n, len;
+
+    p = ngx_http_railgun_uint(p, us / 1000000);
+
+    n = us % 1000000;
+
+    if (n == 0) {
+        return p;
+    }
+
+    for (len = 6; len; len--) {
+        frac[len - 1] = (u_char) (n % 10 + '0');
+        n /= 10;
+    }
+
+    for (len = 6; frac[len - 1] == '0'; len--) { /* void */ }
+
+    *p++ = '.';
+
+    return ngx_cpymem(p, frac, len);
+}

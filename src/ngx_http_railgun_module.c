@@ -1,0 +1,571 @@
+
+/*
+ * Copyright (C) ngx-railgun authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_railgun_module.h"
+
+
+#define NGX_HTTP_RAILGUN_ZONE_NAME     "railgun"
+#define NGX_HTTP_RAILGUN_ZONE_SIZE     (16 * 1024 * 1024)
+#define NGX_HTTP_RAILGUN_ZONE_MIN      (64 * 1024)
+#define NGX_HTTP_RAILGUN_MAX_SERIES    10000
+
+
+static ngx_int_t ngx_http_railgun_init_process(ngx_cycle_t *cycle);
+
+static ngx_int_t ngx_http_railgun_add_zone(ngx_conf_t *cf,
+    ngx_http_railgun_main_conf_t *rmcf, size_t size);
+static ngx_int_t ngx_http_railgun_server_names(ngx_conf_t *cf);
+static void *ngx_http_railgun_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_railgun_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_railgun_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_http_railgun_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static void *ngx_http_railgun_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_railgun_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_railgun_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_railgun_buckets(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_railgun_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_railgun_init(ngx_conf_t *cf);
+
+
+static ngx_conf_num_bounds_t  ngx_http_railgun_max_series_bounds = {
+    ngx_conf_check_num_bounds, 1, 10000000
+};
+
+
+static ngx_command_t  ngx_http_railgun_commands[] = {
+
+    { ngx_string("railgun_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_railgun_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("railgun_max_series"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_railgun_main_conf_t, max_series),
+      &ngx_http_railgun_max_series_bounds },
+
+    { ngx_string("railgun"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_railgun_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("railgun_path"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_railgun_loc_conf_t, path_cv),
+      NULL },
+
+    { ngx_string("railgun_buckets"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_railgun_buckets,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_railgun_loc_conf_t, buckets),
+      NULL },
+
+    { ngx_string("railgun_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_railgun_metrics,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_railgun_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_http_railgun_init,                 /* postconfiguration */
+
+    ngx_http_railgun_create_main_conf,     /* create main configuration */
+    ngx_http_railgun_init_main_conf,       /* init main configuration */
+
+    ngx_http_railgun_create_srv_conf,      /* create server configuration */
+    ngx_http_railgun_merge_srv_conf,       /* merge server configuration */
+
+    ngx_http_railgun_create_loc_conf,      /* create location configuration */
+    ngx_http_railgun_merge_loc_conf        /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_railgun_module = {
+    NGX_MODULE_V1,
+    &ngx_http_railgun_module_ctx,          /* module context */
+    ngx_http_railgun_commands,             /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_railgun_init_process,         /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+/* the order is that of the family numbers in ngx_http_railgun_module.h */
+
+ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
+
+    { ngx_string("railgun_http_requests_total"),
+      ngx_string("HTTP requests by server block, path label, method "
+                 "and status."),
+      NGX_RAILGUN_COUNTER,
+      ngx_string("server=\"__overflow__\",path=\"__overflow__\","
+                 "method=\"__overflow__\",status=\"__overflow__\"") },
+
+    { ngx_string("railgun_http_request_duration_seconds"),
+      ngx_string("Time from reading the request header to logging "
+                 "the request."),
+      NGX_RAILGUN_HISTOGRAM,
+      ngx_string("server=\"__overflow__\",path=\"__overflow__\","
+                 "method=\"__overflow__\"") },
+
+    { ngx_string("railgun_http_request_bytes_total"),
+      ngx_string("Bytes received from clients, request line and "
+                 "headers included."),
+      NGX_RAILGUN_COUNTER,
+      ngx_string("server=\"__overflow__\",path=\"__overflow__\"") },
+
+    { ngx_string("railgun_http_response_bytes_total"),
+      ngx_string("Bytes sent to clients, headers included."),
+      NGX_RAILGUN_COUNTER,
+      ngx_string("server=\"__overflow__\",path=\"__overflow__\"") },
+
+    { ngx_string("railgun_upstream_requests_total"),
+      ngx_string("Upstream attempts by upstream, peer tried and status."),
+      NGX_RAILGUN_COUNTER,
+      ngx_string("upstream=\"__overflow__\",peer=\"__overflow__\","
+                 "status=\"__overflow__\"") },
+
+    { ngx_string("railgun_upstream_response_duration_seconds"),
+      ngx_string("Time of an upstream attempt up to the end of its "
+                 "response."),
+      NGX_RAILGUN_HISTOGRAM,
+      ngx_string("upstream=\"__overflow__\",peer=\"__overflow__\"") },
+
+    { ngx_string("railgun_upstream_header_duration_seconds"),
+      ngx_string("Time of an upstream attempt up to its response "
+                 "header."),
+      NGX_RAILGUN_HISTOGRAM,
+      ngx_string("upstream=\"__overflow__\",peer=\"__overflow__\"") },
+
+    { ngx_null_string, ngx_null_string, 0, ngx_null_string }
+};
+
+
+/* seconds, as in SPEC.md: 0.005 0.01 0.025 ... 10 */
+
+static uint64_t  ngx_http_railgun_default_bounds[] = {
+    5000, 10000, 25000, 50000, 100000, 250000, 500000,
+    1000000, 2500000, 5000000, 10000000
+};
+
+
+static ngx_int_t
+ngx_http_railgun_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_railgun_main_conf_t  *rmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    rmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_railgun_module);
+    if (rmcf == NULL) {
+        return NGX_OK;
+    }
+
+    rmcf->store->log = cycle->log;
+
+    return ngx_http_railgun_request_init_worker(cycle);
+}
+
+
+static void *
+ngx_http_railgun_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_railgun_main_conf_t  *rmcf;
+
+    rmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_railgun_main_conf_t));
+    if (rmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     rmcf->shm_zone = NULL;
+     *     rmcf->store = NULL;
+     */
+
+    rmcf->max_series = NGX_CONF_UNSET_UINT;
+
+    return rmcf;
+}
+
+
+static char *
+ngx_http_railgun_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_railgun_main_conf_t *rmcf = conf;
+
+    ngx_conf_init_uint_value(rmcf->max_series, NGX_HTTP_RAILGUN_MAX_SERIES);
+
+    if (rmcf->shm_zone == NULL
+        && ngx_http_railgun_add_zone(cf, rmcf, NGX_HTTP_RAILGUN_ZONE_SIZE)
+           != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    rmcf->store->max_series = rmcf->max_series;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_railgun_add_zone(ngx_conf_t *cf, ngx_http_railgun_main_conf_t *rmcf,
+    size_t size)
+{
+    size_t                  bsize;
+    ngx_str_t               name;
+    ngx_railgun_store_t    *store;
+    ngx_railgun_buckets_t  *b;
+
+    ngx_str_set(&name, NGX_HTTP_RAILGUN_ZONE_NAME);
+
+    store = ngx_pcalloc(cf->pool, sizeof(ngx_railgun_store_t));
+    if (store == NULL) {
+        return NGX_ERROR;
+    }
+
+    bsize = sizeof(ngx_http_railgun_default_bounds);
+
+    b = ngx_pcalloc(cf->pool, offsetof(ngx_railgun_buckets_t, bound) + bsize);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->n = bsize / sizeof(uint64_t);
+    ngx_memcpy(b->bound, ngx_http_railgun_default_bounds, bsize);
+
+    store->families = ngx_http_railgun_families;
+    store->nfamilies = NGX_HTTP_RAILGUN_NFAMILIES;
+    store->default_buckets = b;
+    store->log = &cf->cycle->new_log;
+
+    rmcf->shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                           &ngx_http_railgun_module);
+    if (rmcf->shm_zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    rmcf->shm_zone->init = ngx_railgun_store_init_zone;
+    rmcf->shm_zone->data = store;
+    rmcf->store = store;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_railgun_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_railgun_srv_conf_t  *rscf;
+
+    rscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_railgun_srv_conf_t));
+    if (rscf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     rscf->name = { 0, NULL };
+     */
+
+    return rscf;
+}
+
+
+static char *
+ngx_http_railgun_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_railgun_srv_conf_t *conf = child;
+
+    ngx_http_core_srv_conf_t  *cscf;
+
+    /* the core module's merge has set the first server_name by now */
+
+    cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
+
+    conf->name = cscf->server_name;
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_railgun_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_railgun_loc_conf_t  *rlcf;
+
+    rlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_railgun_loc_conf_t));
+    if (rlcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     rlcf->path = { 0, NULL };
+     */
+
+    rlcf->enable = NGX_CONF_UNSET;
+    rlcf->path_cv = NGX_CONF_UNSET_PTR;
+    rlcf->buckets = NGX_CONF_UNSET_PTR;
+
+    return rlcf;
+}
+
+
+static char *
+ngx_http_railgun_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_railgun_loc_conf_t *prev = parent;
+    ngx_http_railgun_loc_conf_t *conf = child;
+
+    ngx_http_core_loc_conf_t      *clcf;
+    ngx_http_railgun_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_railgun_module);
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 1);
+    ngx_conf_merge_ptr_value(conf->buckets, prev->buckets,
+                             rmcf->store->default_buckets);
+    ngx_conf_merge_ptr_value(conf->path_cv, prev->path_cv, NULL);
+
+    if (conf->path_cv == NULL) {
+        /* the default path label is the location's own name */
+        clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+        conf->path = clcf->name;
+
+    } else if (conf->path_cv->lengths == NULL) {
+        conf->path = conf->path_cv->value;
+        conf->path_cv = NULL;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_railgun_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_railgun_main_conf_t *rmcf = conf;
+
+    ssize_t     size;
+    ngx_str_t  *value;
+
+    if (rmcf->shm_zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    size = ngx_parse_size(&value[1]);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < NGX_HTTP_RAILGUN_ZONE_MIN) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone size \"%V\" is too small, "
+                           "the minimum is %uzk", &value[1],
+                           (size_t) NGX_HTTP_RAILGUN_ZONE_MIN / 1024);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_railgun_add_zone(cf, rmcf, size) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_railgun_buckets(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_int_t                us;
+    ngx_str_t               *value;
+    ngx_uint_t               i, n;
+    ngx_railgun_buckets_t  **field, *b;
+
+    field = (ngx_railgun_buckets_t **) (p + cmd->offset);
+
+    if (*field != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    n = cf->args->nelts - 1;
+
+    if (n > NGX_RAILGUN_STORE_MAX_BUCKETS) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "too many buckets, the maximum is %d",
+                           NGX_RAILGUN_STORE_MAX_BUCKETS);
+        return NGX_CONF_ERROR;
+    }
+
+    b = ngx_pcalloc(cf->pool, offsetof(ngx_railgun_buckets_t, bound)
+                              + n * sizeof(uint64_t));
+    if (b == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    b->n = n;
+
+    for (i = 0; i < n; i++) {
+
+        /* seconds with up to 6 decimals, kept as microseconds */
+        us = ngx_atofp(value[i + 1].data, value[i + 1].len, 6);
+
+        if (us == NGX_ERROR || us == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid bucket \"%V\", a number of seconds "
+                               "from 0.000001 is expected", &value[i + 1]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (i > 0 && (uint64_t) us <= b->bound[i - 1]) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "bucket \"%V\" is not greater than "
+                               "the one before it", &value[i + 1]);
+            return NGX_CONF_ERROR;
+        }
+
+        b->bound[i] = us;
+    }
+
+    *field = b;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_railgun_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler == ngx_http_railgun_expose_handler) {
+        return "is duplicate";
+    }
+
+    clcf->handler = ngx_http_railgun_expose_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_railgun_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_railgun_post_read_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_railgun_log_handler;
+
+    return ngx_http_railgun_server_names(cf);
+}
+
+
+/*
+ * A server block without server_name is labelled by its listen address.
+ * Listen addresses are known only once the whole http block is read.
+ */
+
+static ngx_int_t
+ngx_http_railgun_server_names(ngx_conf_t *cf)
+{
+    ngx_uint_t                    p, a, s;
+    ngx_http_conf_port_t         *port;
+    ngx_http_conf_addr_t         *addr;
+    ngx_http_core_srv_conf_t    **cscfp;
+    ngx_http_core_main_conf_t    *cmcf;
+    ngx_http_railgun_srv_conf_t  *rscf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    if (cmcf->ports == NULL) {
+        return NGX_OK;
+    }
+
+    port = cmcf->ports->elts;
+
+    for (p = 0; p < cmcf->ports->nelts; p++) {
+
+        addr = port[p].addrs.elts;
+
+        for (a = 0; a < port[p].addrs.nelts; a++) {
+
+            cscfp = addr[a].servers.elts;
+
+            for (s = 0; s < addr[a].servers.nelts; s++) {
+
+                rscf = cscfp[s]->ctx->srv_conf[ngx_http_railgun_module.ctx_index];
+
+                if (rscf->name.len == 0) {
+                    rscf->name = addr[a].opt.addr_text;
+                }
+            }
+        }
+    }
+
+    return NGX_OK;
+}

@@ -1,0 +1,79 @@
+
+/*
+ * Copyright (C) ngx-railgun authors
+ */
+
+
+#ifndef _NGX_HTTP_RAILGUN_MODULE_H_INCLUDED_
+#define _NGX_HTTP_RAILGUN_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_railgun_store.h"
+#include "ngx_railgun_labels.h"
+
+
+#define NGX_HTTP_RAILGUN_VERSION  "0.1.0"
+
+
+/* family numbers are the zone's layout: append, never reorder */
+
+enum {
+    NGX_HTTP_RAILGUN_REQUESTS = 0,
+    NGX_HTTP_RAILGUN_REQUEST_DURATION,
+    NGX_HTTP_RAILGUN_REQUEST_BYTES,
+    NGX_HTTP_RAILGUN_RESPONSE_BYTES,
+    NGX_HTTP_RAILGUN_UPSTREAM_REQUESTS,
+    NGX_HTTP_RAILGUN_UPSTREAM_RESPONSE,
+    NGX_HTTP_RAILGUN_UPSTREAM_HEADER,
+    NGX_HTTP_RAILGUN_NFAMILIES
+};
+
+
+typedef struct {
+    ngx_shm_zone_t             *shm_zone;
+    ngx_railgun_store_t        *store;
+    ngx_uint_t                  max_series;
+} ngx_http_railgun_main_conf_t;
+
+
+typedef struct {
+    ngx_str_t                   name;        /* the "server" label */
+} ngx_http_railgun_srv_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                  enable;
+    ngx_str_t                   path;        /* a path label without variables */
+    ngx_http_complex_value_t   *path_cv;     /* a path label with variables */
+    ngx_railgun_buckets_t      *buckets;
+} ngx_http_railgun_loc_conf_t;
+
+
+extern ngx_module_t               ngx_http_railgun_module;
+extern ngx_railgun_family_conf_t  ngx_http_railgun_families[];
+
+
+ngx_int_t ngx_http_railgun_post_read_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_railgun_log_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_railgun_request_init_worker(ngx_cycle_t *cycle);
+
+ngx_int_t ngx_http_railgun_expose_handler(ngx_http_request_t *r);
+
+
+/* a monotonic clock in microseconds: request latency, not wall time */
+
+static ngx_inline uint64_t
+ngx_http_railgun_now_us(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+
+#endif /* _NGX_HTTP_RAILGUN_MODULE_H_INCLUDED_ */

@@ -1,0 +1,604 @@
+
+/*
+ * Copyright (C) ngx-railgun authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_railgun_module.h"
+
+
+/*
+ * Each worker keeps a cache from what identifies a series on the request path
+ * (a location or upstream configuration, method and status, and for variable
+ * labels their text) to the series in the zone, so that a request hashes and
+ * renders nothing it has seen before.  The cache is process memory and dies
+ * with the worker; the zone is what outlives reloads.
+ */
+
+#define NGX_HTTP_RAILGUN_CACHE_SLOTS   4096
+#define NGX_HTTP_RAILGUN_CACHE_PROBES  8
+#define NGX_HTTP_RAILGUN_CACHE_TEXT    256
+
+#define NGX_HTTP_RAILGUN_METHOD_OTHER  9
+
+/* label text of a series key: two escaped values and the fixed parts */
+#define NGX_HTTP_RAILGUN_KEY_LEN  (2 * NGX_RAILGUN_LABEL_ESCAPED_MAX + 128)
+
+
+typedef struct {
+    uint64_t                  start;       /* microseconds, monotonic */
+} ngx_http_railgun_ctx_t;
+
+
+typedef struct {
+    void                     *conf;
+    ngx_uint_t                code;        /* method * 1000 + status */
+    uint32_t                  hash;
+    uint32_t                  len;
+    u_char                   *text;
+    ngx_uint_t                overflow;    /* unsigned  overflow:1; */
+    ngx_railgun_series_t     *series[4];
+} ngx_http_railgun_slot_t;
+
+
+static ngx_http_railgun_ctx_t *ngx_http_railgun_get_ctx(
+    ngx_http_request_t *r);
+static void ngx_http_railgun_cleanup(void *data);
+static void ngx_http_railgun_account_upstream(ngx_http_request_t *r,
+    ngx_http_railgun_main_conf_t *rmcf, ngx_http_railgun_loc_conf_t *rlcf);
+static ngx_uint_t ngx_http_railgun_method(ngx_http_request_t *r);
+static ngx_http_railgun_slot_t *ngx_http_railgun_cache_find(void *conf,
+    ngx_uint_t code, ngx_str_t *text, ngx_http_railgun_slot_t **free);
+static void ngx_http_railgun_cache_store(ngx_http_railgun_slot_t *slot,
+    void *conf, ngx_uint_t code, ngx_str_t *text,
+    ngx_http_railgun_slot_t *value);
+static void ngx_http_railgun_request_series(ngx_http_request_t *r,
+    ngx_http_railgun_main_conf_t *rmcf, ngx_http_railgun_loc_conf_t *rlcf,
+    ngx_str_t *path, ngx_uint_t method, ngx_uint_t status,
+    ngx_http_railgun_slot_t *value);
+static void ngx_http_railgun_upstream_series(
+    ngx_http_railgun_main_conf_t *rmcf, ngx_http_railgun_loc_conf_t *rlcf,
+    ngx_str_t *upstream, ngx_str_t *peer, ngx_uint_t status,
+    ngx_http_railgun_slot_t *value);
+static void ngx_http_railgun_count_drops(ngx_http_railgun_main_conf_t *rmcf,
+    ngx_http_railgun_slot_t *slot, ngx_uint_t n);
+static u_char *ngx_http_railgun_label(u_char *p, const char *name,
+    size_t len, ngx_str_t *value);
+static u_char *ngx_http_railgun_status_label(u_char *p, ngx_uint_t status);
+
+
+static ngx_str_t  ngx_http_railgun_methods[] = {
+    ngx_string("GET"),
+    ngx_string("HEAD"),
+    ngx_string("POST"),
+    ngx_string("PUT"),
+    ngx_string("DELETE"),
+    ngx_string("OPTIONS"),
+    ngx_string("PATCH"),
+    ngx_string("TRACE"),
+    ngx_string("CONNECT"),
+    ngx_string("OTHER")
+};
+
+
+static ngx_http_railgun_slot_t  *ngx_http_railgun_cache;
+static u_char                   *ngx_http_railgun_cache_text;
+static u_char                   *ngx_http_railgun_cache_text_end;
+
+
+ngx_int_t
+ngx_http_railgun_post_read_handler(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t      *cln;
+    ngx_http_railgun_ctx_t  *ctx;
+
+    if (ngx_http_get_module_ctx(r, ngx_http_railgun_module)) {
+        return NGX_DECLINED;
+    }
+
+    /*
+     * The context is also the data of a pool cleanup: internal redirects and
+     * error_page wipe r->ctx, and the log phase finds it again there.
+     */
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_railgun_ctx_t));
+    if (cln == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx = cln->data;
+    ctx->start = ngx_http_railgun_now_us();
+
+    cln->handler = ngx_http_railgun_cleanup;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_railgun_module);
+
+    return NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_http_railgun_log_handler(ngx_http_request_t *r)
+{
+    uint64_t                       us;
+    ngx_str_t                      path, *text;
+    ngx_uint_t                     method, status, code;
+    ngx_time_t                    *tp;
+    ngx_http_railgun_ctx_t        *ctx;
+    ngx_http_railgun_slot_t       *slot, *free, value;
+    ngx_http_railgun_loc_conf_t   *rlcf;
+    ngx_http_railgun_main_conf_t  *rmcf;
+
+    if (r != r->main) {
+        return NGX_OK;
+    }
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_railgun_module);
+
+    if (!rlcf->enable) {
+        return NGX_OK;
+    }
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
+
+    ctx = ngx_http_railgun_get_ctx(r);
+
+    if (ctx) {
+        us = ngx_http_railgun_now_us() - ctx->start;
+
+    } else {
+        /* rejected before the post-read phase: nginx's own ms clock */
+        tp = ngx_timeofday();
+        us = ((tp->sec - r->start_sec) * 1000 + (tp->msec - r->start_msec))
+             * 1000;
+    }
+
+    if (r->err_status) {
+        status = r->err_status;
+
+    } else {
+        status = r->headers_out.status;
+    }
+
+    if (status > 999) {
+        status = 0;
+    }
+
+    method = ngx_http_railgun_method(r);
+    code = method * 1000 + status;
+
+    if (rlcf->path_cv == NULL) {
+        path = rlcf->path;
+        text = NULL;
+
+    } else {
+        if (ngx_http_complex_value(r, rlcf->path_cv, &path) != NGX_OK) {
+            return NGX_OK;
+        }
+
+        text = &path;
+    }
+
+    slot = ngx_http_railgun_cache_find(rlcf, code, text, &free);
+
+    if (slot == NULL) {
+        slot = &value;
+        ngx_http_railgun_request_series(r, rmcf, rlcf, &path, method, status,
+                                        slot);
+        ngx_http_railgun_cache_store(free, rlcf, code, text, slot);
+    }
+
+    ngx_railgun_store_add(slot->series[0], 1);
+    ngx_railgun_store_observe(slot->series[1], us);
+    ngx_railgun_store_add(slot->series[2], r->request_length);
+    ngx_railgun_store_add(slot->series[3], r->connection->sent);
+
+    if (slot->overflow) {
+        ngx_http_railgun_count_drops(rmcf, slot, 4);
+    }
+
+    if (r->upstream_states && r->upstream_states->nelts) {
+        ngx_http_railgun_account_upstream(r, rmcf, rlcf);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_http_railgun_ctx_t *
+ngx_http_railgun_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t      *cln;
+    ngx_http_railgun_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_railgun_module);
+
+    if (ctx) {
+        return ctx;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_railgun_cleanup) {
+            return cln->data;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_railgun_cleanup(void *data)
+{
+    /* nothing to undo: the cleanup only marks where the context is */
+}
+
+
+static void
+ngx_http_railgun_account_upstream(ngx_http_request_t *r,
+    ngx_http_railgun_main_conf_t *rmcf, ngx_http_railgun_loc_conf_t *rlcf)
+{
+    u_char                         buf[NGX_SOCKADDR_STRLEN + 64];
+    ngx_str_t                      name;
+    ngx_uint_t                     i, status;
+    ngx_http_upstream_t           *u;
+    ngx_http_upstream_state_t     *state;
+    ngx_http_railgun_slot_t       *slot, *free, value;
+    ngx_http_upstream_srv_conf_t  *uscf;
+
+    u = r->upstream;
+    uscf = u ? u->upstream : NULL;
+
+    state = r->upstream_states->elts;
+
+    for (i = 0; i < r->upstream_states->nelts; i++) {
+
+        /* no peer was tried: "no live upstreams", or a cache hit */
+        if (state[i].peer == NULL) {
+            continue;
+        }
+
+        status = state[i].status;
+
+        if (status > 999) {
+            status = 0;
+        }
+
+        slot = ngx_http_railgun_cache_find(uscf, status, state[i].peer, &free);
+
+        if (slot == NULL) {
+
+            if (uscf == NULL) {
+                if (u && u->resolved) {
+                    name = u->resolved->host;
+
+                } else {
+                    ngx_str_null(&name);
+                }
+
+            } else if (uscf->flags & NGX_HTTP_UPSTREAM_CREATE) {
+                name = uscf->host;
+
+            } else {
+                /* proxy_pass to an address: its implicit upstream */
+                name.data = buf;
+                name.len = ngx_snprintf(buf, sizeof(buf), "%V:%d",
+                                        &uscf->host, (int) uscf->port)
+                           - buf;
+            }
+
+            slot = &value;
+            ngx_http_railgun_upstream_series(rmcf, rlcf, &name,
+                                             state[i].peer, status, slot);
+
+            if (uscf) {
+                ngx_http_railgun_cache_store(free, uscf, status,
+                                             state[i].peer, slot);
+            }
+        }
+
+        ngx_railgun_store_add(slot->series[0], 1);
+
+        if (state[i].response_time != (ngx_msec_t) -1) {
+            ngx_railgun_store_observe(slot->series[1],
+                                      state[i].response_time * 1000);
+        }
+
+        if (state[i].header_time != (ngx_msec_t) -1) {
+            ngx_railgun_store_observe(slot->series[2],
+                                      state[i].header_time * 1000);
+        }
+
+        if (slot->overflow) {
+            ngx_http_railgun_count_drops(rmcf, slot, 3);
+        }
+    }
+}
+
+
+static ngx_uint_t
+ngx_http_railgun_method(ngx_http_request_t *r)
+{
+    switch (r->method) {
+
+    case NGX_HTTP_GET:
+        return 0;
+
+    case NGX_HTTP_HEAD:
+        return 1;
+
+    case NGX_HTTP_POST:
+        return 2;
+
+    case NGX_HTTP_PUT:
+        return 3;
+
+    case NGX_HTTP_DELETE:
+        return 4;
+
+    case NGX_HTTP_OPTIONS:
+        return 5;
+
+    case NGX_HTTP_PATCH:
+        return 6;
+
+    case NGX_HTTP_TRACE:
+        return 7;
+
+    case NGX_HTTP_CONNECT:
+        return 8;
+
+    default:
+        return NGX_HTTP_RAILGUN_METHOD_OTHER;
+    }
+}
+
+
+/*
+ * Returns the slot for the key, or NULL with *free set to where the key may
+ * be stored (NULL when the probe sequence is full: the key is not cached).
+ */
+
+static ngx_http_railgun_slot_t *
+ngx_http_railgun_cache_find(void *conf, ngx_uint_t code, ngx_str_t *text,
+    ngx_http_railgun_slot_t **free)
+{
+    uint32_t                  hash;
+    ngx_uint_t                i, n;
+    ngx_http_railgun_slot_t  *slot;
+
+    *free = NULL;
+
+    if (ngx_http_railgun_cache == NULL) {
+        return NULL;
+    }
+
+    hash = (uint32_t) (((uintptr_t) conf >> 3) * 0x9e3779b1) ^ (code * 0x85ebca6b);
+
+    if (text) {
+        hash ^= ngx_murmur_hash2(text->data, text->len);
+    }
+
+    for (i = hash, n = 0; n < NGX_HTTP_RAILGUN_CACHE_PROBES; i++, n++) {
+
+        slot = &ngx_http_railgun_cache[i & (NGX_HTTP_RAILGUN_CACHE_SLOTS - 1)];
+
+        if (slot->series[0] == NULL) {
+            slot->hash = hash;
+            *free = slot;
+            return NULL;
+        }
+
+        if (slot->hash == hash
+            && slot->conf == conf
+            && slot->code == code
+            && (text == NULL
+                ? slot->text == NULL
+                : slot->text != NULL
+                  && slot->len == text->len
+                  && ngx_memcmp(slot->text, text->data, text->len) == 0))
+        {
+            return slot;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_railgun_cache_store(ngx_http_railgun_slot_t *slot, void *conf,
+    ngx_uint_t code, ngx_str_t *text, ngx_http_railgun_slot_t *value)
+{
+    if (slot == NULL) {
+        return;
+    }
+
+    if (text) {
+        /* variable labels are cached while their text fits the arena */
+
+        if (text->len > NGX_HTTP_RAILGUN_CACHE_TEXT
+            || (size_t) (ngx_http_railgun_cache_text_end
+                         - ngx_http_railgun_cache_text)
+               < text->len)
+        {
+            return;
+        }
+
+        slot->text = ngx_http_railgun_cache_text;
+        slot->len = text->len;
+        ngx_http_railgun_cache_text = ngx_cpymem(ngx_http_railgun_cache_text,
+                                                 text->data, text->len);
+
+    } else {
+        slot->text = NULL;
+        slot->len = 0;
+    }
+
+    slot->conf = conf;
+    slot->code = code;
+    slot->overflow = value->overflow;
+    ngx_memcpy(slot->series, value->series, sizeof(value->series));
+}
+
+
+static void
+ngx_http_railgun_request_series(ngx_http_request_t *r,
+    ngx_http_railgun_main_conf_t *rmcf, ngx_http_railgun_loc_conf_t *rlcf,
+    ngx_str_t *path, ngx_uint_t method, ngx_uint_t status,
+    ngx_http_railgun_slot_t *value)
+{
+    u_char                       *p, key[NGX_HTTP_RAILGUN_KEY_LEN];
+    size_t                        server_path, with_method;
+    ngx_uint_t                    i;
+    ngx_railgun_store_t          *store;
+    ngx_http_railgun_srv_conf_t  *rscf;
+
+    rscf = ngx_http_get_module_srv_conf(r, ngx_http_railgun_module);
+    store = rmcf->store;
+
+    /* one rendering serves all four families: their keys are prefixes */
+
+    p = ngx_http_railgun_label(key, "server", 0, &rscf->name);
+    p = ngx_http_railgun_label(p, "path", 1, path);
+    server_path = p - key;
+
+    p = ngx_http_railgun_label(p, "method", 1,
+                               &ngx_http_railgun_methods[method]);
+    with_method = p - key;
+
+    p = ngx_http_railgun_status_label(p, status);
+
+    value->series[0] = ngx_railgun_store_series(store,
+                                                NGX_HTTP_RAILGUN_REQUESTS,
+                                                key, p - key, rlcf->buckets);
+    value->series[1] = ngx_railgun_store_series(store,
+                                           NGX_HTTP_RAILGUN_REQUEST_DURATION,
+                                           key, with_method, rlcf->buckets);
+    value->series[2] = ngx_railgun_store_series(store,
+                                                NGX_HTTP_RAILGUN_REQUEST_BYTES,
+                                                key, server_path,
+                                                rlcf->buckets);
+    value->series[3] = ngx_railgun_store_series(store,
+                                               NGX_HTTP_RAILGUN_RESPONSE_BYTES,
+                                               key, server_path,
+                                               rlcf->buckets);
+
+    value->overflow = 0;
+
+    for (i = 0; i < 4; i++) {
+        if (value->series[i]->flags & NGX_RAILGUN_SERIES_OVERFLOW) {
+            value->overflow = 1;
+        }
+    }
+}
+
+
+static void
+ngx_http_railgun_upstream_series(ngx_http_railgun_main_conf_t *rmcf,
+    ngx_http_railgun_loc_conf_t *rlcf, ngx_str_t *upstream, ngx_str_t *peer,
+    ngx_uint_t status, ngx_http_railgun_slot_t *value)
+{
+    u_char               *p, key[NGX_HTTP_RAILGUN_KEY_LEN];
+    size_t                upstream_peer;
+    ngx_uint_t            i;
+    ngx_railgun_store_t  *store;
+
+    store = rmcf->store;
+
+    p = ngx_http_railgun_label(key, "upstream", 0, upstream);
+    p = ngx_http_railgun_label(p, "peer", 1, peer);
+    upstream_peer = p - key;
+
+    p = ngx_http_railgun_status_label(p, status);
+
+    value->series[0] = ngx_railgun_store_series(store,
+                                            NGX_HTTP_RAILGUN_UPSTREAM_REQUESTS,
+                                            key, p - key, rlcf->buckets);
+    value->series[1] = ngx_railgun_store_series(store,
+                                            NGX_HTTP_RAILGUN_UPSTREAM_RESPONSE,
+                                            key, upstream_peer, rlcf->buckets);
+    value->series[2] = ngx_railgun_store_series(store,
+                                            NGX_HTTP_RAILGUN_UPSTREAM_HEADER,
+                                            key, upstream_peer, rlcf->buckets);
+    value->series[3] = NULL;
+
+    value->overflow = 0;
+
+    for (i = 0; i < 3; i++) {
+        if (value->series[i]->flags & NGX_RAILGUN_SERIES_OVERFLOW) {
+            value->overflow = 1;
+        }
+    }
+}
+
+
+static void
+ngx_http_railgun_count_drops(ngx_http_railgun_main_conf_t *rmcf,
+    ngx_http_railgun_slot_t *slot, ngx_uint_t n)
+{
+    ngx_uint_t             i;
+    ngx_railgun_series_t  *s;
+
+    for (i = 0; i < n; i++) {
+        s = slot->series[i];
+
+        if (s->flags & NGX_RAILGUN_SERIES_OVERFLOW) {
+            (void) ngx_atomic_fetch_add(
+                            &rmcf->store->sh->family[s->family].dropped, 1);
+        }
+    }
+}
+
+
+static u_char *
+ngx_http_railgun_label(u_char *p, const char *name, size_t comma,
+    ngx_str_t *value)
+{
+    if (comma) {
+        *p++ = ',';
+    }
+
+    p = ngx_cpymem(p, name, ngx_strlen(name));
+    *p++ = '=';
+    *p++ = '"';
+    p = ngx_railgun_label_escape(p, value->data, value->len);
+    *p++ = '"';
+
+    return p;
+}
+
+
+static u_char *
+ngx_http_railgun_status_label(u_char *p, ngx_uint_t status)
+{
+    return ngx_sprintf(p, ",status=\"%03ui\"", status);
+}
+
+
+ngx_int_t
+ngx_http_railgun_request_init_worker(ngx_cycle_t *cycle)
+{
+    size_t  size;
+
+    ngx_http_railgun_cache = ngx_pcalloc(cycle->pool,
+                                         NGX_HTTP_RAILGUN_CACHE_SLOTS
+                                         * sizeof(ngx_http_railgun_slot_t));
+    if (ngx_http_railgun_cache == NULL) {
+        return NGX_ERROR;
+    }
+
+    size = NGX_HTTP_RAILGUN_CACHE_SLOTS * 64;
+
+    ngx_http_railgun_cache_text = ngx_palloc(cycle->pool, size);
+    if (ngx_http_railgun_cache_text == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_railgun_cache_text_end = ngx_http_railgun_cache_text + size;
+
+    return NGX_OK;
+}

@@ -1,0 +1,444 @@
+
+/*
+ * Copyright (C) ngx-railgun authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include "ngx_railgun_store.h"
+
+
+/*
+ * The table of series is open addressing over pointers, insert only: a
+ * reader probes it without a lock and sees either NULL or a series that was
+ * completely written before its pointer was published.  Inserting takes the
+ * slab pool's own mutex, the one nginx releases when a worker dies holding
+ * it.  Nothing is ever freed, so a reader never meets a stale pointer.
+ */
+
+
+#define NGX_RAILGUN_STORE_MAGIC   0x6e67726c   /* "ngrl" */
+#define NGX_RAILGUN_STORE_LAYOUT  1
+
+/* a zone byte budget per slot: 16m gives 65536 slots, 512k of pointers */
+#define NGX_RAILGUN_STORE_SLOT_BYTES  256
+
+#define NGX_RAILGUN_STORE_LOG_EVERY   60000
+
+
+static ngx_int_t ngx_railgun_store_create(ngx_railgun_store_t *store,
+    ngx_shm_zone_t *shm_zone);
+static ngx_railgun_series_t *ngx_railgun_store_insert(
+    ngx_railgun_store_t *store, ngx_uint_t family, u_char *key, size_t len,
+    uint32_t hash, ngx_railgun_buckets_t *buckets);
+static ngx_railgun_series_t *ngx_railgun_store_alloc(
+    ngx_railgun_store_t *store, ngx_uint_t family, u_char *key, size_t len,
+    uint32_t hash, ngx_railgun_buckets_t *buckets);
+static ngx_railgun_buckets_t *ngx_railgun_store_intern(
+    ngx_railgun_store_t *store, ngx_railgun_buckets_t *buckets);
+static ngx_railgun_series_t *ngx_railgun_store_overflow(
+    ngx_railgun_store_t *store, ngx_uint_t family, const char *why);
+static ngx_shm_zone_t *ngx_railgun_store_old_zone(ngx_shm_zone_t *shm_zone);
+
+
+ngx_railgun_series_t *
+ngx_railgun_store_series(ngx_railgun_store_t *store, ngx_uint_t family,
+    u_char *key, size_t len, ngx_railgun_buckets_t *buckets)
+{
+    uint32_t                 hash;
+    ngx_uint_t               i, n, mask;
+    ngx_railgun_series_t    *s;
+    ngx_railgun_store_sh_t  *sh;
+
+    sh = store->sh;
+
+    if (len > NGX_RAILGUN_STORE_MAX_KEY) {
+        return ngx_railgun_store_overflow(store, family, "label text too long");
+    }
+
+    hash = ngx_murmur_hash2(key, len) ^ (uint32_t) (family * 0x9e3779b1);
+    mask = sh->nslots - 1;
+
+    for (i = hash & mask, n = 0; n < sh->nslots; i = (i + 1) & mask, n++) {
+
+        s = sh->slots[i];
+
+        if (s == NULL) {
+            break;
+        }
+
+        if (s->hash == hash
+            && s->family == family
+            && s->key_len == len
+            && ngx_memcmp(s->key, key, len) == 0)
+        {
+            return s;
+        }
+    }
+
+    return ngx_railgun_store_insert(store, family, key, len, hash, buckets);
+}
+
+
+static ngx_railgun_series_t *
+ngx_railgun_store_insert(ngx_railgun_store_t *store, ngx_uint_t family,
+    u_char *key, size_t len, uint32_t hash, ngx_railgun_buckets_t *buckets)
+{
+    ngx_uint_t                i, n, mask, total, f;
+    const char               *why;
+    ngx_railgun_series_t     *s;
+    ngx_railgun_store_sh_t   *sh;
+    ngx_railgun_family_sh_t  *fam;
+
+    sh = store->sh;
+    fam = &sh->family[family];
+    mask = sh->nslots - 1;
+    why = NULL;
+
+    ngx_shmtx_lock(&store->shpool->mutex);
+
+    /* another worker may have inserted it since the lock-free probe */
+
+    for (i = hash & mask, n = 0; n < sh->nslots; i = (i + 1) & mask, n++) {
+
+        s = sh->slots[i];
+
+        if (s == NULL) {
+            break;
+        }
+
+        if (s->hash == hash
+            && s->family == family
+            && s->key_len == len
+            && ngx_memcmp(s->key, key, len) == 0)
+        {
+            ngx_shmtx_unlock(&store->shpool->mutex);
+            return s;
+        }
+    }
+
+    total = 0;
+    for (f = 0; f < store->nfamilies; f++) {
+        total += sh->family[f].nseries;
+    }
+
+    if (fam->nseries >= store->max_series) {
+        why = "railgun_max_series reached";
+
+    } else if (total >= sh->nslots - sh->nslots / 4) {
+        why = "series table full";
+
+    } else {
+        s = ngx_railgun_store_alloc(store, family, key, len, hash, buckets);
+
+        if (s == NULL) {
+            why = "zone full";
+
+        } else {
+            /* publish only a completely written series */
+            ngx_memory_barrier();
+
+            sh->slots[i] = s;
+
+            if (fam->last) {
+                fam->last->next = s;
+
+            } else {
+                fam->head = s;
+            }
+
+            fam->last = s;
+            fam->nseries++;
+        }
+    }
+
+    ngx_shmtx_unlock(&store->shpool->mutex);
+
+    if (why) {
+        return ngx_railgun_store_overflow(store, family, why);
+    }
+
+    return s;
+}
+
+
+static ngx_railgun_series_t *
+ngx_railgun_store_alloc(ngx_railgun_store_t *store, ngx_uint_t family,
+    u_char *key, size_t len, uint32_t hash, ngx_railgun_buckets_t *buckets)
+{
+    size_t                 size;
+    ngx_uint_t             nvalues;
+    ngx_railgun_series_t  *s;
+
+    if (store->families[family].type == NGX_RAILGUN_HISTOGRAM) {
+        buckets = ngx_railgun_store_intern(store, buckets);
+        if (buckets == NULL) {
+            return NULL;
+        }
+
+        /* one count per bucket, +Inf, then the sum */
+        nvalues = buckets->n + 2;
+
+    } else {
+        buckets = NULL;
+        nvalues = 1;
+    }
+
+    size = offsetof(ngx_railgun_series_t, values)
+           + nvalues * sizeof(ngx_atomic_t) + len;
+
+    s = ngx_slab_calloc_locked(store->shpool, size);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    s->buckets = buckets;
+    s->hash = hash;
+    s->family = (uint16_t) family;
+    s->key_len = (uint32_t) len;
+    s->nvalues = (uint32_t) nvalues;
+    s->key = (u_char *) &s->values[nvalues];
+    ngx_memcpy(s->key, key, len);
+
+    return s;
+}
+
+
+static ngx_railgun_buckets_t *
+ngx_railgun_store_intern(ngx_railgun_store_t *store,
+    ngx_railgun_buckets_t *buckets)
+{
+    size_t                  size;
+    ngx_railgun_buckets_t  *b;
+
+    size = offsetof(ngx_railgun_buckets_t, bound)
+           + buckets->n * sizeof(uint64_t);
+
+    for (b = store->sh->buckets; b; b = b->next) {
+        if (b->n == buckets->n
+            && ngx_memcmp(b->bound, buckets->bound,
+                          buckets->n * sizeof(uint64_t))
+               == 0)
+        {
+            return b;
+        }
+    }
+
+    b = ngx_slab_alloc_locked(store->shpool, size);
+    if (b == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(b, buckets, size);
+
+    b->next = store->sh->buckets;
+    store->sh->buckets = b;
+
+    return b;
+}
+
+
+static ngx_railgun_series_t *
+ngx_railgun_store_overflow(ngx_railgun_store_t *store, ngx_uint_t family,
+    const char *why)
+{
+    ngx_atomic_uint_t         logged;
+    ngx_railgun_family_sh_t  *fam;
+
+    fam = &store->sh->family[family];
+
+    /* one line per family per minute, whichever worker gets there first */
+
+    logged = fam->logged;
+
+    if (ngx_current_msec - logged >= NGX_RAILGUN_STORE_LOG_EVERY
+        || logged == 0)
+    {
+        if (ngx_atomic_cmp_set(&fam->logged, logged,
+                               ngx_current_msec ? ngx_current_msec : 1))
+        {
+            ngx_log_error(NGX_LOG_WARN, store->log, 0,
+                          "railgun: %s, samples of \"%V\" go to its "
+                          "overflow series", why,
+                          &store->families[family].name);
+        }
+    }
+
+    return fam->overflow;
+}
+
+
+size_t
+ngx_railgun_store_used(ngx_railgun_store_t *store)
+{
+    size_t  pages;
+
+    pages = (store->shpool->end - store->shpool->start) / ngx_pagesize;
+
+    return (pages - store->shpool->pfree) * ngx_pagesize;
+}
+
+
+ngx_int_t
+ngx_railgun_store_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_railgun_store_t  *ostore = data;
+
+    ngx_shm_zone_t          *old;
+    ngx_railgun_store_t     *store;
+    ngx_railgun_store_sh_t  *sh;
+
+    store = shm_zone->data;
+
+    if (ostore) {
+        sh = ostore->sh;
+
+        if (sh->magic == NGX_RAILGUN_STORE_MAGIC
+            && sh->layout == NGX_RAILGUN_STORE_LAYOUT)
+        {
+            store->sh = sh;
+            store->shpool = ostore->shpool;
+            return NGX_OK;
+        }
+
+        /*
+         * A module of another layout is reading this zone.  The old workers
+         * keep writing the structures they know, so they are left allocated
+         * and a new header is made beside them.
+         */
+
+        ngx_log_error(NGX_LOG_WARN, shm_zone->shm.log, 0,
+                      "railgun zone \"%V\" has another layout, "
+                      "counters are reset", &shm_zone->shm.name);
+
+        store->shpool = ostore->shpool;
+
+        return ngx_railgun_store_create(store, shm_zone);
+    }
+
+    store->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        store->sh = store->shpool->data;
+        return NGX_OK;
+    }
+
+    old = ngx_railgun_store_old_zone(shm_zone);
+
+    if (old) {
+        ngx_log_error(NGX_LOG_WARN, shm_zone->shm.log, 0,
+                      "railgun zone \"%V\" size changed from %uz to %uz, "
+                      "counters are reset", &shm_zone->shm.name,
+                      old->shm.size, shm_zone->shm.size);
+    }
+
+    store->shpool->log_nomem = 0;
+
+    return ngx_railgun_store_create(store, shm_zone);
+}
+
+
+static ngx_int_t
+ngx_railgun_store_create(ngx_railgun_store_t *store, ngx_shm_zone_t *shm_zone)
+{
+    size_t                      len, slots;
+    ngx_uint_t                  f;
+    ngx_railgun_store_sh_t     *sh;
+    ngx_railgun_family_sh_t    *fam;
+    ngx_railgun_family_conf_t  *fc;
+
+    slots = 1;
+    while (slots * 2 * NGX_RAILGUN_STORE_SLOT_BYTES <= shm_zone->shm.size) {
+        slots *= 2;
+    }
+
+    sh = ngx_slab_calloc(store->shpool, sizeof(ngx_railgun_store_sh_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    sh->slots = ngx_slab_calloc(store->shpool, slots * sizeof(void *));
+    if (sh->slots == NULL) {
+        return NGX_ERROR;
+    }
+
+    sh->magic = NGX_RAILGUN_STORE_MAGIC;
+    sh->layout = NGX_RAILGUN_STORE_LAYOUT;
+    sh->nslots = slots;
+    sh->start_time = ngx_time();
+
+    store->sh = sh;
+    store->shpool->data = sh;
+
+    len = sizeof(" in railgun zone \"\"") + shm_zone->shm.name.len;
+
+    store->shpool->log_ctx = ngx_slab_alloc(store->shpool, len);
+    if (store->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(store->shpool->log_ctx, " in railgun zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* every family's overflow series exists before any sample needs it */
+
+    for (f = 0; f < store->nfamilies; f++) {
+        fam = &sh->family[f];
+        fc = &store->families[f];
+
+        fam->overflow = ngx_railgun_store_alloc(store, f,
+                                                fc->overflow_key.data,
+                                                fc->overflow_key.len, 0,
+                                                store->default_buckets);
+        if (fam->overflow == NULL) {
+            return NGX_ERROR;
+        }
+
+        fam->overflow->flags = NGX_RAILGUN_SERIES_OVERFLOW;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_shm_zone_t *
+ngx_railgun_store_old_zone(ngx_shm_zone_t *shm_zone)
+{
+    ngx_uint_t        i;
+    ngx_cycle_t      *old_cycle;
+    ngx_list_part_t  *part;
+    ngx_shm_zone_t   *zone;
+
+    old_cycle = (ngx_cycle_t *) ngx_cycle;
+
+    if (old_cycle == NULL || ngx_is_init_cycle(old_cycle)) {
+        return NULL;
+    }
+
+    part = &old_cycle->shared_memory.part;
+    zone = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+            part = part->next;
+            zone = part->elts;
+            i = 0;
+        }
+
+        if (zone[i].tag == shm_zone->tag
+            && zone[i].shm.name.len == shm_zone->shm.name.len
+            && ngx_strncmp(zone[i].shm.name.data, shm_zone->shm.name.data,
+                           shm_zone->shm.name.len)
+               == 0)
+        {
+            return &zone[i];
+        }
+    }
+
+    return NULL;
+}

@@ -1,0 +1,147 @@
+
+/*
+ * Copyright (C) ngx-railgun authors
+ */
+
+
+#ifndef _NGX_RAILGUN_STORE_H_INCLUDED_
+#define _NGX_RAILGUN_STORE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+
+/*
+ * The store is the shared zone: series of counters and histograms, found by
+ * the hash of their rendered label text.  It knows nothing of HTTP, of the
+ * families' names or of the exposition format: a family is a number, a key is
+ * the label text "a=\"x\",b=\"y\"" exactly as it will be printed.
+ */
+
+
+#define NGX_RAILGUN_STORE_MAX_FAMILIES  32
+#define NGX_RAILGUN_STORE_MAX_BUCKETS   32
+#define NGX_RAILGUN_STORE_MAX_KEY       2048
+
+#define NGX_RAILGUN_SERIES_OVERFLOW     0x0001
+
+
+typedef struct ngx_railgun_buckets_s  ngx_railgun_buckets_t;
+typedef struct ngx_railgun_series_s   ngx_railgun_series_t;
+
+
+/* upper bounds of a histogram, in microseconds, interned in the zone */
+
+struct ngx_railgun_buckets_s {
+    ngx_railgun_buckets_t          *next;
+    ngx_uint_t                      n;
+    uint64_t                        bound[1];
+};
+
+
+/*
+ * A series lives in the zone and is never freed.  values[] holds one word
+ * for a counter; for a histogram, one count per bucket (not cumulative) with
+ * +Inf last, then the sum of observations in microseconds.  The label text
+ * follows the values.
+ */
+
+struct ngx_railgun_series_s {
+    ngx_railgun_series_t *volatile  next;
+    ngx_railgun_buckets_t          *buckets;
+    u_char                         *key;
+    uint32_t                        hash;
+    uint16_t                        family;
+    uint16_t                        flags;
+    uint32_t                        key_len;
+    uint32_t                        nvalues;
+    ngx_atomic_t                    values[1];
+};
+
+
+typedef struct {
+    ngx_atomic_t                    nseries;
+    ngx_atomic_t                    dropped;
+    ngx_railgun_series_t           *overflow;
+    ngx_railgun_series_t *volatile  head;
+    ngx_railgun_series_t           *last;
+    ngx_atomic_t                    logged;
+} ngx_railgun_family_sh_t;
+
+
+typedef struct {
+    uint32_t                        magic;
+    uint32_t                        layout;
+    ngx_uint_t                      nslots;
+    time_t                          start_time;
+    ngx_railgun_buckets_t          *buckets;
+    ngx_railgun_family_sh_t         family[NGX_RAILGUN_STORE_MAX_FAMILIES];
+    ngx_railgun_series_t *volatile *slots;
+} ngx_railgun_store_sh_t;
+
+
+#define NGX_RAILGUN_COUNTER    0
+#define NGX_RAILGUN_GAUGE      1
+#define NGX_RAILGUN_HISTOGRAM  2
+
+
+/*
+ * What the caller tells the store about a family: the store itself uses only
+ * the type and the overflow series' label text; the rest is for whoever
+ * renders the family.
+ */
+
+typedef struct {
+    ngx_str_t                       name;
+    ngx_str_t                       help;
+    ngx_uint_t                      type;
+    ngx_str_t                       overflow_key;
+} ngx_railgun_family_conf_t;
+
+
+typedef struct {
+    ngx_railgun_store_sh_t         *sh;
+    ngx_slab_pool_t                *shpool;
+    ngx_railgun_family_conf_t      *families;
+    ngx_uint_t                      nfamilies;
+    ngx_railgun_buckets_t          *default_buckets;
+    ngx_uint_t                      max_series;
+    ngx_log_t                      *log;
+} ngx_railgun_store_t;
+
+
+ngx_int_t ngx_railgun_store_init_zone(ngx_shm_zone_t *shm_zone, void *data);
+ngx_railgun_series_t *ngx_railgun_store_series(ngx_railgun_store_t *store,
+    ngx_uint_t family, u_char *key, size_t len,
+    ngx_railgun_buckets_t *buckets);
+size_t ngx_railgun_store_used(ngx_railgun_store_t *store);
+
+
+static ngx_inline void
+ngx_railgun_store_add(ngx_railgun_series_t *s, ngx_atomic_int_t n)
+{
+    (void) ngx_atomic_fetch_add(&s->values[0], n);
+}
+
+
+static ngx_inline void
+ngx_railgun_store_observe(ngx_railgun_series_t *s, uint64_t us)
+{
+    ngx_uint_t              i;
+    ngx_railgun_buckets_t  *b;
+
+    b = s->buckets;
+
+    for (i = 0; i < b->n; i++) {
+        if (us <= b->bound[i]) {
+            break;
+        }
+    }
+
+    (void) ngx_atomic_fetch_add(&s->values[i], 1);
+    (void) ngx_atomic_fetch_add(&s->values[b->n + 1], us);
+}
+
+
+#endif /* _NGX_RAILGUN_STORE_H_INCLUDED_ */
