@@ -534,6 +534,7 @@ static ngx_int_t
 ngx_http_railgun_server_names(ngx_conf_t *cf)
 {
     ngx_uint_t                    p, a, s;
+    ngx_http_conf_ctx_t          *ctx;
     ngx_http_conf_port_t         *port;
     ngx_http_conf_addr_t         *addr;
     ngx_http_core_srv_conf_t    **cscfp;
@@ -558,7 +559,8 @@ ngx_http_railgun_server_names(ngx_conf_t *cf)
 
             for (s = 0; s < addr[a].servers.nelts; s++) {
 
-                rscf = cscfp[s]->ctx->srv_conf[ngx_http_railgun_module.ctx_index];
+                ctx = cscfp[s]->ctx;
+                rscf = ctx->srv_conf[ngx_http_railgun_module.ctx_index];
 
                 if (rscf->name.len == 0) {
                     rscf->name = addr[a].opt.addr_text;

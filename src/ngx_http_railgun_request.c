@@ -376,7 +376,8 @@ ngx_http_railgun_cache_find(void *conf, ngx_uint_t code, ngx_str_t *text,
         return NULL;
     }
 
-    hash = (uint32_t) (((uintptr_t) conf >> 3) * 0x9e3779b1) ^ (code * 0x85ebca6b);
+    hash = (uint32_t) (((uintptr_t) conf >> 3) * 0x9e3779b1)
+           ^ (uint32_t) (code * 0x85ebca6b);
 
     if (text) {
         hash ^= ngx_murmur_hash2(text->data, text->len);
