@@ -55,7 +55,6 @@ unless ($opt{foreground}) {
 }
 
 $0 = "api-backend.pl $opt{name} $opt{listen}:$opt{port}";
-my $parent = $$;
 my $running = 1;
 
 $SIG{TERM} = $SIG{INT} = sub { $running = 0 };
@@ -86,7 +85,13 @@ while ($running) {
     close $client;
 }
 
-unlink $opt{pidfile} if $opt{pidfile} && $$ == $parent;
+# connections still open (keep-alive) are served by children: end them too
+if (getpgrp() == $$) {
+    local $SIG{TERM} = 'IGNORE';
+    kill 'TERM', -$$;
+}
+
+unlink $opt{pidfile} if $opt{pidfile};
 log_line("stopped");
 exit 0;
 
