@@ -703,7 +703,8 @@ sub http_body {
 # Every response carries "X-Backend: <port>".  Keepalive is honoured for
 # HTTP/1.1 requests without "Connection: close".  handler => sub { ... }
 # gets (method, uri, headers, body) and may return (status, body) to
-# override the defaults; it runs in the backend process.
+# override the defaults; it runs in the backend process.  workers => N
+# processes serve connections in parallel (8).
 
 sub http_backend {
 	my ($self, $n, %opts) = @_;
@@ -717,35 +718,56 @@ sub http_backend {
 		ReuseAddr => 1,
 	) or die "backend: can't listen on $port: $!";
 
-	$self->run_daemon(\&backend_loop, $listen, $port, $opts{handler});
+	pipe(my $rd, my $wr) or die "pipe: $!";
+
+	$self->run_daemon(sub {
+		close $rd;
+		backend_loop($listen, $port, $opts{handler}, $opts{workers} || 8,
+			$wr);
+	});
+
+	close $wr;
 	close $listen;
+
+	# the pool is up when the leader says so
+	my $ready = <$rd>;
+	close $rd;
+	die "backend on $port did not start\n" unless defined $ready;
 
 	return $self;
 }
 
+# Forking per connection costs 10-20 ms on small VMs, which would show in
+# the latencies under test: a fixed pool of processes accepts instead.
+
 sub backend_loop {
-	my ($listen, $port, $handler) = @_;
+	my ($listen, $port, $handler, $workers, $ready) = @_;
 
-	$SIG{CHLD} = 'IGNORE';
-	$SIG{TERM} = sub { POSIX::_exit(0) };
+	my @pids;
 
-	while (1) {
-		my $c = $listen->accept() or next;
-
+	for (1 .. $workers) {
 		my $pid = fork();
-		if (!defined $pid) {
-			close $c;
-			next;
-		}
+		die "fork: $!" unless defined $pid;
 
 		if ($pid == 0) {
-			close $listen;
-			eval { backend_connection($c, $port, $handler) };
-			POSIX::_exit(0);
+			close $ready;
+			$SIG{TERM} = sub { POSIX::_exit(0) };
+
+			while (1) {
+				my $c = $listen->accept() or next;
+				eval { backend_connection($c, $port, $handler) };
+				close $c;
+			}
 		}
 
-		close $c;
+		push @pids, $pid;
 	}
+
+	syswrite $ready, "ready\n";
+	close $ready;
+
+	$SIG{TERM} = sub { kill 'KILL', @pids; POSIX::_exit(0) };
+	waitpid($_, 0) for @pids;
 }
 
 sub backend_connection {
