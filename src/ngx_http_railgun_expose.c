@@ -247,7 +247,7 @@ ngx_http_railgun_render_series(ngx_http_railgun_render_t *rd,
             return NGX_ERROR;
         }
 
-        p = ngx_http_railgun_sample(p, &fc->name, NULL, 0, s);
+        p = ngx_http_railgun_sample(p, &fc->name, "", 0, s);
         p = ngx_http_railgun_uint(p, s->values[0]);
         *p++ = '\n';
 
