@@ -37,6 +37,7 @@ use IO::Select;
 use IO::Socket::INET;
 use IO::Uncompress::Gunzip qw/ gunzip $GunzipError /;
 use POSIX qw/ :sys_wait_h /;
+use Scalar::Util ();
 use Socket qw/ SOL_SOCKET SO_REUSEADDR /;
 use Test::More ();
 use Time::HiRes qw/ sleep time /;
@@ -48,6 +49,7 @@ our $MODULE = $ENV{RAILGUN_MODULE}
 our $PROMTOOL = $ENV{RAILGUN_PROMTOOL} || 'promtool';
 
 my %PORTS;
+my @INSTANCES;
 
 ###############################################################################
 
@@ -70,16 +72,32 @@ sub new {
 		_started => 0,
 	}, $class;
 
+	push @INSTANCES, $self;
+	Scalar::Util::weaken($INSTANCES[-1]);
+
 	return $self;
 }
 
+# The closing checks run once, from DESTROY or, when a test file's subs keep
+# the object alive until global destruction, from END, which runs before
+# Test::Builder's own END block checks the plan.
+
 sub DESTROY {
+	my ($self) = @_;
+	$self->finish();
+}
+
+END {
+	$_->finish() for grep { defined } @INSTANCES;
+}
+
+sub finish {
 	my ($self) = @_;
 	local $?;
 	local $@;
 
 	# forked children (clients, daemons) must not stop anything
-	return if $self->{_pid} != $$;
+	return if $self->{_pid} != $$ || $self->{_finished}++;
 
 	$self->stop();
 	$self->stop_daemons();
