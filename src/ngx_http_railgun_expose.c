@@ -31,7 +31,9 @@ typedef struct {
     ngx_chain_t             **last;
     ngx_buf_t                *buf;
     off_t                     size;
+    ngx_railgun_store_t      *store;
     ngx_uint_t                openmetrics;   /* unsigned  openmetrics:1; */
+    u_char                    live[NGX_RAILGUN_STORE_SLOTS];
 } ngx_http_railgun_render_t;
 
 
@@ -54,7 +56,11 @@ static u_char *ngx_http_railgun_uint(u_char *p, uint64_t n);
 static u_char *ngx_http_railgun_seconds(u_char *p, uint64_t us);
 
 
-static char *ngx_http_railgun_types[] = { "counter", "gauge", "histogram" };
+static char *ngx_http_railgun_types[] = {
+    "counter", "gauge", "histogram", "unknown"
+};
+
+#define NGX_HTTP_RAILGUN_UNKNOWN  3
 
 
 ngx_int_t
@@ -161,6 +167,11 @@ ngx_http_railgun_render(ngx_http_railgun_render_t *rd,
     ngx_uint_t    f;
     ngx_chain_t  *cl;
 
+    rd->store = rmcf->store;
+
+    /* gauges count the slots of live workers only */
+    ngx_railgun_store_live_slots(rmcf->store, rd->live);
+
     for (f = 0; f < NGX_HTTP_RAILGUN_NFAMILIES; f++) {
         if (ngx_http_railgun_render_family(rd, rmcf->store, f) != NGX_OK) {
             return NGX_ERROR;
@@ -236,6 +247,7 @@ ngx_http_railgun_render_series(ngx_http_railgun_render_t *rd,
     ngx_railgun_family_conf_t *fc, ngx_railgun_series_t *s)
 {
     u_char                 *p;
+    int64_t                 gauge;
     uint64_t                total;
     ngx_uint_t              i;
     ngx_railgun_buckets_t  *b;
@@ -248,7 +260,27 @@ ngx_http_railgun_render_series(ngx_http_railgun_render_t *rd,
         }
 
         p = ngx_http_railgun_sample(p, &fc->name, "", 0, s);
-        p = ngx_http_railgun_uint(p, s->values[0]);
+
+        if (fc->type == NGX_RAILGUN_COUNTER) {
+            p = ngx_http_railgun_uint(p, s->values[0]);
+
+        } else {
+            gauge = 0;
+
+            for (i = 0; i < NGX_RAILGUN_STORE_SLOTS; i++) {
+                if (rd->live[i]) {
+                    gauge += (int64_t) s->values[i];
+                }
+            }
+
+            if (gauge < 0) {
+                *p++ = '-';
+                gauge = -gauge;
+            }
+
+            p = ngx_http_railgun_uint(p, (uint64_t) gauge);
+        }
+
         *p++ = '\n';
 
         rd->buf->last = p;
@@ -482,8 +514,10 @@ static ngx_int_t
 ngx_http_railgun_header(ngx_http_railgun_render_t *rd, ngx_str_t *name,
     char *help, ngx_uint_t type)
 {
-    u_char     *p;
-    size_t      len, help_len;
+    u_char      *p;
+    size_t       len, help_len;
+    ngx_uint_t   f;
+    ngx_str_t   *other;
 
     len = name->len;
     help_len = ngx_strlen(help);
@@ -494,6 +528,25 @@ ngx_http_railgun_header(ngx_http_railgun_render_t *rd, ngx_str_t *name,
         && len > 6 && ngx_strncmp(name->data + len - 6, "_total", 6) == 0)
     {
         len -= 6;
+
+        /*
+         * ... unless that name is another family's, as the gauge
+         * railgun_websocket_connections is for the counter
+         * railgun_websocket_connections_total: then the counter keeps its
+         * name as a family of type "unknown", which OpenMetrics allows.
+         */
+
+        for (f = 0; f < rd->store->nfamilies; f++) {
+            other = &rd->store->families[f].name;
+
+            if (other->len == len
+                && ngx_strncmp(other->data, name->data, len) == 0)
+            {
+                len += 6;
+                type = NGX_HTTP_RAILGUN_UNKNOWN;
+                break;
+            }
+        }
     }
 
     p = ngx_http_railgun_reserve(rd, 2 * len + help_len + 64);

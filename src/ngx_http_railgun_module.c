@@ -17,9 +17,12 @@
 
 
 static ngx_int_t ngx_http_railgun_init_process(ngx_cycle_t *cycle);
+static void ngx_http_railgun_exit_process(ngx_cycle_t *cycle);
 
 static ngx_int_t ngx_http_railgun_add_zone(ngx_conf_t *cf,
     ngx_http_railgun_main_conf_t *rmcf, size_t size);
+static ngx_railgun_buckets_t *ngx_http_railgun_make_buckets(ngx_conf_t *cf,
+    uint64_t *bounds, size_t size);
 static ngx_int_t ngx_http_railgun_server_names(ngx_conf_t *cf);
 static void *ngx_http_railgun_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_railgun_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -80,6 +83,13 @@ static ngx_command_t  ngx_http_railgun_commands[] = {
       offsetof(ngx_http_railgun_loc_conf_t, buckets),
       NULL },
 
+    { ngx_string("railgun_websocket_buckets"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_railgun_buckets,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_railgun_loc_conf_t, ws_buckets),
+      NULL },
+
     { ngx_string("railgun_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_railgun_metrics,
@@ -116,7 +126,7 @@ ngx_module_t  ngx_http_railgun_module = {
     ngx_http_railgun_init_process,         /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_railgun_exit_process,         /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -169,6 +179,41 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
       NGX_RAILGUN_HISTOGRAM,
       ngx_string("upstream=\"__overflow__\",peer=\"__overflow__\"") },
 
+    { ngx_string("railgun_websocket_connections"),
+      ngx_string("WebSocket sessions open now."),
+      NGX_RAILGUN_GAUGE,
+      ngx_string("server=\"__overflow__\",path=\"__overflow__\"") },
+
+    { ngx_string("railgun_websocket_connections_total"),
+      ngx_string("WebSocket sessions opened (101 sent to the client)."),
+      NGX_RAILGUN_COUNTER,
+      ngx_string("server=\"__overflow__\",path=\"__overflow__\"") },
+
+    { ngx_string("railgun_websocket_connection_duration_seconds"),
+      ngx_string("Life of WebSocket sessions, from the 101 to the close."),
+      NGX_RAILGUN_HISTOGRAM,
+      ngx_string("server=\"__overflow__\",path=\"__overflow__\"") },
+
+    { ngx_string("railgun_websocket_messages_total"),
+      ngx_string("WebSocket data messages; in is from the client, "
+                 "out is to it."),
+      NGX_RAILGUN_COUNTER,
+      ngx_string("server=\"__overflow__\",path=\"__overflow__\","
+                 "direction=\"__overflow__\"") },
+
+    { ngx_string("railgun_websocket_bytes_total"),
+      ngx_string("Payload bytes of WebSocket data frames."),
+      NGX_RAILGUN_COUNTER,
+      ngx_string("server=\"__overflow__\",path=\"__overflow__\","
+                 "direction=\"__overflow__\"") },
+
+    { ngx_string("railgun_websocket_protocol_errors_total"),
+      ngx_string("WebSocket streams that broke the framing protocol; "
+                 "counting stops for that direction of that session."),
+      NGX_RAILGUN_COUNTER,
+      ngx_string("server=\"__overflow__\",path=\"__overflow__\","
+                 "direction=\"__overflow__\"") },
+
     { ngx_null_string, ngx_null_string, 0, ngx_null_string }
 };
 
@@ -178,6 +223,14 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
 static uint64_t  ngx_http_railgun_default_bounds[] = {
     5000, 10000, 25000, 50000, 100000, 250000, 500000,
     1000000, 2500000, 5000000, 10000000
+};
+
+
+/* 1 5 15 30 60 300 900 1800 3600 7200 seconds */
+
+static uint64_t  ngx_http_railgun_default_ws_bounds[] = {
+    1000000, 5000000, 15000000, 30000000, 60000000, 300000000, 900000000,
+    1800000000, 3600000000ULL, 7200000000ULL
 };
 
 
@@ -199,7 +252,29 @@ ngx_http_railgun_init_process(ngx_cycle_t *cycle)
 
     rmcf->store->log = cycle->log;
 
+    ngx_railgun_store_claim_slot(rmcf->store);
+
     return ngx_http_railgun_request_init_worker(cycle);
+}
+
+
+static void
+ngx_http_railgun_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_railgun_main_conf_t  *rmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return;
+    }
+
+    rmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_railgun_module);
+    if (rmcf == NULL) {
+        return;
+    }
+
+    ngx_railgun_store_release_slot(rmcf->store);
 }
 
 
@@ -250,7 +325,6 @@ static ngx_int_t
 ngx_http_railgun_add_zone(ngx_conf_t *cf, ngx_http_railgun_main_conf_t *rmcf,
     size_t size)
 {
-    size_t                  bsize;
     ngx_str_t               name;
     ngx_railgun_store_t    *store;
     ngx_railgun_buckets_t  *b;
@@ -262,15 +336,18 @@ ngx_http_railgun_add_zone(ngx_conf_t *cf, ngx_http_railgun_main_conf_t *rmcf,
         return NGX_ERROR;
     }
 
-    bsize = sizeof(ngx_http_railgun_default_bounds);
-
-    b = ngx_pcalloc(cf->pool, offsetof(ngx_railgun_buckets_t, bound) + bsize);
+    b = ngx_http_railgun_make_buckets(cf, ngx_http_railgun_default_bounds,
+                                      sizeof(ngx_http_railgun_default_bounds));
     if (b == NULL) {
         return NGX_ERROR;
     }
 
-    b->n = bsize / sizeof(uint64_t);
-    ngx_memcpy(b->bound, ngx_http_railgun_default_bounds, bsize);
+    rmcf->ws_buckets = ngx_http_railgun_make_buckets(cf,
+                                    ngx_http_railgun_default_ws_bounds,
+                                    sizeof(ngx_http_railgun_default_ws_bounds));
+    if (rmcf->ws_buckets == NULL) {
+        return NGX_ERROR;
+    }
 
     store->families = ngx_http_railgun_families;
     store->nfamilies = NGX_HTTP_RAILGUN_NFAMILIES;
@@ -288,6 +365,23 @@ ngx_http_railgun_add_zone(ngx_conf_t *cf, ngx_http_railgun_main_conf_t *rmcf,
     rmcf->store = store;
 
     return NGX_OK;
+}
+
+
+static ngx_railgun_buckets_t *
+ngx_http_railgun_make_buckets(ngx_conf_t *cf, uint64_t *bounds, size_t size)
+{
+    ngx_railgun_buckets_t  *b;
+
+    b = ngx_pcalloc(cf->pool, offsetof(ngx_railgun_buckets_t, bound) + size);
+    if (b == NULL) {
+        return NULL;
+    }
+
+    b->n = size / sizeof(uint64_t);
+    ngx_memcpy(b->bound, bounds, size);
+
+    return b;
 }
 
 
@@ -347,6 +441,7 @@ ngx_http_railgun_create_loc_conf(ngx_conf_t *cf)
     rlcf->enable = NGX_CONF_UNSET;
     rlcf->path_cv = NGX_CONF_UNSET_PTR;
     rlcf->buckets = NGX_CONF_UNSET_PTR;
+    rlcf->ws_buckets = NGX_CONF_UNSET_PTR;
 
     return rlcf;
 }
@@ -366,6 +461,8 @@ ngx_http_railgun_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->enable, prev->enable, 1);
     ngx_conf_merge_ptr_value(conf->buckets, prev->buckets,
                              rmcf->store->default_buckets);
+    ngx_conf_merge_ptr_value(conf->ws_buckets, prev->ws_buckets,
+                             rmcf->ws_buckets);
     ngx_conf_merge_ptr_value(conf->path_cv, prev->path_cv, NULL);
 
     if (conf->path_cv == NULL) {
@@ -520,6 +617,10 @@ ngx_http_railgun_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_railgun_log_handler;
+
+    if (ngx_http_railgun_websocket_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     return ngx_http_railgun_server_names(cf);
 }

@@ -28,6 +28,12 @@ enum {
     NGX_HTTP_RAILGUN_UPSTREAM_REQUESTS,
     NGX_HTTP_RAILGUN_UPSTREAM_RESPONSE,
     NGX_HTTP_RAILGUN_UPSTREAM_HEADER,
+    NGX_HTTP_RAILGUN_WS_CONNECTIONS,
+    NGX_HTTP_RAILGUN_WS_CONNECTIONS_TOTAL,
+    NGX_HTTP_RAILGUN_WS_DURATION,
+    NGX_HTTP_RAILGUN_WS_MESSAGES,
+    NGX_HTTP_RAILGUN_WS_BYTES,
+    NGX_HTTP_RAILGUN_WS_PROTOCOL_ERRORS,
     NGX_HTTP_RAILGUN_NFAMILIES
 };
 
@@ -35,6 +41,7 @@ enum {
 typedef struct {
     ngx_shm_zone_t             *shm_zone;
     ngx_railgun_store_t        *store;
+    ngx_railgun_buckets_t      *ws_buckets;   /* the default */
     ngx_uint_t                  max_series;
 } ngx_http_railgun_main_conf_t;
 
@@ -49,7 +56,17 @@ typedef struct {
     ngx_str_t                   path;        /* a path label, no variables */
     ngx_http_complex_value_t   *path_cv;     /* a path label with variables */
     ngx_railgun_buckets_t      *buckets;
+    ngx_railgun_buckets_t      *ws_buckets;
 } ngx_http_railgun_loc_conf_t;
+
+
+typedef struct ngx_http_railgun_ws_s  ngx_http_railgun_ws_t;
+
+
+typedef struct {
+    uint64_t                    start;       /* microseconds, monotonic */
+    ngx_http_railgun_ws_t      *ws;          /* set at a WebSocket's 101 */
+} ngx_http_railgun_ctx_t;
 
 
 extern ngx_module_t               ngx_http_railgun_module;
@@ -59,6 +76,13 @@ extern ngx_railgun_family_conf_t  ngx_http_railgun_families[];
 ngx_int_t ngx_http_railgun_post_read_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_railgun_log_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_railgun_request_init_worker(ngx_cycle_t *cycle);
+ngx_http_railgun_ctx_t *ngx_http_railgun_get_ctx(ngx_http_request_t *r);
+void ngx_http_railgun_account(ngx_http_request_t *r,
+    ngx_http_railgun_ctx_t *ctx, ngx_uint_t status);
+
+ngx_int_t ngx_http_railgun_websocket_init(ngx_conf_t *cf);
+void ngx_http_railgun_websocket_end(ngx_http_request_t *r,
+    ngx_http_railgun_ctx_t *ctx);
 
 ngx_int_t ngx_http_railgun_expose_handler(ngx_http_request_t *r);
 

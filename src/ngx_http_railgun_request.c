@@ -29,11 +29,6 @@
 
 
 typedef struct {
-    uint64_t                  start;       /* microseconds, monotonic */
-} ngx_http_railgun_ctx_t;
-
-
-typedef struct {
     void                     *conf;
     ngx_uint_t                code;        /* method * 1000 + status */
     uint32_t                  hash;
@@ -44,8 +39,6 @@ typedef struct {
 } ngx_http_railgun_slot_t;
 
 
-static ngx_http_railgun_ctx_t *ngx_http_railgun_get_ctx(
-    ngx_http_request_t *r);
 static void ngx_http_railgun_cleanup(void *data);
 static void ngx_http_railgun_account_upstream(ngx_http_request_t *r,
     ngx_http_railgun_main_conf_t *rmcf, ngx_http_railgun_loc_conf_t *rlcf);
@@ -111,6 +104,7 @@ ngx_http_railgun_post_read_handler(ngx_http_request_t *r)
 
     ctx = cln->data;
     ctx->start = ngx_http_railgun_now_us();
+    ctx->ws = NULL;
 
     cln->handler = ngx_http_railgun_cleanup;
 
@@ -123,16 +117,19 @@ ngx_http_railgun_post_read_handler(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_railgun_log_handler(ngx_http_request_t *r)
 {
-    uint64_t                       us;
-    ngx_str_t                      path, *text;
-    ngx_uint_t                     method, status, code;
-    ngx_time_t                    *tp;
-    ngx_http_railgun_ctx_t        *ctx;
-    ngx_http_railgun_slot_t       *slot, *free, value;
-    ngx_http_railgun_loc_conf_t   *rlcf;
-    ngx_http_railgun_main_conf_t  *rmcf;
+    ngx_uint_t                    status;
+    ngx_http_railgun_ctx_t       *ctx;
+    ngx_http_railgun_loc_conf_t  *rlcf;
 
     if (r != r->main) {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_railgun_get_ctx(r);
+
+    if (ctx && ctx->ws) {
+        /* an upgraded request was accounted at its 101: the session ends */
+        ngx_http_railgun_websocket_end(r, ctx);
         return NGX_OK;
     }
 
@@ -142,9 +139,38 @@ ngx_http_railgun_log_handler(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
+    if (r->err_status) {
+        status = r->err_status;
 
-    ctx = ngx_http_railgun_get_ctx(r);
+    } else {
+        status = r->headers_out.status;
+    }
+
+    ngx_http_railgun_account(r, ctx, status);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Accounts a request in the request families and its upstream attempts in
+ * the upstream families: at the log phase, or at the 101 of a WebSocket.
+ */
+
+void
+ngx_http_railgun_account(ngx_http_request_t *r, ngx_http_railgun_ctx_t *ctx,
+    ngx_uint_t status)
+{
+    uint64_t                       us;
+    ngx_str_t                      path, *text;
+    ngx_uint_t                     method, code;
+    ngx_time_t                    *tp;
+    ngx_http_railgun_slot_t       *slot, *free, value;
+    ngx_http_railgun_loc_conf_t   *rlcf;
+    ngx_http_railgun_main_conf_t  *rmcf;
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_railgun_module);
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
 
     if (ctx) {
         us = ngx_http_railgun_now_us() - ctx->start;
@@ -154,13 +180,6 @@ ngx_http_railgun_log_handler(ngx_http_request_t *r)
         tp = ngx_timeofday();
         us = ((tp->sec - r->start_sec) * 1000 + (tp->msec - r->start_msec))
              * 1000;
-    }
-
-    if (r->err_status) {
-        status = r->err_status;
-
-    } else {
-        status = r->headers_out.status;
     }
 
     if (status > 999) {
@@ -176,7 +195,7 @@ ngx_http_railgun_log_handler(ngx_http_request_t *r)
 
     } else {
         if (ngx_http_complex_value(r, rlcf->path_cv, &path) != NGX_OK) {
-            return NGX_OK;
+            return;
         }
 
         text = &path;
@@ -203,12 +222,10 @@ ngx_http_railgun_log_handler(ngx_http_request_t *r)
     if (r->upstream_states && r->upstream_states->nelts) {
         ngx_http_railgun_account_upstream(r, rmcf, rlcf);
     }
-
-    return NGX_OK;
 }
 
 
-static ngx_http_railgun_ctx_t *
+ngx_http_railgun_ctx_t *
 ngx_http_railgun_get_ctx(ngx_http_request_t *r)
 {
     ngx_pool_cleanup_t      *cln;

@@ -19,7 +19,7 @@
 
 
 #define NGX_RAILGUN_STORE_MAGIC   0x6e67726c   /* "ngrl" */
-#define NGX_RAILGUN_STORE_LAYOUT  1
+#define NGX_RAILGUN_STORE_LAYOUT  2
 
 /* a zone byte budget per slot: 16m gives 65536 slots, 512k of pointers */
 #define NGX_RAILGUN_STORE_SLOT_BYTES  256
@@ -40,6 +40,9 @@ static ngx_railgun_buckets_t *ngx_railgun_store_intern(
 static ngx_railgun_series_t *ngx_railgun_store_overflow(
     ngx_railgun_store_t *store, ngx_uint_t family, const char *why);
 static ngx_shm_zone_t *ngx_railgun_store_old_zone(ngx_shm_zone_t *shm_zone);
+static void ngx_railgun_store_clear_slot(ngx_railgun_store_t *store,
+    ngx_uint_t slot);
+static ngx_uint_t ngx_railgun_store_pid_alive(ngx_pid_t pid);
 
 
 ngx_railgun_series_t *
@@ -180,6 +183,10 @@ ngx_railgun_store_alloc(ngx_railgun_store_t *store, ngx_uint_t family,
         /* one count per bucket, +Inf, then the sum */
         nvalues = buckets->n + 2;
 
+    } else if (store->families[family].type == NGX_RAILGUN_GAUGE) {
+        buckets = NULL;
+        nvalues = NGX_RAILGUN_STORE_SLOTS;
+
     } else {
         buckets = NULL;
         nvalues = 1;
@@ -277,6 +284,107 @@ ngx_railgun_store_used(ngx_railgun_store_t *store)
     pages = (store->shpool->end - store->shpool->start) / ngx_pagesize;
 
     return (pages - store->shpool->pfree) * ngx_pagesize;
+}
+
+
+/*
+ * A worker claims a slot that is free or whose owner is dead, and clears what
+ * the dead owner left in the gauges.  Old and new workers overlap during a
+ * reload with the same ngx_worker numbers, hence slots owned by pid.
+ */
+
+void
+ngx_railgun_store_claim_slot(ngx_railgun_store_t *store)
+{
+    ngx_pid_t                pid;
+    ngx_uint_t               i;
+    ngx_railgun_store_sh_t  *sh;
+
+    sh = store->sh;
+    store->slot = 0;
+
+    for (i = 1; i < NGX_RAILGUN_STORE_SLOTS; i++) {
+
+        pid = (ngx_pid_t) sh->worker[i];
+
+        if (pid != 0 && ngx_railgun_store_pid_alive(pid)) {
+            continue;
+        }
+
+        if (ngx_atomic_cmp_set(&sh->worker[i], (ngx_atomic_uint_t) pid,
+                               (ngx_atomic_uint_t) ngx_pid))
+        {
+            if (pid != 0) {
+                ngx_railgun_store_clear_slot(store, i);
+            }
+
+            store->slot = i;
+            return;
+        }
+    }
+
+    ngx_log_error(NGX_LOG_WARN, store->log, 0,
+                  "railgun: no free worker slot, gauges of this worker "
+                  "are kept in the shared slot");
+}
+
+
+void
+ngx_railgun_store_release_slot(ngx_railgun_store_t *store)
+{
+    if (store->slot == 0) {
+        return;
+    }
+
+    ngx_railgun_store_clear_slot(store, store->slot);
+
+    (void) ngx_atomic_cmp_set(&store->sh->worker[store->slot],
+                              (ngx_atomic_uint_t) ngx_pid, 0);
+}
+
+
+/* live[i] tells whether gauge values in slot i count */
+
+void
+ngx_railgun_store_live_slots(ngx_railgun_store_t *store, u_char *live)
+{
+    ngx_pid_t   pid;
+    ngx_uint_t  i;
+
+    live[0] = 1;
+
+    for (i = 1; i < NGX_RAILGUN_STORE_SLOTS; i++) {
+        pid = (ngx_pid_t) store->sh->worker[i];
+        live[i] = (pid != 0 && ngx_railgun_store_pid_alive(pid));
+    }
+}
+
+
+static void
+ngx_railgun_store_clear_slot(ngx_railgun_store_t *store, ngx_uint_t slot)
+{
+    ngx_uint_t             f;
+    ngx_railgun_series_t  *s;
+
+    for (f = 0; f < store->nfamilies; f++) {
+
+        if (store->families[f].type != NGX_RAILGUN_GAUGE) {
+            continue;
+        }
+
+        for (s = store->sh->family[f].head; s; s = s->next) {
+            s->values[slot] = 0;
+        }
+
+        store->sh->family[f].overflow->values[slot] = 0;
+    }
+}
+
+
+static ngx_uint_t
+ngx_railgun_store_pid_alive(ngx_pid_t pid)
+{
+    return kill(pid, 0) == 0 || ngx_errno != NGX_ESRCH;
 }
 
 

@@ -26,6 +26,12 @@
 
 #define NGX_RAILGUN_SERIES_OVERFLOW     0x0001
 
+/*
+ * A gauge keeps one value per worker slot, so that what a dead worker held is
+ * dropped with it.  Slot 0 is shared by workers that found no free slot.
+ */
+#define NGX_RAILGUN_STORE_SLOTS         64
+
 
 typedef struct ngx_railgun_buckets_s  ngx_railgun_buckets_t;
 typedef struct ngx_railgun_series_s   ngx_railgun_series_t;
@@ -73,6 +79,7 @@ typedef struct {
 typedef struct {
     uint32_t                        magic;
     uint32_t                        layout;
+    ngx_atomic_t                    worker[NGX_RAILGUN_STORE_SLOTS]; /* pid */
     ngx_uint_t                      nslots;
     time_t                          start_time;
     ngx_railgun_buckets_t          *buckets;
@@ -107,6 +114,7 @@ typedef struct {
     ngx_uint_t                      nfamilies;
     ngx_railgun_buckets_t          *default_buckets;
     ngx_uint_t                      max_series;
+    ngx_uint_t                      slot;        /* this worker's */
     ngx_log_t                      *log;
 } ngx_railgun_store_t;
 
@@ -116,12 +124,26 @@ ngx_railgun_series_t *ngx_railgun_store_series(ngx_railgun_store_t *store,
     ngx_uint_t family, u_char *key, size_t len,
     ngx_railgun_buckets_t *buckets);
 size_t ngx_railgun_store_used(ngx_railgun_store_t *store);
+void ngx_railgun_store_claim_slot(ngx_railgun_store_t *store);
+void ngx_railgun_store_release_slot(ngx_railgun_store_t *store);
+void ngx_railgun_store_live_slots(ngx_railgun_store_t *store,
+    u_char *live);
 
 
 static ngx_inline void
 ngx_railgun_store_add(ngx_railgun_series_t *s, ngx_atomic_int_t n)
 {
     (void) ngx_atomic_fetch_add(&s->values[0], n);
+}
+
+
+/* a gauge moves in this worker's slot only */
+
+static ngx_inline void
+ngx_railgun_store_gauge_add(ngx_railgun_store_t *store,
+    ngx_railgun_series_t *s, ngx_atomic_int_t n)
+{
+    (void) ngx_atomic_fetch_add(&s->values[store->slot], n);
 }
 
 

@@ -1,0 +1,298 @@
+
+/*
+ * Copyright (C) ngx-railgun authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_railgun_module.h"
+#include "ngx_railgun_wsframe.h"
+
+
+/*
+ * A proxied request that upgrades is accounted as a request at its 101, so
+ * the session's life never reaches request latency.  Its frames are counted
+ * by wrapping the send of both tunnel connections: nginx moves every
+ * tunnelled byte, those buffered at the upgrade included, through exactly
+ * one dst->send (ngx_http_upstream_process_upgraded), and under TLS the
+ * client connection's send sees plaintext.  The session ends at the log
+ * phase, which for an upgraded request runs when the tunnel closes.
+ */
+
+#define NGX_HTTP_RAILGUN_WS_IN   0        /* from the client */
+#define NGX_HTTP_RAILGUN_WS_OUT  1        /* to the client */
+
+
+struct ngx_http_railgun_ws_s {
+    uint64_t                  start;
+    ngx_send_pt               send[2];
+    ngx_connection_t         *connection[2];
+    ngx_railgun_wsframe_t     frame[2];
+    ngx_railgun_series_t     *active;
+    ngx_railgun_series_t     *duration;
+    ngx_railgun_series_t     *messages[2];
+    ngx_railgun_series_t     *bytes[2];
+    ngx_railgun_series_t     *errors[2];
+};
+
+
+static ngx_int_t ngx_http_railgun_websocket_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_railgun_websocket_start(ngx_http_request_t *r);
+static ssize_t ngx_http_railgun_websocket_send(ngx_connection_t *c,
+    u_char *buf, size_t size);
+static ngx_int_t ngx_http_railgun_websocket_series(ngx_http_request_t *r,
+    ngx_http_railgun_ws_t *ws);
+
+
+static ngx_str_t  ngx_http_railgun_directions[] = {
+    ngx_string("in"),
+    ngx_string("out")
+};
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+
+static ngx_int_t
+ngx_http_railgun_websocket_filter(ngx_http_request_t *r)
+{
+    if (r->headers_out.status == NGX_HTTP_SWITCHING_PROTOCOLS
+        && r->upstream
+        && r->upstream->upgrade
+        && r->upstream->peer.connection
+        && r == r->main)
+    {
+        if (ngx_http_railgun_websocket_start(r) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_railgun_websocket_start(ngx_http_request_t *r)
+{
+    ngx_uint_t                     d;
+    ngx_connection_t              *c;
+    ngx_http_railgun_ws_t         *ws;
+    ngx_http_railgun_ctx_t        *ctx;
+    ngx_http_railgun_loc_conf_t   *rlcf;
+    ngx_http_railgun_main_conf_t  *rmcf;
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_railgun_module);
+
+    if (!rlcf->enable) {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_railgun_get_ctx(r);
+
+    if (ctx == NULL || ctx->ws) {
+        return NGX_OK;
+    }
+
+    /* the context may have been found through its cleanup only */
+    ngx_http_set_ctx(r, ctx, ngx_http_railgun_module);
+
+    /* the handshake is the request: status 101, latency to now */
+    ngx_http_railgun_account(r, ctx, NGX_HTTP_SWITCHING_PROTOCOLS);
+
+    ws = ngx_pcalloc(r->pool, sizeof(ngx_http_railgun_ws_t));
+    if (ws == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_railgun_websocket_series(r, ws) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
+
+    ws->start = ngx_http_railgun_now_us();
+    ws->connection[NGX_HTTP_RAILGUN_WS_IN] = r->upstream->peer.connection;
+    ws->connection[NGX_HTTP_RAILGUN_WS_OUT] = r->connection;
+
+    for (d = 0; d < 2; d++) {
+        c = ws->connection[d];
+        ws->send[d] = c->send;
+        c->send = ngx_http_railgun_websocket_send;
+    }
+
+    ngx_railgun_store_gauge_add(rmcf->store, ws->active, 1);
+
+    ctx->ws = ws;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "railgun websocket session start");
+
+    return NGX_OK;
+}
+
+
+static ssize_t
+ngx_http_railgun_websocket_send(ngx_connection_t *c, u_char *buf, size_t size)
+{
+    ssize_t                  n;
+    uint64_t                 messages, bytes;
+    ngx_uint_t               d;
+    ngx_http_request_t      *r;
+    ngx_http_railgun_ws_t   *ws;
+    ngx_http_railgun_ctx_t  *ctx;
+    ngx_railgun_wsframe_t   *f;
+
+    /* both tunnel connections have the request as their data */
+
+    r = c->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_railgun_module);
+    ws = ctx->ws;
+
+    /* bytes sent to the client came from the upstream: "out" */
+    d = (c == ws->connection[NGX_HTTP_RAILGUN_WS_OUT])
+        ? NGX_HTTP_RAILGUN_WS_OUT : NGX_HTTP_RAILGUN_WS_IN;
+
+    n = ws->send[d](c, buf, size);
+
+    if (n <= 0) {
+        return n;
+    }
+
+    f = &ws->frame[d];
+
+    if (f->failed) {
+        return n;
+    }
+
+    messages = f->messages;
+    bytes = f->bytes;
+
+    if (ngx_railgun_wsframe_feed(f, buf, n) != NGX_OK) {
+        ngx_railgun_store_add(ws->errors[d], 1);
+
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "railgun: websocket frames %s the client break "
+                      "the protocol, no longer counted",
+                      d == NGX_HTTP_RAILGUN_WS_IN ? "from" : "to");
+    }
+
+    /* deltas go to the zone as they come: long sessions show live rates */
+
+    if (f->messages != messages) {
+        ngx_railgun_store_add(ws->messages[d], f->messages - messages);
+    }
+
+    if (f->bytes != bytes) {
+        ngx_railgun_store_add(ws->bytes[d], f->bytes - bytes);
+    }
+
+    return n;
+}
+
+
+void
+ngx_http_railgun_websocket_end(ngx_http_request_t *r,
+    ngx_http_railgun_ctx_t *ctx)
+{
+    ngx_http_railgun_ws_t         *ws;
+    ngx_http_railgun_main_conf_t  *rmcf;
+
+    ws = ctx->ws;
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
+
+    /* the upstream connection is closed by now; the client's is not yet */
+
+    if (r->connection->send == ngx_http_railgun_websocket_send) {
+        r->connection->send = ws->send[NGX_HTTP_RAILGUN_WS_OUT];
+    }
+
+    ngx_railgun_store_observe(ws->duration,
+                              ngx_http_railgun_now_us() - ws->start);
+    ngx_railgun_store_gauge_add(rmcf->store, ws->active, -1);
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "railgun websocket session end");
+}
+
+
+static ngx_int_t
+ngx_http_railgun_websocket_series(ngx_http_request_t *r,
+    ngx_http_railgun_ws_t *ws)
+{
+    u_char                        *p, *direction;
+    u_char                         key[2 * NGX_RAILGUN_LABEL_ESCAPED_MAX
+                                       + 64];
+    size_t                         len;
+    ngx_str_t                      path;
+    ngx_uint_t                     d;
+    ngx_railgun_store_t           *store;
+    ngx_http_railgun_loc_conf_t   *rlcf;
+    ngx_http_railgun_srv_conf_t   *rscf;
+    ngx_http_railgun_main_conf_t  *rmcf;
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_railgun_module);
+    rscf = ngx_http_get_module_srv_conf(r, ngx_http_railgun_module);
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
+    store = rmcf->store;
+
+    if (rlcf->path_cv == NULL) {
+        path = rlcf->path;
+
+    } else if (ngx_http_complex_value(r, rlcf->path_cv, &path) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(key, "server=\"", sizeof("server=\"") - 1);
+    p = ngx_railgun_label_escape(p, rscf->name.data, rscf->name.len);
+    p = ngx_cpymem(p, "\",path=\"", sizeof("\",path=\"") - 1);
+    p = ngx_railgun_label_escape(p, path.data, path.len);
+    *p++ = '"';
+
+    len = p - key;
+
+    ws->active = ngx_railgun_store_series(store,
+                                          NGX_HTTP_RAILGUN_WS_CONNECTIONS,
+                                          key, len, NULL);
+    ws->duration = ngx_railgun_store_series(store,
+                                            NGX_HTTP_RAILGUN_WS_DURATION,
+                                            key, len, rlcf->ws_buckets);
+
+    ngx_railgun_store_add(ngx_railgun_store_series(store,
+                                      NGX_HTTP_RAILGUN_WS_CONNECTIONS_TOTAL,
+                                      key, len, NULL),
+                          1);
+
+    direction = p;
+
+    for (d = 0; d < 2; d++) {
+        p = ngx_cpymem(direction, ",direction=\"",
+                       sizeof(",direction=\"") - 1);
+        p = ngx_cpymem(p, ngx_http_railgun_directions[d].data,
+                       ngx_http_railgun_directions[d].len);
+        *p++ = '"';
+
+        ws->messages[d] = ngx_railgun_store_series(store,
+                                               NGX_HTTP_RAILGUN_WS_MESSAGES,
+                                               key, p - key, NULL);
+        ws->bytes[d] = ngx_railgun_store_series(store,
+                                                NGX_HTTP_RAILGUN_WS_BYTES,
+                                                key, p - key, NULL);
+        ws->errors[d] = ngx_railgun_store_series(store,
+                                        NGX_HTTP_RAILGUN_WS_PROTOCOL_ERRORS,
+                                        key, p - key, NULL);
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_railgun_websocket_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_railgun_websocket_filter;
+
+    return NGX_OK;
+}
