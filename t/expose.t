@@ -23,7 +23,7 @@ use Time::HiRes qw/ time /;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->has_daemon('promtool')->plan(27)
+my $t = Test::Railgun->new()->has_daemon('promtool')->plan(28)
 	->write_file_expand('nginx.conf', <<'EOF');
 
 %%TEST_GLOBALS%%
@@ -59,6 +59,11 @@ http {
         location /plain/ {
             return 200 "plain\n";
         }
+
+        location /odd/ {
+            railgun_buckets 0.0010 1.50 20;
+            return 200 "odd\n";
+        }
     }
 }
 
@@ -73,6 +78,7 @@ my $DUR = 'railgun_http_request_duration_seconds';
 
 http_get('/custom/') for 1 .. 2;
 http_get('/plain/');
+http_get('/odd/');
 
 my $m = $t->metrics();
 my $body = $m->{body};
@@ -160,6 +166,8 @@ is(sample($m, "${DUR}_bucket", { path => '/custom/', le => '0.1' }), 2,
 	'custom bucket count');
 is(scalar(series($m, "${DUR}_bucket", { path => '/plain/' })), 12,
 	'default buckets beside custom ones');
+is(join(',', map { $_->{labels}{le} } series($m, "${DUR}_bucket",
+	{ path => '/odd/' })), '0.001,1.5,20,+Inf', 'shortest decimal bounds');
 
 # HEAD: headers only
 

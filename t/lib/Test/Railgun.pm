@@ -203,9 +203,11 @@ sub expand {
 	return $content;
 }
 
-# A free loopback port per logical number, found by binding port 0.
+# A free loopback port per logical number, found by binding port 0;
+# callable as a function or as a method.
 
 sub port {
+	shift if ref $_[0];
 	my ($n) = @_;
 
 	return $PORTS{$n} if exists $PORTS{$n};
@@ -940,6 +942,9 @@ sub promtool {
 	my $file = "$self->{_dir}/$name";
 	my $out = `$PROMTOOL check metrics < '$file' 2>&1`;
 	my $rc = $? >> 8;
+
+	return ("$where: $PROMTOOL not found (Debian: apt-get install "
+		. "prometheus)") if $rc == 127;
 
 	return () if $rc == 0 && $out eq '';
 	return ("$where: exit $rc: $out");
