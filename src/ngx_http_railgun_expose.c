@@ -92,17 +92,21 @@ ngx_http_railgun_expose_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* content_type_len is the MIME type alone: gzip_types matches it */
+
     if (rd.openmetrics) {
         ngx_str_set(&r->headers_out.content_type,
                     "application/openmetrics-text; version=1.0.0; "
                     "charset=utf-8");
+        r->headers_out.content_type_len =
+                                 sizeof("application/openmetrics-text") - 1;
 
     } else {
         ngx_str_set(&r->headers_out.content_type,
                     "text/plain; version=0.0.4; charset=utf-8");
+        r->headers_out.content_type_len = sizeof("text/plain") - 1;
     }
 
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
     r->headers_out.status = NGX_HTTP_OK;
     r->headers_out.content_length_n = rd.size;

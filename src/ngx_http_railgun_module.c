@@ -436,6 +436,7 @@ ngx_http_railgun_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     rlcf->path = { 0, NULL };
+     *     rlcf->path_vars = NULL;
      */
 
     rlcf->enable = NGX_CONF_UNSET;
@@ -472,7 +473,9 @@ ngx_http_railgun_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     } else if (conf->path_cv->lengths == NULL) {
         conf->path = conf->path_cv->value;
-        conf->path_cv = NULL;
+
+    } else {
+        conf->path_vars = conf->path_cv;
     }
 
     return NGX_CONF_OK;

@@ -54,7 +54,8 @@ typedef struct {
 typedef struct {
     ngx_flag_t                  enable;
     ngx_str_t                   path;        /* a path label, no variables */
-    ngx_http_complex_value_t   *path_cv;     /* a path label with variables */
+    ngx_http_complex_value_t   *path_vars;   /* a path label with variables */
+    ngx_http_complex_value_t   *path_cv;     /* railgun_path as configured */
     ngx_railgun_buckets_t      *buckets;
     ngx_railgun_buckets_t      *ws_buckets;
 } ngx_http_railgun_loc_conf_t;

@@ -189,12 +189,12 @@ ngx_http_railgun_account(ngx_http_request_t *r, ngx_http_railgun_ctx_t *ctx,
     method = ngx_http_railgun_method(r);
     code = method * 1000 + status;
 
-    if (rlcf->path_cv == NULL) {
+    if (rlcf->path_vars == NULL) {
         path = rlcf->path;
         text = NULL;
 
     } else {
-        if (ngx_http_complex_value(r, rlcf->path_cv, &path) != NGX_OK) {
+        if (ngx_http_complex_value(r, rlcf->path_vars, &path) != NGX_OK) {
             return;
         }
 

@@ -237,10 +237,10 @@ ngx_http_railgun_websocket_series(ngx_http_request_t *r,
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
     store = rmcf->store;
 
-    if (rlcf->path_cv == NULL) {
+    if (rlcf->path_vars == NULL) {
         path = rlcf->path;
 
-    } else if (ngx_http_complex_value(r, rlcf->path_cv, &path) != NGX_OK) {
+    } else if (ngx_http_complex_value(r, rlcf->path_vars, &path) != NGX_OK) {
         return NGX_ERROR;
     }
 
