@@ -56,11 +56,13 @@ static u_char *ngx_http_railgun_uint(u_char *p, uint64_t n);
 static u_char *ngx_http_railgun_seconds(u_char *p, uint64_t us);
 
 
+/* TYPE words by the store's types, and "unknown" for OpenMetrics */
+
 static char *ngx_http_railgun_types[] = {
-    "counter", "gauge", "histogram", "unknown"
+    "counter", "gauge", "histogram", "gauge", "", "unknown"
 };
 
-#define NGX_HTTP_RAILGUN_UNKNOWN  3
+#define NGX_HTTP_RAILGUN_UNKNOWN  5
 
 
 ngx_int_t
@@ -219,6 +221,10 @@ ngx_http_railgun_render_family(ngx_http_railgun_render_t *rd,
     fc = &store->families[f];
     fam = &store->sh->family[f];
 
+    if (fc->type == NGX_RAILGUN_STATE) {
+        return NGX_OK;
+    }
+
     if (ngx_http_railgun_header(rd, &fc->name, (char *) fc->help.data,
                                 fc->type)
         != NGX_OK)
@@ -269,11 +275,13 @@ ngx_http_railgun_render_series(ngx_http_railgun_render_t *rd,
             p = ngx_http_railgun_uint(p, s->values[0]);
 
         } else {
-            gauge = 0;
+            gauge = (int64_t) s->values[0];
 
-            for (i = 0; i < NGX_RAILGUN_STORE_SLOTS; i++) {
-                if (rd->live[i]) {
-                    gauge += (int64_t) s->values[i];
+            if (fc->type == NGX_RAILGUN_WORKER_GAUGE) {
+                for (i = 1; i < NGX_RAILGUN_STORE_SLOTS; i++) {
+                    if (rd->live[i]) {
+                        gauge += (int64_t) s->values[i];
+                    }
                 }
             }
 
@@ -377,6 +385,10 @@ ngx_http_railgun_render_status(ngx_http_railgun_render_t *rd,
 
     for (f = 0; f < store->nfamilies; f++) {
         fam = &store->sh->family[f];
+
+        if (store->families[f].type == NGX_RAILGUN_STATE) {
+            continue;
+        }
 
         p = ngx_http_railgun_reserve(rd, NGX_HTTP_RAILGUN_LINE_ROOM);
         if (p == NULL) {

@@ -36,6 +36,8 @@ static char *ngx_http_railgun_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_railgun_buckets(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_railgun_probe(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_railgun_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_railgun_init(ngx_conf_t *cf);
@@ -88,6 +90,13 @@ static ngx_command_t  ngx_http_railgun_commands[] = {
       ngx_http_railgun_buckets,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_railgun_loc_conf_t, ws_buckets),
+      NULL },
+
+    { ngx_string("railgun_probe"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_railgun_probe,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("railgun_metrics"),
@@ -181,7 +190,7 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
 
     { ngx_string("railgun_websocket_connections"),
       ngx_string("WebSocket sessions open now."),
-      NGX_RAILGUN_GAUGE,
+      NGX_RAILGUN_WORKER_GAUGE,
       ngx_string("server=\"__overflow__\",path=\"__overflow__\"") },
 
     { ngx_string("railgun_websocket_connections_total"),
@@ -214,7 +223,63 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
       ngx_string("server=\"__overflow__\",path=\"__overflow__\","
                  "direction=\"__overflow__\"") },
 
+    { ngx_string("railgun_probe_state"),
+      ngx_null_string,
+      NGX_RAILGUN_STATE,
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\"") },
+
+    { ngx_string("railgun_probe_up"),
+      ngx_string("Whether the probe's target passes its checks "
+                 "(after rise and fall)."),
+      NGX_RAILGUN_GAUGE,
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\"") },
+
+    { ngx_string("railgun_probe_checks_total"),
+      ngx_string("Probe checks by result."),
+      NGX_RAILGUN_COUNTER,
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\","
+                 "result=\"__overflow__\"") },
+
+    { ngx_string("railgun_probe_duration_seconds"),
+      ngx_string("Time a probe check took, connect to verdict."),
+      NGX_RAILGUN_HISTOGRAM,
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\"") },
+
+    { ngx_string("railgun_probe_transitions_total"),
+      ngx_string("Changes of a probe's state."),
+      NGX_RAILGUN_COUNTER,
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\","
+                 "to=\"__overflow__\"") },
+
+    { ngx_string("railgun_redis_memory_used_bytes"),
+      ngx_string("used_memory from the last INFO of a Redis probe."),
+      NGX_RAILGUN_GAUGE,
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\"") },
+
+    { ngx_string("railgun_redis_memory_max_bytes"),
+      ngx_string("maxmemory from the last INFO of a Redis probe "
+                 "(0: no limit)."),
+      NGX_RAILGUN_GAUGE,
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\"") },
+
+    { ngx_string("railgun_redis_connected_clients"),
+      ngx_string("connected_clients from the last INFO of a Redis probe."),
+      NGX_RAILGUN_GAUGE,
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\"") },
+
     { ngx_null_string, ngx_null_string, 0, ngx_null_string }
+};
+
+
+static ngx_railgun_probe_families_t  ngx_http_railgun_probe_families = {
+    NGX_HTTP_RAILGUN_PROBE_STATE,
+    NGX_HTTP_RAILGUN_PROBE_UP,
+    NGX_HTTP_RAILGUN_PROBE_CHECKS,
+    NGX_HTTP_RAILGUN_PROBE_DURATION,
+    NGX_HTTP_RAILGUN_PROBE_TRANSITIONS,
+    NGX_HTTP_RAILGUN_REDIS_MEMORY_USED,
+    NGX_HTTP_RAILGUN_REDIS_MEMORY_MAX,
+    NGX_HTTP_RAILGUN_REDIS_CLIENTS
 };
 
 
@@ -254,7 +319,13 @@ ngx_http_railgun_init_process(ngx_cycle_t *cycle)
 
     ngx_railgun_store_claim_slot(rmcf->store);
 
-    return ngx_http_railgun_request_init_worker(cycle);
+    if (ngx_http_railgun_request_init_worker(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_railgun_probe_init_worker(cycle, &rmcf->probes, rmcf->store,
+                                         &ngx_http_railgun_probe_families,
+                                         rmcf->store->default_buckets);
 }
 
 
@@ -274,6 +345,7 @@ ngx_http_railgun_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_railgun_probe_exit_worker(&rmcf->probes);
     ngx_railgun_store_release_slot(rmcf->store);
 }
 
@@ -296,6 +368,13 @@ ngx_http_railgun_create_main_conf(ngx_conf_t *cf)
      */
 
     rmcf->max_series = NGX_CONF_UNSET_UINT;
+
+    if (ngx_array_init(&rmcf->probes, cf->pool, 4,
+                       sizeof(ngx_railgun_probe_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
 
     return rmcf;
 }
@@ -579,6 +658,44 @@ ngx_http_railgun_buckets(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     *field = b;
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_railgun_probe(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_railgun_main_conf_t *rmcf = conf;
+
+    ngx_str_t            *value;
+    ngx_uint_t            i;
+    ngx_railgun_probe_t  *probe;
+
+    value = cf->args->elts;
+
+    probe = rmcf->probes.elts;
+
+    for (i = 0; i < rmcf->probes.nelts; i++) {
+        if (probe[i].name.len == value[1].len
+            && ngx_strncmp(probe[i].name.data, value[1].data, value[1].len)
+               == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate probe \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    probe = ngx_array_push(&rmcf->probes);
+    if (probe == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(probe, sizeof(ngx_railgun_probe_t));
+
+    probe->name = value[1];
+
+    return ngx_railgun_probe_parse(cf, probe, &value[2], &value[3],
+                                   cf->args->nelts - 3);
 }
 
 

@@ -13,6 +13,7 @@
 #include <ngx_http.h>
 #include "ngx_railgun_store.h"
 #include "ngx_railgun_labels.h"
+#include "ngx_railgun_probe.h"
 
 
 #define NGX_HTTP_RAILGUN_VERSION  "0.1.0"
@@ -34,6 +35,14 @@ enum {
     NGX_HTTP_RAILGUN_WS_MESSAGES,
     NGX_HTTP_RAILGUN_WS_BYTES,
     NGX_HTTP_RAILGUN_WS_PROTOCOL_ERRORS,
+    NGX_HTTP_RAILGUN_PROBE_STATE,
+    NGX_HTTP_RAILGUN_PROBE_UP,
+    NGX_HTTP_RAILGUN_PROBE_CHECKS,
+    NGX_HTTP_RAILGUN_PROBE_DURATION,
+    NGX_HTTP_RAILGUN_PROBE_TRANSITIONS,
+    NGX_HTTP_RAILGUN_REDIS_MEMORY_USED,
+    NGX_HTTP_RAILGUN_REDIS_MEMORY_MAX,
+    NGX_HTTP_RAILGUN_REDIS_CLIENTS,
     NGX_HTTP_RAILGUN_NFAMILIES
 };
 
@@ -43,6 +52,7 @@ typedef struct {
     ngx_railgun_store_t        *store;
     ngx_railgun_buckets_t      *ws_buckets;   /* the default */
     ngx_uint_t                  max_series;
+    ngx_array_t                 probes;       /* ngx_railgun_probe_t */
 } ngx_http_railgun_main_conf_t;
 
 
@@ -86,19 +96,6 @@ void ngx_http_railgun_websocket_end(ngx_http_request_t *r,
     ngx_http_railgun_ctx_t *ctx);
 
 ngx_int_t ngx_http_railgun_expose_handler(ngx_http_request_t *r);
-
-
-/* a monotonic clock in microseconds: request latency, not wall time */
-
-static ngx_inline uint64_t
-ngx_http_railgun_now_us(void)
-{
-    struct timespec  ts;
-
-    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-
-    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 
 #endif /* _NGX_HTTP_RAILGUN_MODULE_H_INCLUDED_ */

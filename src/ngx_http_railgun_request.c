@@ -103,7 +103,7 @@ ngx_http_railgun_post_read_handler(ngx_http_request_t *r)
     }
 
     ctx = cln->data;
-    ctx->start = ngx_http_railgun_now_us();
+    ctx->start = ngx_railgun_now_us();
     ctx->ws = NULL;
 
     cln->handler = ngx_http_railgun_cleanup;
@@ -173,7 +173,7 @@ ngx_http_railgun_account(ngx_http_request_t *r, ngx_http_railgun_ctx_t *ctx,
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
 
     if (ctx) {
-        us = ngx_http_railgun_now_us() - ctx->start;
+        us = ngx_railgun_now_us() - ctx->start;
 
     } else {
         /* rejected before the post-read phase: nginx's own ms clock */

@@ -112,7 +112,7 @@ ngx_http_railgun_websocket_start(ngx_http_request_t *r)
 
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
 
-    ws->start = ngx_http_railgun_now_us();
+    ws->start = ngx_railgun_now_us();
     ws->connection[NGX_HTTP_RAILGUN_WS_IN] = r->upstream->peer.connection;
     ws->connection[NGX_HTTP_RAILGUN_WS_OUT] = r->connection;
 
@@ -209,7 +209,7 @@ ngx_http_railgun_websocket_end(ngx_http_request_t *r,
     }
 
     ngx_railgun_store_observe(ws->duration,
-                              ngx_http_railgun_now_us() - ws->start);
+                              ngx_railgun_now_us() - ws->start);
     ngx_railgun_store_gauge_add(rmcf->store, ws->active, -1);
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,

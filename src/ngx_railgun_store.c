@@ -183,9 +183,13 @@ ngx_railgun_store_alloc(ngx_railgun_store_t *store, ngx_uint_t family,
         /* one count per bucket, +Inf, then the sum */
         nvalues = buckets->n + 2;
 
-    } else if (store->families[family].type == NGX_RAILGUN_GAUGE) {
+    } else if (store->families[family].type == NGX_RAILGUN_WORKER_GAUGE) {
         buckets = NULL;
         nvalues = NGX_RAILGUN_STORE_SLOTS;
+
+    } else if (store->families[family].type == NGX_RAILGUN_STATE) {
+        buckets = NULL;
+        nvalues = NGX_RAILGUN_STATE_VALUES;
 
     } else {
         buckets = NULL;
@@ -368,7 +372,7 @@ ngx_railgun_store_clear_slot(ngx_railgun_store_t *store, ngx_uint_t slot)
 
     for (f = 0; f < store->nfamilies; f++) {
 
-        if (store->families[f].type != NGX_RAILGUN_GAUGE) {
+        if (store->families[f].type != NGX_RAILGUN_WORKER_GAUGE) {
             continue;
         }
 

@@ -88,9 +88,13 @@ typedef struct {
 } ngx_railgun_store_sh_t;
 
 
-#define NGX_RAILGUN_COUNTER    0
-#define NGX_RAILGUN_GAUGE      1
-#define NGX_RAILGUN_HISTOGRAM  2
+#define NGX_RAILGUN_COUNTER       0
+#define NGX_RAILGUN_GAUGE         1   /* one value, set */
+#define NGX_RAILGUN_HISTOGRAM     2
+#define NGX_RAILGUN_WORKER_GAUGE  3   /* one value per worker slot, summed */
+#define NGX_RAILGUN_STATE         4   /* not exposed: a caller's record */
+
+#define NGX_RAILGUN_STATE_VALUES  4
 
 
 /*
@@ -134,6 +138,19 @@ static ngx_inline void
 ngx_railgun_store_add(ngx_railgun_series_t *s, ngx_atomic_int_t n)
 {
     (void) ngx_atomic_fetch_add(&s->values[0], n);
+}
+
+
+/* a monotonic clock in microseconds: latency, not wall time */
+
+static ngx_inline uint64_t
+ngx_railgun_now_us(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 
