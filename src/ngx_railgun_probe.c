@@ -549,9 +549,9 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
 
         for (j = 0; j < 2; j++) {
             probe[i].transitions[j] = ngx_railgun_probe_series(store,
-                                                  fam->transitions, &probe[i],
-                                                  "to", &ngx_railgun_probe_to[j],
-                                                  NULL);
+                                                fam->transitions, &probe[i],
+                                                "to", &ngx_railgun_probe_to[j],
+                                                NULL);
         }
 
         if (probe[i].type == NGX_RAILGUN_PROBE_REDIS) {

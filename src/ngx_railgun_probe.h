@@ -96,7 +96,7 @@ struct ngx_railgun_probe_s {
     ngx_str_t                      uri;
     ngx_str_t                      host;
     ngx_str_t                      body;
-    ngx_array_t                   *status;        /* ngx_railgun_probe_status_t */
+    ngx_array_t                   *status;   /* ngx_railgun_probe_status_t */
 
     /* redis */
     ngx_str_t                      user;

@@ -66,7 +66,20 @@ $t->run();
 my $CLIENTS = 8;
 my $REQUESTS = 250;
 
-my $m0 = $t->metrics();
+my $acc = 'railgun_nginx_connections_accepted_total';
+my $hnd = 'railgun_nginx_connections_handled_total';
+
+# with reuseport each worker has its own accept queue, and under load the
+# harness's startup probe of the port may be accepted late: wait until it
+# and every scrape so far are counted
+
+my ($m0, $scrapes);
+
+for (1 .. 100) {
+	$m0 = $t->metrics();
+	last if (sample($m0, $acc) // 0) >= ++$scrapes + 1;
+	select undef, undef, undef, 0.02;
+}
 
 # each client writes its byte totals to a file: counts must match exactly
 
@@ -129,9 +142,6 @@ is(sample_sum($m, 'railgun_http_response_bytes_total',
 
 # every connection since the first scrape: the clients' and the second
 # scrape's own
-
-my $acc = 'railgun_nginx_connections_accepted_total';
-my $hnd = 'railgun_nginx_connections_handled_total';
 
 is(sample($m, $acc) - sample($m0, $acc), $total + 1, 'accepted');
 is(sample($m, $hnd) - sample($m0, $hnd), $total + 1, 'handled');

@@ -232,6 +232,23 @@ sub port {
 	die "no free port for $n";
 }
 
+# A port where connections are refused and which nothing else (a parallel
+# test's nginx) can take meanwhile: a bound socket that never listens.
+
+sub refused_port {
+	my ($self, $n) = @_;
+
+	my $port = port($n);
+
+	my $s = IO::Socket::INET->new(
+		Proto => 'tcp',
+		LocalAddr => "127.0.0.1:$port",
+	) or die "can't reserve port $port: $!";
+
+	push @{$self->{_reserved}}, $s;
+	return $port;
+}
+
 ###############################################################################
 
 sub sanitizer_env {
