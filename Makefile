@@ -12,7 +12,7 @@ ASAN_FLAGS  = -fsanitize=address,undefined -fno-omit-frame-pointer \
 
 SRCS := config $(wildcard src/*.c src/*.h)
 
-.PHONY: all setup module asan test test-asan demo demo-stop bench clean
+.PHONY: all setup module asan test test-asan demo demo-stop bench fuzz clean
 
 all: module
 
@@ -58,6 +58,10 @@ demo-stop:
 
 bench: module
 	@bench/run
+
+# libFuzzer targets of t/fuzz/, each for FUZZ_SECONDS (default 60)
+fuzz: module
+	@t/fuzz/run
 
 clean:
 	rm -rf build build-asan
