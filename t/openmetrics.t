@@ -73,8 +73,9 @@ unlike($body, qr/\n\n/, 'no empty lines');
 
 is(join(' ', $body =~ /^# TYPE (\S+_total) counter$/mg), '',
 	'counter TYPE names without _total');
-is(join(' ', $body =~ /^# HELP (\S+_total) /mg), '',
-	'counter HELP names without _total');
+my %help = map { $_ => 1 } $body =~ /^# HELP (\S+) /mg;
+is(join(' ', grep { !$help{$_} } $body =~ /^# TYPE (\S+) counter$/mg), '',
+	'counter HELP names as TYPE names');
 like($body, qr/^# TYPE railgun_http_requests counter$/m,
 	'requests counter family');
 like($body, qr/^# TYPE railgun_nginx_connections_accepted counter$/m,

@@ -884,7 +884,8 @@ sub backend_connection {
 #   - promtool check metrics prints nothing and exits 0 (lint problems make
 #     it exit 3 with text on stderr; our output must have none); an
 #     OpenMetrics body is first rewritten to the 0.0.4 form promtool 2.42
-#     reads (counter metadata gets its "_total" back, "# EOF" dropped);
+#     reads (counter metadata gets its "_total" back, type "unknown" becomes
+#     "untyped", "# EOF" is dropped);
 #   - HELP and TYPE once per family, each before the family's samples, the
 #     samples of a family contiguous, no series twice;
 #   - histograms: le ascending, ending in "+Inf", buckets cumulative,
@@ -976,6 +977,7 @@ sub om_to_text {
 	$text =~ s/^# (HELP|TYPE|UNIT) (\S+)/
 		"# $1 " . ($counter{$2} ? "$2_total" : $2)/mge;
 	$text =~ s/^# UNIT .*\n//mg;
+	$text =~ s/^(# TYPE \S+) unknown$/$1 untyped/mg;
 
 	return $text;
 }
