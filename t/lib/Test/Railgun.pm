@@ -471,7 +471,7 @@ sub stop {
 		sleep 0.02 while alive($pid) && time() < $deadline;
 
 		if (alive($pid)) {
-			Test::More::diag("nginx $pid did not exit on QUIT, killing");
+			Test::More::diag("nginx $pid did not exit, killing it");
 			kill 'KILL', $pid;
 			kill 'KILL', $_ for children($pid);
 		}
@@ -759,8 +759,8 @@ sub http_backend {
 
 	$self->run_daemon(sub {
 		close $rd;
-		backend_loop($listen, $port, $opts{handler}, $opts{workers} || 8,
-			$wr);
+		backend_loop($listen, $port, $opts{handler},
+			$opts{workers} || 8, $wr);
 	});
 
 	close $wr;
@@ -792,7 +792,9 @@ sub backend_loop {
 
 			while (1) {
 				my $c = $listen->accept() or next;
-				eval { backend_connection($c, $port, $handler) };
+				eval {
+					backend_connection($c, $port, $handler);
+				};
 				close $c;
 			}
 		}
@@ -931,7 +933,8 @@ sub metrics {
 
 	$body = '' unless defined $body;
 
-	my $om = ($h->{'content-type'} || '') =~ m!application/openmetrics-text!;
+	my $om = ($h->{'content-type'} || '')
+		=~ m!application/openmetrics-text!;
 
 	my $scrape = parse_metrics($body, $om, \@errors, $where);
 	$scrape->{status} = $status;
@@ -1000,6 +1003,10 @@ my %SUFFIXES = (
 	gaugehistogram => [ '_bucket', '_gsum', '_gcount' ],
 );
 
+my $NAME = qr/[a-zA-Z_:][a-zA-Z0-9_:]*/;
+my $LABEL = qr/[a-zA-Z_][a-zA-Z0-9_]*/;
+my $NUMBER = qr/[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?/;
+
 sub parse_metrics {
 	my ($body, $om, $errors, $where) = @_;
 
@@ -1062,7 +1069,7 @@ sub parse_metrics {
 			next;
 		}
 
-		$line =~ /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)(?:\s+\S+)?$/
+		$line =~ /^($NAME)(\{.*\})?\s+(\S+)(?:\s+\S+)?$/
 			or do { $err->("unparsable line: $line"); next };
 
 		my ($name, $lbl, $value) = ($1, $2 // '', $3);
@@ -1071,7 +1078,7 @@ sub parse_metrics {
 
 		if ($rest ne '') {
 			$rest =~ s/^\{//;
-			while ($rest =~ s/^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?//) {
+			while ($rest =~ s/^($LABEL)="((?:[^"\\]|\\.)*)",?//) {
 				$err->("label $1 twice in $name$lbl")
 					if exists $labels{$1};
 				$labels{$1} = unescape_label($2);
@@ -1083,7 +1090,7 @@ sub parse_metrics {
 			$value = $1 eq '-' ? -9**9**9 : 9**9**9;
 
 		} elsif ($value ne 'NaN'
-			&& $value !~ /^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/)
+			&& $value !~ /^$NUMBER$/)
 		{
 			$err->("bad value in line: $line");
 		}
@@ -1131,8 +1138,8 @@ sub check_histograms {
 		my %groups;
 
 		for my $x (@{$s->{series}}) {
-			next unless $x->{name} =~ /^\Q$fam\E_(bucket|sum|count)$/;
-			my $kind = $1;
+			my ($kind) = $x->{name}
+				=~ /^\Q$fam\E_(bucket|sum|count)$/ or next;
 			my %l = %{$x->{labels}};
 			my $le = delete $l{le};
 			my $id = join ',', map { "$_=$l{$_}" } sort keys %l;
@@ -1152,12 +1159,13 @@ sub check_histograms {
 			my @b = @{$g->{buckets}};
 			my $what = "$fam\{$id\}";
 
-			$err->("$what: no _count"), next unless defined $g->{count};
+			$err->("$what: no _count"), next
+				unless defined $g->{count};
 			$err->("$what: no _sum") unless defined $g->{sum};
 			$err->("$what: no buckets"), next unless @b;
-			$err->("$what: last bucket is le=\"$b[-1][0]\", not +Inf")
+			$err->("$what: last bucket le=\"$b[-1][0]\", not +Inf")
 				if $b[-1][0] ne '+Inf';
-			$err->("$what: +Inf bucket $b[-1][1] != _count $g->{count}")
+			$err->("$what: +Inf $b[-1][1] != _count $g->{count}")
 				if $b[-1][1] != $g->{count};
 
 			for my $i (1 .. $#b) {
