@@ -99,6 +99,20 @@ static ngx_command_t  ngx_http_railgun_commands[] = {
       0,
       NULL },
 
+    { ngx_string("railgun_check"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_ANY,
+      ngx_http_railgun_check,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("railgun_gate"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_railgun_gate,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("railgun_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_railgun_metrics,
@@ -267,6 +281,12 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
       NGX_RAILGUN_GAUGE,
       ngx_string("probe=\"__overflow__\",target=\"__overflow__\"") },
 
+    { ngx_string("railgun_upstream_peer_up"),
+      ngx_string("Whether an upstream server passes its railgun_check "
+                 "(after rise and fall)."),
+      NGX_RAILGUN_GAUGE,
+      ngx_string("upstream=\"__overflow__\",peer=\"__overflow__\"") },
+
     { ngx_null_string, ngx_null_string, 0, ngx_null_string }
 };
 
@@ -279,7 +299,8 @@ static ngx_railgun_probe_families_t  ngx_http_railgun_probe_families = {
     NGX_HTTP_RAILGUN_PROBE_TRANSITIONS,
     NGX_HTTP_RAILGUN_REDIS_MEMORY_USED,
     NGX_HTTP_RAILGUN_REDIS_MEMORY_MAX,
-    NGX_HTTP_RAILGUN_REDIS_CLIENTS
+    NGX_HTTP_RAILGUN_REDIS_CLIENTS,
+    NGX_HTTP_RAILGUN_UPSTREAM_PEER_UP
 };
 
 
@@ -323,9 +344,15 @@ ngx_http_railgun_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return ngx_railgun_probe_init_worker(cycle, &rmcf->probes, rmcf->store,
-                                         &ngx_http_railgun_probe_families,
-                                         rmcf->store->default_buckets);
+    if (ngx_railgun_probe_init_worker(cycle, &rmcf->probes, rmcf->store,
+                                      &ngx_http_railgun_probe_families,
+                                      rmcf->store->default_buckets)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_railgun_gate_init_worker(cycle);
 }
 
 
@@ -371,6 +398,12 @@ ngx_http_railgun_create_main_conf(ngx_conf_t *cf)
 
     if (ngx_array_init(&rmcf->probes, cf->pool, 4,
                        sizeof(ngx_railgun_probe_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    if (ngx_array_init(&rmcf->gates, cf->pool, 2, sizeof(ngx_array_t *))
         != NGX_OK)
     {
         return NULL;
@@ -478,6 +511,7 @@ ngx_http_railgun_create_srv_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     rscf->name = { 0, NULL };
+     *     rscf->upstream = NULL;
      */
 
     return rscf;
@@ -516,6 +550,7 @@ ngx_http_railgun_create_loc_conf(ngx_conf_t *cf)
      *
      *     rlcf->path = { 0, NULL };
      *     rlcf->path_vars = NULL;
+     *     rlcf->gate = NULL;
      */
 
     rlcf->enable = NGX_CONF_UNSET;
@@ -690,9 +725,7 @@ ngx_http_railgun_probe(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    ngx_memzero(probe, sizeof(ngx_railgun_probe_t));
-
-    probe->name = value[1];
+    ngx_railgun_probe_init(probe, &value[1], 0);
 
     return ngx_railgun_probe_parse(cf, probe, &value[2], &value[3],
                                    cf->args->nelts - 3);
@@ -719,8 +752,11 @@ ngx_http_railgun_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_railgun_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_uint_t                     i;
+    ngx_array_t                  **gatep;
+    ngx_http_handler_pt           *h;
+    ngx_http_core_main_conf_t     *cmcf;
+    ngx_http_railgun_main_conf_t  *rmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
@@ -740,6 +776,22 @@ ngx_http_railgun_init(ngx_conf_t *cf)
 
     if (ngx_http_railgun_websocket_init(cf) != NGX_OK) {
         return NGX_ERROR;
+    }
+
+    /* checks become probes, then gates find the probes and upstreams */
+
+    if (ngx_http_railgun_gate_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_railgun_module);
+
+    gatep = rmcf->gates.elts;
+
+    for (i = 0; i < rmcf->gates.nelts; i++) {
+        if (ngx_http_railgun_gate_resolve(cf, gatep[i]) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
     return ngx_http_railgun_server_names(cf);

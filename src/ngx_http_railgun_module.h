@@ -43,6 +43,7 @@ enum {
     NGX_HTTP_RAILGUN_REDIS_MEMORY_USED,
     NGX_HTTP_RAILGUN_REDIS_MEMORY_MAX,
     NGX_HTTP_RAILGUN_REDIS_CLIENTS,
+    NGX_HTTP_RAILGUN_UPSTREAM_PEER_UP,
     NGX_HTTP_RAILGUN_NFAMILIES
 };
 
@@ -53,11 +54,16 @@ typedef struct {
     ngx_railgun_buckets_t      *ws_buckets;   /* the default */
     ngx_uint_t                  max_series;
     ngx_array_t                 probes;       /* ngx_railgun_probe_t */
+    ngx_array_t                 gates;        /* ngx_array_t *, per location */
 } ngx_http_railgun_main_conf_t;
+
+
+typedef struct ngx_http_railgun_upstream_s  ngx_http_railgun_upstream_t;
 
 
 typedef struct {
     ngx_str_t                   name;        /* the "server" label */
+    ngx_http_railgun_upstream_t  *upstream;  /* railgun_check in upstream{} */
 } ngx_http_railgun_srv_conf_t;
 
 
@@ -68,6 +74,7 @@ typedef struct {
     ngx_http_complex_value_t   *path_cv;     /* railgun_path as configured */
     ngx_railgun_buckets_t      *buckets;
     ngx_railgun_buckets_t      *ws_buckets;
+    ngx_array_t                *gate;        /* railgun_gate's items */
 } ngx_http_railgun_loc_conf_t;
 
 
@@ -96,6 +103,15 @@ void ngx_http_railgun_websocket_end(ngx_http_request_t *r,
     ngx_http_railgun_ctx_t *ctx);
 
 ngx_int_t ngx_http_railgun_expose_handler(ngx_http_request_t *r);
+
+ngx_int_t ngx_http_railgun_gate_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_railgun_no_cache(ngx_http_request_t *r);
+ngx_int_t ngx_http_railgun_gate_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_railgun_gate_resolve(ngx_conf_t *cf, ngx_array_t *gate);
+ngx_int_t ngx_http_railgun_gate_init_worker(ngx_cycle_t *cycle);
+char *ngx_http_railgun_check(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 
 #endif /* _NGX_HTTP_RAILGUN_MODULE_H_INCLUDED_ */

@@ -39,6 +39,9 @@ static char *ngx_railgun_probe_address(ngx_conf_t *cf,
 static ngx_railgun_series_t *ngx_railgun_probe_series(
     ngx_railgun_store_t *store, ngx_uint_t family, ngx_railgun_probe_t *probe,
     const char *label, ngx_str_t *value, ngx_railgun_buckets_t *buckets);
+static ngx_railgun_series_t *ngx_railgun_probe_peer_series(
+    ngx_railgun_store_t *store, ngx_uint_t family,
+    ngx_railgun_probe_t *probe);
 
 
 ngx_str_t  ngx_railgun_probe_results[] = {
@@ -483,6 +486,9 @@ ngx_railgun_probe_record(ngx_railgun_probe_t *probe,
 
     ngx_railgun_store_add(probe->transitions[up], 1);
 
+    /* balancers resynchronise their peers when this moves */
+    (void) ngx_atomic_fetch_add(&ngx_railgun_probe_store->sh->generation, 1);
+
     if (up) {
         ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
                       "railgun probe \"%V\" %V is up after %ui "
@@ -534,8 +540,14 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
         probe[i].state = ngx_railgun_probe_series(store, fam->state,
                                                   &probe[i], NULL, NULL,
                                                   NULL);
-        probe[i].up = ngx_railgun_probe_series(store, fam->up, &probe[i],
-                                               NULL, NULL, NULL);
+        if (probe[i].check) {
+            probe[i].up = ngx_railgun_probe_peer_series(store, fam->peer_up,
+                                                        &probe[i]);
+
+        } else {
+            probe[i].up = ngx_railgun_probe_series(store, fam->up, &probe[i],
+                                                   NULL, NULL, NULL);
+        }
         probe[i].duration = ngx_railgun_probe_series(store, fam->duration,
                                                      &probe[i], NULL, NULL,
                                                      buckets);
@@ -623,24 +635,79 @@ ngx_railgun_probe_series(ngx_railgun_store_t *store, ngx_uint_t family,
 }
 
 
+/* railgun_upstream_peer_up: a check is labelled as the upstream and peer */
+
+static ngx_railgun_series_t *
+ngx_railgun_probe_peer_series(ngx_railgun_store_t *store, ngx_uint_t family,
+    ngx_railgun_probe_t *probe)
+{
+    u_char  *p, key[2 * NGX_RAILGUN_LABEL_ESCAPED_MAX + 128];
+
+    p = ngx_cpymem(key, "upstream=\"", sizeof("upstream=\"") - 1);
+    p = ngx_railgun_label_escape(p, probe->name.data, probe->name.len);
+    p = ngx_cpymem(p, "\",peer=\"", sizeof("\",peer=\"") - 1);
+    p = ngx_railgun_label_escape(p, probe->target.data, probe->target.len);
+    *p++ = '"';
+
+    return ngx_railgun_store_series(store, family, key, p - key, NULL);
+}
+
+
 /* configuration */
+
+
+/* the defaults of SPEC.md, before parameters */
+
+void
+ngx_railgun_probe_init(ngx_railgun_probe_t *probe, ngx_str_t *name,
+    ngx_uint_t check)
+{
+    ngx_memzero(probe, sizeof(ngx_railgun_probe_t));
+
+    probe->name = *name;
+    probe->check = check;
+    probe->interval = 2000;
+    probe->timeout = 1000;
+    probe->rise = 2;
+    probe->fall = 3;
+    probe->db = -1;
+
+    /* a reload must never open a window where every peer is down */
+    probe->initial_up = check;
+
+    if (check) {
+        probe->type = NGX_RAILGUN_PROBE_HTTP;
+        ngx_str_set(&probe->uri, "/");
+    }
+}
+
+
+ngx_int_t
+ngx_railgun_probe_init_request(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
+{
+    ngx_railgun_probe_proto_t  *proto;
+
+    if (probe->type == NGX_RAILGUN_PROBE_HTTP && probe->host.len == 0) {
+        probe->host = probe->target;
+    }
+
+    proto = ngx_railgun_probe_proto(probe);
+
+    if (proto && proto->init_conf(cf, probe) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
 
 
 char *
 ngx_railgun_probe_parse(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
     ngx_str_t *url, ngx_str_t *params, ngx_uint_t nparams)
 {
-    char                       *rv;
-    ngx_int_t                   n;
-    ngx_str_t                   s, hostport;
-    ngx_uint_t                  i;
-    ngx_railgun_probe_proto_t  *proto;
-
-    probe->interval = 2000;
-    probe->timeout = 1000;
-    probe->rise = 2;
-    probe->fall = 3;
-    probe->db = -1;
+    char        *rv;
+    ngx_str_t    hostport;
+    ngx_uint_t   i;
 
     if (url->len > 8 && ngx_strncasecmp(url->data, (u_char *) "redis://", 8)
                         == 0)
@@ -699,7 +766,45 @@ ngx_railgun_probe_parse(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
         return NGX_CONF_ERROR;
     }
 
+    return ngx_railgun_probe_parse_params(cf, probe, params, nparams);
+}
+
+
+/*
+ * The parameters common to railgun_probe and railgun_check; a check (a probe
+ * made for each server of an upstream) also takes type= and uri=.
+ */
+
+char *
+ngx_railgun_probe_parse_params(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
+    ngx_str_t *params, ngx_uint_t nparams)
+{
+    ngx_int_t   n;
+    ngx_str_t   s;
+    ngx_uint_t  i;
+
     for (i = 0; i < nparams; i++) {
+
+        if (probe->check) {
+
+            if (ngx_strcmp(params[i].data, "type=http") == 0) {
+                probe->type = NGX_RAILGUN_PROBE_HTTP;
+                continue;
+            }
+
+            if (ngx_strcmp(params[i].data, "type=tcp") == 0) {
+                probe->type = NGX_RAILGUN_PROBE_TCP;
+                continue;
+            }
+
+            if (ngx_strncmp(params[i].data, "uri=", 4) == 0
+                && params[i].len > 4 && params[i].data[4] == '/')
+            {
+                probe->uri.data = params[i].data + 4;
+                probe->uri.len = params[i].len - 4;
+                continue;
+            }
+        }
 
         if (ngx_strncmp(params[i].data, "interval=", 9) == 0) {
             s.data = params[i].data + 9;
@@ -844,13 +949,12 @@ ngx_railgun_probe_parse(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
         }
     }
 
-    if (probe->type == NGX_RAILGUN_PROBE_HTTP && probe->host.len == 0) {
-        probe->host = probe->target;
+    if (probe->check) {
+        /* the request is made for each server, once its address is known */
+        return NGX_CONF_OK;
     }
 
-    proto = ngx_railgun_probe_proto(probe);
-
-    if (proto && proto->init_conf(cf, probe) != NGX_OK) {
+    if (ngx_railgun_probe_init_request(cf, probe) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 

@@ -76,6 +76,7 @@ typedef struct {
     ngx_uint_t                     memory_used;
     ngx_uint_t                     memory_max;
     ngx_uint_t                     clients;
+    ngx_uint_t                     peer_up;
 } ngx_railgun_probe_families_t;
 
 
@@ -91,6 +92,8 @@ struct ngx_railgun_probe_s {
     ngx_uint_t                     rise;
     ngx_uint_t                     fall;
     ngx_uint_t                     initial_up;    /* unsigned  initial_up:1; */
+    ngx_uint_t                     check;         /* of an upstream server */
+    ngx_uint_t                     configured_down;
 
     /* http */
     ngx_str_t                      uri;
@@ -163,8 +166,14 @@ extern ngx_railgun_probe_proto_t  ngx_railgun_probe_http;
 extern ngx_str_t                  ngx_railgun_probe_results[];
 
 
+void ngx_railgun_probe_init(ngx_railgun_probe_t *probe, ngx_str_t *name,
+    ngx_uint_t check);
 char *ngx_railgun_probe_parse(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
     ngx_str_t *url, ngx_str_t *params, ngx_uint_t nparams);
+char *ngx_railgun_probe_parse_params(ngx_conf_t *cf,
+    ngx_railgun_probe_t *probe, ngx_str_t *params, ngx_uint_t nparams);
+ngx_int_t ngx_railgun_probe_init_request(ngx_conf_t *cf,
+    ngx_railgun_probe_t *probe);
 ngx_int_t ngx_railgun_probe_init_worker(ngx_cycle_t *cycle,
     ngx_array_t *probes, ngx_railgun_store_t *store,
     ngx_railgun_probe_families_t *families,

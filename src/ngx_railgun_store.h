@@ -80,6 +80,7 @@ typedef struct {
     uint32_t                        magic;
     uint32_t                        layout;
     ngx_atomic_t                    worker[NGX_RAILGUN_STORE_SLOTS]; /* pid */
+    ngx_atomic_t                    generation;  /* of probe states */
     ngx_uint_t                      nslots;
     time_t                          start_time;
     ngx_railgun_buckets_t          *buckets;

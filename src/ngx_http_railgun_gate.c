@@ -1,0 +1,721 @@
+
+/*
+ * Copyright (C) ngx-railgun authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_railgun_module.h"
+
+
+/*
+ * The health gate.  Every server of an upstream with railgun_check is probed;
+ * the balancer skips failing peers because their health is mirrored into
+ * nginx's own peer->down, which every stock balancer (round robin, hash,
+ * ip_hash, least_conn, random, and keepalive on top of them) honours.  The
+ * peer.init of the upstream is wrapped after the whole configuration is read,
+ * so the order of balancer directives does not matter; get and free are not
+ * touched, so tries, fails and backup servers keep their meaning.  The flags
+ * are rewritten only when a probe state changed somewhere (a generation
+ * counter in the zone): one atomic load per request otherwise.
+ */
+
+
+typedef struct {
+    ngx_http_upstream_rr_peer_t   *peer;
+    ngx_railgun_probe_t           *probe;
+    ngx_uint_t                     configured_down;
+} ngx_http_railgun_gate_peer_t;
+
+
+struct ngx_http_railgun_upstream_s {
+    ngx_railgun_probe_t            check;       /* the parameters */
+    ngx_uint_t                     fail_closed; /* unsigned  fail_closed:1; */
+    ngx_http_upstream_srv_conf_t  *uscf;
+    ngx_http_upstream_init_peer_pt original_init_peer;
+    ngx_uint_t                     first;       /* its probes in rmcf */
+    ngx_uint_t                     nprobes;
+
+    /* each worker's own */
+    ngx_http_railgun_gate_peer_t  *peers;
+    ngx_uint_t                     npeers;
+    ngx_atomic_uint_t              applied;
+    ngx_uint_t                     all_down;    /* unsigned  all_down:1; */
+};
+
+
+typedef struct {
+    ngx_str_t                      name;
+    ngx_railgun_probe_t           *probe;
+    ngx_http_railgun_upstream_t   *upstream;
+    ngx_uint_t                     min;
+    ngx_uint_t                     percent;     /* unsigned  percent:1; */
+    ngx_str_t                      file;
+    ngx_uint_t                     line;
+} ngx_http_railgun_gate_item_t;
+
+
+static ngx_int_t ngx_http_railgun_gate_init_peer(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us);
+static void ngx_http_railgun_gate_sync(ngx_http_railgun_upstream_t *ups,
+    ngx_atomic_uint_t generation);
+static ngx_uint_t ngx_http_railgun_gate_healthy(
+    ngx_http_railgun_upstream_t *ups, ngx_uint_t *total);
+static ngx_int_t ngx_http_railgun_gate_map(ngx_http_railgun_upstream_t *ups,
+    ngx_array_t *probes, ngx_http_upstream_rr_peers_t *peers,
+    ngx_pool_t *pool);
+
+
+ngx_int_t
+ngx_http_railgun_gate_handler(ngx_http_request_t *r)
+{
+    u_char                        *p, *up;
+    size_t                         len;
+    ngx_int_t                      rc;
+    ngx_buf_t                     *b;
+    ngx_uint_t                     i, ready, healthy, total, need;
+    ngx_chain_t                    out;
+    ngx_http_railgun_loc_conf_t   *rlcf;
+    ngx_http_railgun_gate_item_t  *item;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_railgun_module);
+
+    item = rlcf->gate->elts;
+
+    up = ngx_palloc(r->pool, rlcf->gate->nelts);
+    if (up == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ready = 1;
+    len = sizeof("{\"status\":\"unavailable\"}" CRLF) - 1;
+
+    for (i = 0; i < rlcf->gate->nelts; i++) {
+
+        if (item[i].probe) {
+            up[i] = ngx_railgun_probe_is_up(item[i].probe);
+
+        } else {
+            healthy = ngx_http_railgun_gate_healthy(item[i].upstream, &total);
+
+            need = item[i].percent ? (total * item[i].min + 99) / 100
+                                   : item[i].min;
+
+            up[i] = (healthy >= need && healthy > 0);
+        }
+
+        ready &= up[i];
+
+        len += sizeof(",\"\":false") - 1
+               + item[i].name.len
+               + ngx_escape_json(NULL, item[i].name.data, item[i].name.len);
+    }
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(b->last, "{\"status\":\"%s\"",
+                    ready ? "ready" : "unavailable");
+
+    for (i = 0; i < rlcf->gate->nelts; i++) {
+        *p++ = ',';
+        *p++ = '"';
+        p = (u_char *) ngx_escape_json(p, item[i].name.data,
+                                       item[i].name.len);
+        p = ngx_sprintf(p, "\":%s", up[i] ? "true" : "false");
+    }
+
+    *p++ = '}';
+    *p++ = CR; *p++ = LF;
+
+    b->last = p;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = ready ? NGX_HTTP_OK
+                                  : NGX_HTTP_SERVICE_UNAVAILABLE;
+    r->headers_out.content_length_n = b->last - b->pos;
+
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    /* a readiness answer is about now: never from a cache */
+
+    if (ngx_http_railgun_no_cache(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_railgun_no_cache(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_railgun_gate_init_peer(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us)
+{
+    ngx_atomic_uint_t              generation;
+    ngx_http_railgun_srv_conf_t   *rscf;
+    ngx_http_railgun_upstream_t   *ups;
+    ngx_http_railgun_main_conf_t  *rmcf;
+
+    rscf = us->srv_conf[ngx_http_railgun_module.ctx_index];
+    ups = rscf->upstream;
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
+
+    generation = rmcf->store->sh->generation;
+
+    if (generation != ups->applied) {
+        ngx_http_railgun_gate_sync(ups, generation);
+    }
+
+    return ups->original_init_peer(r, us);
+}
+
+
+/*
+ * down = configured down, or its probe down.  When that would leave no peer
+ * at all, the gate fails open (unless all_down=closed): nginx would answer
+ * 502 "no live upstreams" to every request, and a probe that cannot reach any
+ * peer is more likely wrong than every peer at once.
+ */
+
+static void
+ngx_http_railgun_gate_sync(ngx_http_railgun_upstream_t *ups,
+    ngx_atomic_uint_t generation)
+{
+    ngx_uint_t                      i, live, all_down;
+    ngx_http_railgun_gate_peer_t   *gp;
+    ngx_http_upstream_rr_peers_t   *peers;
+
+    gp = ups->peers;
+    live = 0;
+
+    for (i = 0; i < ups->npeers; i++) {
+        if (!gp[i].configured_down && ngx_railgun_probe_is_up(gp[i].probe)) {
+            live++;
+        }
+    }
+
+    all_down = (live == 0 && !ups->fail_closed);
+
+    if (all_down && !ups->all_down) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "railgun: every server of upstream \"%V\" fails its "
+                      "checks, all are kept in use", &ups->uscf->host);
+    }
+
+    ups->all_down = all_down;
+
+    peers = ups->uscf->peer.data;
+
+    ngx_http_upstream_rr_peers_wlock(peers);
+
+    for (i = 0; i < ups->npeers; i++) {
+        gp[i].peer->down = gp[i].configured_down
+                           || (!all_down
+                               && !ngx_railgun_probe_is_up(gp[i].probe));
+    }
+
+    ngx_http_upstream_rr_peers_unlock(peers);
+
+    ups->applied = generation;
+}
+
+
+static ngx_uint_t
+ngx_http_railgun_gate_healthy(ngx_http_railgun_upstream_t *ups,
+    ngx_uint_t *total)
+{
+    ngx_uint_t            i, healthy;
+    ngx_railgun_probe_t  *probe;
+
+    healthy = 0;
+    *total = 0;
+
+    if (ups->peers == NULL) {
+        return 0;
+    }
+
+    for (i = 0; i < ups->npeers; i++) {
+        probe = ups->peers[i].probe;
+
+        if (ups->peers[i].configured_down) {
+            continue;
+        }
+
+        (*total)++;
+
+        if (ngx_railgun_probe_is_up(probe)) {
+            healthy++;
+        }
+    }
+
+    return healthy;
+}
+
+
+/*
+ * In each worker: find the peers of every checked upstream (with "zone" they
+ * are in shared memory only now) and pair each with the probe of its address.
+ */
+
+ngx_int_t
+ngx_http_railgun_gate_init_worker(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                      i;
+    ngx_http_railgun_srv_conf_t    *rscf;
+    ngx_http_upstream_rr_peers_t   *peers;
+    ngx_http_upstream_srv_conf_t  **uscfp;
+    ngx_http_upstream_main_conf_t  *umcf;
+    ngx_http_railgun_main_conf_t   *rmcf;
+
+    umcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_upstream_module);
+    rmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_railgun_module);
+
+    uscfp = umcf->upstreams.elts;
+
+    for (i = 0; i < umcf->upstreams.nelts; i++) {
+
+        if (uscfp[i]->srv_conf == NULL) {
+            continue;
+        }
+
+        rscf = uscfp[i]->srv_conf[ngx_http_railgun_module.ctx_index];
+
+        if (rscf->upstream == NULL) {
+            continue;
+        }
+
+        peers = uscfp[i]->peer.data;
+
+        if (ngx_http_railgun_gate_map(rscf->upstream, &rmcf->probes, peers,
+                                      cycle->pool)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        /* apply the states the zone already has */
+        ngx_http_railgun_gate_sync(rscf->upstream,
+                                   rmcf->store->sh->generation);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_railgun_gate_map(ngx_http_railgun_upstream_t *ups,
+    ngx_array_t *probes, ngx_http_upstream_rr_peers_t *peers,
+    ngx_pool_t *pool)
+{
+    ngx_uint_t                     i, n;
+    ngx_railgun_probe_t           *probe;
+    ngx_http_upstream_rr_peer_t   *peer;
+    ngx_http_upstream_rr_peers_t  *list;
+
+    n = 0;
+
+    for (list = peers; list; list = list->next) {
+        n += list->number;
+    }
+
+    ups->peers = ngx_pcalloc(pool, n * sizeof(ngx_http_railgun_gate_peer_t));
+    if (ups->peers == NULL) {
+        return NGX_ERROR;
+    }
+
+    probe = probes->elts;
+    ups->npeers = 0;
+
+    /* primary servers, then backups */
+
+    for (list = peers; list; list = list->next) {
+
+        for (peer = list->peer; peer; peer = peer->next) {
+
+            for (i = ups->first; i < ups->first + ups->nprobes; i++) {
+                if (ngx_cmp_sockaddr(peer->sockaddr, peer->socklen,
+                                     probe[i].addr.sockaddr,
+                                     probe[i].addr.socklen, 1)
+                    == NGX_OK)
+                {
+                    break;
+                }
+            }
+
+            if (i == ups->first + ups->nprobes) {
+                continue;
+            }
+
+            ups->peers[ups->npeers].peer = peer;
+            ups->peers[ups->npeers].probe = &probe[i];
+            ups->peers[ups->npeers].configured_down = probe[i].configured_down;
+            ups->npeers++;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* configuration */
+
+
+/* railgun_check [type=http|tcp] [uri=] [all_down=open|closed] [params] */
+
+char *
+ngx_http_railgun_check(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_railgun_srv_conf_t *rscf = conf;
+
+    char                          *rv;
+    ngx_str_t                     *value, *params;
+    ngx_uint_t                     i, n;
+    ngx_http_railgun_upstream_t   *ups;
+    ngx_http_upstream_srv_conf_t  *uscf;
+
+    if (rscf->upstream) {
+        return "is duplicate";
+    }
+
+    uscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_upstream_module);
+
+    ups = ngx_pcalloc(cf->pool, sizeof(ngx_http_railgun_upstream_t));
+    if (ups == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ups->uscf = uscf;
+
+    ngx_railgun_probe_init(&ups->check, &uscf->host, 1);
+
+    value = cf->args->elts;
+
+    params = ngx_palloc(cf->pool, cf->args->nelts * sizeof(ngx_str_t));
+    if (params == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    n = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "all_down=open") == 0) {
+            ups->fail_closed = 0;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "all_down=closed") == 0) {
+            ups->fail_closed = 1;
+            continue;
+        }
+
+        params[n++] = value[i];
+    }
+
+    rv = ngx_railgun_probe_parse_params(cf, &ups->check, params, n);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    rscf->upstream = ups;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * After the whole configuration: one probe per address of every server of a
+ * checked upstream, and the upstream's peer.init wrapped.  By now every
+ * balancer (least_conn, hash, keepalive, ...) has installed its own.
+ */
+
+ngx_int_t
+ngx_http_railgun_gate_init(ngx_conf_t *cf)
+{
+    ngx_uint_t                      i, s, a;
+    ngx_railgun_probe_t            *probe;
+    ngx_http_railgun_upstream_t    *ups;
+    ngx_http_upstream_server_t     *server;
+    ngx_http_railgun_srv_conf_t    *rscf;
+    ngx_http_upstream_srv_conf_t  **uscfp;
+    ngx_http_upstream_main_conf_t  *umcf;
+    ngx_http_railgun_main_conf_t   *rmcf;
+
+    umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
+    rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_railgun_module);
+
+    uscfp = umcf->upstreams.elts;
+
+    for (i = 0; i < umcf->upstreams.nelts; i++) {
+
+        if (uscfp[i]->srv_conf == NULL) {
+            continue;
+        }
+
+        rscf = uscfp[i]->srv_conf[ngx_http_railgun_module.ctx_index];
+        ups = rscf->upstream;
+
+        if (ups == NULL) {
+            continue;
+        }
+
+        if (uscfp[i]->servers == NULL || uscfp[i]->servers->nelts == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "no servers to check in upstream \"%V\" "
+                               "in %s:%ui", &uscfp[i]->host,
+                               uscfp[i]->file_name, uscfp[i]->line);
+            return NGX_ERROR;
+        }
+
+        ups->first = rmcf->probes.nelts;
+
+        server = uscfp[i]->servers->elts;
+
+        for (s = 0; s < uscfp[i]->servers->nelts; s++) {
+
+            for (a = 0; a < server[s].naddrs; a++) {
+
+                probe = ngx_array_push(&rmcf->probes);
+                if (probe == NULL) {
+                    return NGX_ERROR;
+                }
+
+                *probe = ups->check;
+
+                probe->addr = server[s].addrs[a];
+                probe->target = server[s].addrs[a].name;
+                probe->configured_down = server[s].down;
+
+                if (ngx_railgun_probe_init_request(cf, probe) != NGX_OK) {
+                    return NGX_ERROR;
+                }
+            }
+        }
+
+        ups->nprobes = rmcf->probes.nelts - ups->first;
+
+        ups->original_init_peer = uscfp[i]->peer.init;
+        uscfp[i]->peer.init = ngx_http_railgun_gate_init_peer;
+    }
+
+    return NGX_OK;
+}
+
+
+/* railgun_gate NAME[:min=N|N%] ...: names are resolved once all is read */
+
+char *
+ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_railgun_loc_conf_t *rlcf = conf;
+
+    u_char                        *colon;
+    ngx_int_t                      n;
+    ngx_str_t                     *value, min;
+    ngx_uint_t                     i;
+    ngx_array_t                  **gatep;
+    ngx_http_core_loc_conf_t      *clcf;
+    ngx_http_railgun_gate_item_t  *item;
+    ngx_http_railgun_main_conf_t  *rmcf;
+
+    if (rlcf->gate) {
+        return "is duplicate";
+    }
+
+    rlcf->gate = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                  sizeof(ngx_http_railgun_gate_item_t));
+    if (rlcf->gate == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_railgun_module);
+
+    gatep = ngx_array_push(&rmcf->gates);
+    if (gatep == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *gatep = rlcf->gate;
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        item = ngx_array_push(rlcf->gate);
+        if (item == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(item, sizeof(ngx_http_railgun_gate_item_t));
+
+        item->name = value[i];
+        item->min = 1;
+        item->file = cf->conf_file->file.name;
+        item->line = cf->conf_file->line;
+
+        colon = ngx_strlchr(value[i].data, value[i].data + value[i].len, ':');
+
+        if (colon == NULL) {
+            continue;
+        }
+
+        item->name.len = colon - value[i].data;
+
+        min.data = colon + 1;
+        min.len = value[i].data + value[i].len - min.data;
+
+        if (min.len < 5 || ngx_strncmp(min.data, "min=", 4) != 0) {
+            goto invalid;
+        }
+
+        min.data += 4;
+        min.len -= 4;
+
+        if (min.data[min.len - 1] == '%') {
+            item->percent = 1;
+            min.len--;
+        }
+
+        n = ngx_atoi(min.data, min.len);
+
+        if (n == NGX_ERROR || n == 0 || (item->percent && n > 100)) {
+            goto invalid;
+        }
+
+        item->min = n;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_railgun_gate_handler;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid gate \"%V\", NAME or NAME:min=N or "
+                       "NAME:min=N%% expected", &value[i]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+ngx_int_t
+ngx_http_railgun_gate_resolve(ngx_conf_t *cf, ngx_array_t *gate)
+{
+    ngx_uint_t                      i, j;
+    ngx_railgun_probe_t            *probe;
+    ngx_http_railgun_srv_conf_t    *rscf;
+    ngx_http_upstream_srv_conf_t  **uscfp;
+    ngx_http_railgun_gate_item_t   *item;
+    ngx_http_upstream_main_conf_t  *umcf;
+    ngx_http_railgun_main_conf_t   *rmcf;
+
+    umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
+    rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_railgun_module);
+
+    item = gate->elts;
+
+    for (i = 0; i < gate->nelts; i++) {
+
+        probe = rmcf->probes.elts;
+
+        for (j = 0; j < rmcf->probes.nelts; j++) {
+            if (!probe[j].check
+                && probe[j].name.len == item[i].name.len
+                && ngx_strncmp(probe[j].name.data, item[i].name.data,
+                               item[i].name.len)
+                   == 0)
+            {
+                item[i].probe = &probe[j];
+                break;
+            }
+        }
+
+        if (item[i].probe) {
+            if (item[i].percent || item[i].min != 1) {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "\"min\" is for upstreams, \"%V\" is a probe "
+                              "in %V:%ui", &item[i].name, &item[i].file,
+                              item[i].line);
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        uscfp = umcf->upstreams.elts;
+
+        for (j = 0; j < umcf->upstreams.nelts; j++) {
+
+            if (uscfp[j]->srv_conf == NULL
+                || uscfp[j]->host.len != item[i].name.len
+                || ngx_strncmp(uscfp[j]->host.data, item[i].name.data,
+                               item[i].name.len)
+                   != 0)
+            {
+                continue;
+            }
+
+            rscf = uscfp[j]->srv_conf[ngx_http_railgun_module.ctx_index];
+            item[i].upstream = rscf->upstream;
+            break;
+        }
+
+        if (item[i].upstream == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "railgun_gate names \"%V\", which is neither a "
+                          "railgun_probe nor an upstream with railgun_check "
+                          "in %V:%ui", &item[i].name, &item[i].file,
+                          item[i].line);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
