@@ -12,7 +12,8 @@ ASAN_FLAGS  = -fsanitize=address,undefined -fno-omit-frame-pointer \
 
 SRCS := config $(wildcard src/*.c src/*.h)
 
-.PHONY: all setup module asan test test-asan demo demo-stop bench fuzz clean
+.PHONY: all setup module asan test test-asan demo demo-stop bench fuzz deb \
+        clean
 
 all: module
 
@@ -62,6 +63,10 @@ bench: module
 # libFuzzer targets of t/fuzz/, each for FUZZ_SECONDS (default 60)
 fuzz: module
 	@t/fuzz/run
+
+# the Debian package libnginx-mod-http-railgun, built by dh's nginx_mod
+deb: setup
+	@.ci/deb
 
 clean:
 	rm -rf build build-asan
