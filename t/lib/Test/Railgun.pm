@@ -338,6 +338,7 @@ sub try_run {
 
 	return undef unless $pid;
 	$self->{_started} = 1;
+	$self->{_master} = $pid;
 
 	my $conf = $self->read_file('nginx.conf');
 	while ($conf =~ /^\s*listen\s+127\.0\.0\.1:(\d+)/gm) {
@@ -426,7 +427,7 @@ sub worker_pids {
 sub reload {
 	my ($self) = @_;
 
-	my $master = $self->master_pid() or return 0;
+	my $master = $self->{_master} || $self->master_pid() or return 0;
 	my %old = map { $_ => 1 } children($master);
 	my $offset = length $self->read_file('error.log');
 
@@ -462,7 +463,8 @@ sub stop {
 
 	return $self unless $self->{_started};
 
-	my $pid = $self->master_pid();
+	# remembered at start: the pid file may be gone with the directory
+	my $pid = $self->{_master} || $self->master_pid();
 
 	if ($pid && alive($pid)) {
 		kill 'QUIT', $pid;
