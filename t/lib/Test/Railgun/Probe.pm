@@ -1,0 +1,739 @@
+package Test::Railgun::Probe;
+
+# Helpers for the active probe tests (t/probe*.t), next to Test::Railgun:
+#
+#   - real redis-server processes on free loopback ports, each with a config
+#     file written here (master, replica, requirepass, ACL users, maxmemory),
+#     stopped, SIGSTOPped and SIGCONTed at will;
+#   - fake TCP servers with a misbehaviour: garbage, a huge bulk reply, an
+#     array bomb, a slow drip, accept and never answer, a canned reply;
+#   - an HTTP target whose status and body the test changes at run time (it
+#     re-reads a file per request) and which keeps the requests it got;
+#   - a log of the connections each fake or HTTP target accepted, with the
+#     time and, on request, the pid of the nginx process that connected;
+#   - quick scrapes for tight polling loops (no promtool run), probe
+#     accessors, transition log lines, VmRSS.
+#
+# Every server is a forked process leading its own process group; the ones
+# still running are stopped from END (after a SIGCONT, in case they are
+# stopped).  Forked children leave with POSIX::_exit and never run END.
+
+use warnings;
+use strict;
+
+use base qw/ Exporter /;
+
+our @EXPORT = qw/ redis_start redis_stop redis_pause redis_resume redis_cmd
+	redis_info fake_server http_target http_set http_requests accepts
+	server_stop scrape_fast probe_up probe_checks probe_checks_total
+	probe_transitions probe_gauge transition_lines wait_for rss_kb
+	redis_reply_bulk scrape_errors /;
+
+use IO::Select;
+use IO::Socket::INET;
+use POSIX qw/ :sys_wait_h /;
+use Test::More ();
+use Time::HiRes qw/ sleep time /;
+
+use Test::Railgun ();
+
+our $REDIS = $ENV{RAILGUN_REDIS_SERVER} || '/usr/bin/redis-server';
+
+our @RESULTS = qw/ ok timeout refused error bad_status bad_body bad_role
+	auth /;
+
+my %SERVERS;		# pid => { pid, port, name }
+my $PARENT = $$;
+
+END {
+	local ($?, $@);
+	return unless $$ == $PARENT;
+	server_stop($_) for values %SERVERS;
+}
+
+###############################################################################
+
+# Forks a server leading its own process group; returns its record.
+
+sub spawn_server {
+	my ($t, $port, $name, $code) = @_;
+
+	my $pid = fork();
+	die "fork: $!" unless defined $pid;
+
+	if ($pid == 0) {
+		setpgrp(0, 0);
+		eval { $code->() };
+		print STDERR "$name: $@" if $@;
+		POSIX::_exit($@ ? 1 : 0);
+	}
+
+	my $s = { pid => $pid, port => $port, name => $name, t => $t };
+	$SERVERS{$pid} = $s;
+	return $s;
+}
+
+# Stops a server and everything of its process group: SIGCONT first (a
+# stopped process does not act on TERM), TERM, then KILL after 5 s.
+
+sub server_stop {
+	my ($s) = @_;
+
+	my $pid = $s->{pid};
+	return unless delete $SERVERS{$pid};
+
+	kill 'CONT', -$pid, $pid;
+	kill 'TERM', -$pid, $pid;
+
+	my $deadline = time() + 5;
+
+	while (waitpid($pid, WNOHANG) == 0) {
+		if (time() > $deadline) {
+			kill 'KILL', -$pid, $pid;
+			waitpid($pid, 0);
+			last;
+		}
+		sleep 0.01;
+	}
+
+	# per-connection children of a fake server
+	kill 'KILL', -$pid;
+
+	return $s;
+}
+
+###############################################################################
+
+# Redis.  redis_start($t, $n, %opts) starts redis-server on logical port $n
+# with a config file written in the test directory.  Options:
+#   maxmemory   => '64mb'
+#   requirepass => 'secret'
+#   users       => [ 'name on >pass ~* +@all', ... ]  (ACL "user" lines)
+#   replicaof   => $master (a record from redis_start)
+#   databases   => 16
+#   extra       => "more config lines\n"
+# Waits until it answers PING (or NOAUTH).  Returns { pid, port, ... }.
+
+sub redis_start {
+	my ($t, $n, %opts) = @_;
+
+	my $port = Test::Railgun::port($n);
+	my $d = $t->testdir();
+	my $dir = "$d/redis-$port";
+
+	mkdir $dir;
+
+	my $conf = "port $port\n"
+		. "bind 127.0.0.1\n"
+		. "protected-mode no\n"
+		. "daemonize no\n"
+		. "save \"\"\n"
+		. "appendonly no\n"
+		. "dir $dir\n"
+		. "logfile $d/redis-$port.log\n"
+		. "repl-diskless-sync yes\n"
+		. "repl-diskless-sync-delay 0\n"
+		. "repl-diskless-load disabled\n";
+
+	$conf .= "maxmemory $opts{maxmemory}\n" if defined $opts{maxmemory};
+	$conf .= "requirepass $opts{requirepass}\n"
+		if defined $opts{requirepass};
+	$conf .= "user $_\n" for @{$opts{users} || []};
+	$conf .= "databases $opts{databases}\n" if defined $opts{databases};
+	$conf .= "replicaof 127.0.0.1 $opts{replicaof}{port}\n"
+		if $opts{replicaof};
+	$conf .= $opts{extra} if defined $opts{extra};
+
+	$t->write_file("redis-$port.conf", $conf);
+
+	my $s = spawn_server($t, $port, "redis $port", sub {
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>>', "$d/redis-$port.out";
+		open STDERR, '>&', \*STDOUT;
+		exec($REDIS, "$d/redis-$port.conf") or die "exec $REDIS: $!\n";
+	});
+
+	$s->{redis} = 1;
+	$s->{password} = $opts{requirepass};
+
+	my $ready = wait_for(10, sub {
+		my $r = redis_cmd($s, 'PING');
+		defined $r && ($r eq 'PONG' || $r =~ /^-NOAUTH/);
+	});
+
+	die "redis on $port did not start:\n" . $t->read_file("redis-$port.log")
+		unless $ready;
+
+	return $s;
+}
+
+sub redis_stop {
+	my ($s) = @_;
+	return server_stop($s);
+}
+
+sub redis_pause {
+	my ($s) = @_;
+	kill 'STOP', $s->{pid};
+
+	# until the kernel says it is stopped
+	wait_for(5, sub { proc_state($s->{pid}) eq 'T' });
+	return $s;
+}
+
+sub redis_resume {
+	my ($s) = @_;
+	kill 'CONT', $s->{pid};
+	return $s;
+}
+
+sub proc_state {
+	my ($pid) = @_;
+
+	open my $fh, '<', "/proc/$pid/stat" or return '';
+	my $stat = <$fh>;
+	close $fh;
+	return $stat =~ /^\d+ \(.*\) (\S)/s ? $1 : '';
+}
+
+# One command over a fresh connection (AUTH first when the server has a
+# password, or with auth => [user, pass] / [pass]).  Returns the reply:
+# a string for status and bulk replies, "-ERR ..." for errors, an array
+# reference for arrays; undef on a failed connection or a timeout.
+
+sub redis_cmd {
+	my ($s, @cmd) = @_;
+
+	my %opts = ref $cmd[-1] eq 'HASH' ? %{pop @cmd} : ();
+
+	my $c = IO::Socket::INET->new(
+		Proto => 'tcp',
+		PeerAddr => "127.0.0.1:$s->{port}",
+		Timeout => 2,
+	) or return undef;
+
+	binmode $c;
+
+	my @auth = $opts{auth} ? @{$opts{auth}}
+		: defined $s->{password} ? ($s->{password}) : ();
+
+	my $req = '';
+	$req .= resp_command('AUTH', @auth) if @auth;
+	$req .= resp_command(@cmd);
+
+	syswrite($c, $req) == length $req or return undef;
+
+	my $r = Test::Railgun::Probe::Reader->new($c);
+	if (@auth) {
+		my $a = $r->reply();
+		return $a if !defined $a || $a =~ /^-/;
+	}
+
+	return $r->reply();
+}
+
+sub resp_command {
+	return '*' . scalar(@_) . "\r\n"
+		. join '', map { '$' . length($_) . "\r\n$_\r\n" } @_;
+}
+
+# INFO section parsed into a hash
+
+sub redis_info {
+	my ($s, $section) = @_;
+
+	my $r = redis_cmd($s, 'INFO', $section);
+	return {} unless defined $r && !ref $r && $r !~ /^-/;
+
+	my %h;
+	for (split /\r?\n/, $r) {
+		$h{$1} = $2 if /^([^#:]+):(.*)$/;
+	}
+	return \%h;
+}
+
+# a bulk string reply of RESP
+
+sub redis_reply_bulk {
+	my ($s) = @_;
+	return '$' . length($s) . "\r\n$s\r\n";
+}
+
+package Test::Railgun::Probe::Reader;
+
+sub new {
+	my ($class, $sock) = @_;
+	return bless { s => $sock, buf => '' }, $class;
+}
+
+sub fill {
+	my ($self) = @_;
+
+	my $sel = IO::Select->new($self->{s});
+	return 0 unless $sel->can_read(3);
+	my $n = sysread($self->{s}, $self->{buf}, 65536, length $self->{buf});
+	return $n ? 1 : 0;
+}
+
+sub line {
+	my ($self) = @_;
+
+	while ($self->{buf} !~ /\r\n/) {
+		$self->fill() or return undef;
+	}
+	$self->{buf} =~ s/^(.*?)\r\n//s;
+	return $1;
+}
+
+sub reply {
+	my ($self) = @_;
+
+	my $line = $self->line();
+	return undef unless defined $line;
+
+	my ($type, $rest) = (substr($line, 0, 1), substr($line, 1));
+
+	return $rest if $type eq '+' || $type eq ':';
+	return $line if $type eq '-';
+
+	if ($type eq '$') {
+		return undef if $rest < 0;
+		while (length $self->{buf} < $rest + 2) {
+			$self->fill() or return undef;
+		}
+		my $v = substr $self->{buf}, 0, $rest;
+		substr($self->{buf}, 0, $rest + 2) = '';
+		return $v;
+	}
+
+	if ($type eq '*') {
+		return [ map { $self->reply() } 1 .. $rest ];
+	}
+
+	return undef;
+}
+
+package Test::Railgun::Probe;
+
+###############################################################################
+
+# Fake TCP servers on logical port $n: fake_server($t, $n, $kind, %opts).
+# Each connection is served by a child of its own; every accepted
+# connection is logged (see accepts()).  Kinds:
+#   silent      accept, read everything, never answer
+#   garbage     answer with $opts{reply} (default: text that is not RESP)
+#   canned      answer with $opts{reply} once the request came
+#   close       close as soon as the request came
+#   huge_bulk   "$1000000000\r\n" and then bytes as fast as the peer reads,
+#               until it goes away (at most 1 GB)
+#   array_bomb  "*200000000\r\n" and then elements, likewise
+#   drip        $opts{drip} (default "+" then "x"s, no end of line) one
+#               byte every $opts{every} seconds (0.1), until the peer goes
+#   http        see http_target
+# Options: who => 1 logs the pid of the nginx process that connected.
+
+sub fake_server {
+	my ($t, $n, $kind, %opts) = @_;
+
+	my $port = Test::Railgun::port($n);
+	my $d = $t->testdir();
+
+	my $listen = IO::Socket::INET->new(
+		Proto => 'tcp',
+		LocalAddr => "127.0.0.1:$port",
+		Listen => 128,
+		ReuseAddr => 1,
+	) or die "fake server: can't listen on $port: $!";
+
+	unlink "$d/accepts-$port.log";
+
+	my $s = spawn_server($t, $port, "$kind $port", sub {
+		$SIG{CHLD} = 'IGNORE';
+		$SIG{PIPE} = 'IGNORE';
+
+		while (1) {
+			my $c = $listen->accept() or next;
+			my $when = time();
+
+			my $pid = fork();
+			next unless defined $pid;
+
+			if ($pid == 0) {
+				$SIG{TERM} = 'DEFAULT';
+				close $listen;
+				eval {
+					log_accept($d, $port, $c, $when, $opts{who});
+					serve($c, $kind, $port, $d, \%opts);
+				};
+				POSIX::_exit(0);
+			}
+
+			close $c;
+		}
+	});
+
+	close $listen;
+	return $s;
+}
+
+sub log_accept {
+	my ($d, $port, $c, $when, $who) = @_;
+
+	my $peer = $c->peerport();
+	my $pid = $who ? socket_owner($peer, $port) || '-' : '-';
+
+	open my $fh, '>>', "$d/accepts-$port.log" or return;
+	syswrite $fh, sprintf("%.6f %d %s\n", $when, $peer, $pid);
+	close $fh;
+}
+
+# The nginx process holding the loopback connection from $lport to $rport:
+# its inode from /proc/net/tcp, then the process with that socket open.
+
+sub socket_owner {
+	my ($lport, $rport) = @_;
+
+	open my $fh, '<', '/proc/net/tcp' or return undef;
+	my $inode;
+
+	while (<$fh>) {
+		my @f = split ' ';
+		next unless @f > 9;
+		next unless $f[1] =~ /^0100007F:([0-9A-F]{4})$/
+			&& hex($1) == $lport;
+		next unless $f[2] =~ /^0100007F:([0-9A-F]{4})$/
+			&& hex($1) == $rport;
+		$inode = $f[9];
+		last;
+	}
+	close $fh;
+
+	return undef unless $inode;
+
+	opendir my $dh, '/proc' or return undef;
+	my @pids = grep { /^\d+$/ } readdir $dh;
+	closedir $dh;
+
+	for my $pid (@pids) {
+		open my $ch, '<', "/proc/$pid/comm" or next;
+		my $comm = <$ch> // '';
+		close $ch;
+		next unless $comm =~ /^nginx/;
+
+		opendir my $fd, "/proc/$pid/fd" or next;
+		for my $f (readdir $fd) {
+			my $l = readlink "/proc/$pid/fd/$f" or next;
+			return $pid if $l eq "socket:[$inode]";
+		}
+		closedir $fd;
+	}
+
+	return undef;
+}
+
+# reads what the peer sent within $wait seconds (at least one read)
+
+sub read_some {
+	my ($c, $wait) = @_;
+
+	my $sel = IO::Select->new($c);
+	my $buf = '';
+	my $deadline = time() + $wait;
+
+	while ((my $left = $deadline - time()) > 0) {
+		last unless $sel->can_read($left);
+		my $n = sysread($c, $buf, 65536, length $buf);
+		last unless $n;
+		$wait = 0.05, $deadline = time() + 0.05 if length $buf;
+	}
+
+	return $buf;
+}
+
+# reads until the peer closes, at most $max seconds
+
+sub drain {
+	my ($c, $max) = @_;
+
+	my $sel = IO::Select->new($c);
+	my $deadline = time() + $max;
+
+	while ((my $left = $deadline - time()) > 0) {
+		next unless $sel->can_read($left);
+		my $n = sysread($c, my $buf, 65536);
+		last unless $n;
+	}
+}
+
+sub write_all {
+	my ($c, $data) = @_;
+
+	my $off = 0;
+	while ($off < length $data) {
+		my $n = syswrite($c, $data, length($data) - $off, $off);
+		return 0 unless $n;
+		$off += $n;
+	}
+	return 1;
+}
+
+sub serve {
+	my ($c, $kind, $port, $d, $opts) = @_;
+
+	binmode $c;
+
+	if ($kind eq 'silent') {
+		drain($c, 60);
+		return;
+	}
+
+	if ($kind eq 'http') {
+		serve_http($c, $port, $d, $opts);
+		return;
+	}
+
+	read_some($c, 2);
+
+	if ($kind eq 'garbage' || $kind eq 'canned') {
+		write_all($c, $opts->{reply}
+			// "HELLO, I AM NOT REDIS\r\n\x00\xff garbage \x01\r\n");
+		drain($c, 10);
+
+	} elsif ($kind eq 'close') {
+		return;
+
+	} elsif ($kind eq 'huge_bulk' || $kind eq 'array_bomb') {
+		my $head = $kind eq 'huge_bulk' ? "\$1000000000\r\n"
+			: "*200000000\r\n";
+		my $chunk = $kind eq 'huge_bulk' ? 'x' x 65536
+			: "\$1\r\nx\r\n" x 8192;
+
+		write_all($c, $head) or return;
+		my $sent = 0;
+		while ($sent < 1_000_000_000) {
+			write_all($c, $chunk) or return;
+			$sent += length $chunk;
+		}
+
+	} elsif ($kind eq 'drip') {
+		my $data = $opts->{drip} // '+' . 'x' x 10000;
+		my $every = $opts->{every} // 0.1;
+
+		for my $i (0 .. length($data) - 1) {
+			syswrite($c, substr($data, $i, 1)) or return;
+			sleep $every;
+		}
+		drain($c, 10);
+
+	} else {
+		die "unknown fake server kind $kind\n";
+	}
+}
+
+###############################################################################
+
+# HTTP target on logical port $n whose answer comes from a file read per
+# request: http_target($t, $n, status => 200, body => "ok\n", %opts);
+# http_set($t, $n, status => ..., body => ...) changes it at once.  Every
+# request head is kept (http_requests).  Responses carry Content-Length and
+# "Connection: close".
+
+sub http_target {
+	my ($t, $n, %opts) = @_;
+
+	http_set($t, $n, status => $opts{status} // 200,
+		body => $opts{body} // "ok\n");
+
+	return fake_server($t, $n, 'http', %opts);
+}
+
+sub http_set {
+	my ($t, $n, %opts) = @_;
+
+	my $port = Test::Railgun::port($n);
+	my $d = $t->testdir();
+
+	my $status = $opts{status} // 200;
+	my $body = $opts{body} // '';
+
+	# a rename is atomic: a request sees the old answer or the new one
+	$t->write_file("http-$port.tmp", "$status\n$body");
+	rename "$d/http-$port.tmp", "$d/http-$port.resp"
+		or die "rename: $!";
+}
+
+sub serve_http {
+	my ($c, $port, $d, $opts) = @_;
+
+	my $sel = IO::Select->new($c);
+	my $buf = '';
+	my $deadline = time() + 5;
+
+	while ($buf !~ /\r\n\r\n/) {
+		my $left = $deadline - time();
+		return if $left <= 0;
+		next unless $sel->can_read($left);
+		my $n = sysread($c, $buf, 65536, length $buf);
+		return unless $n;
+	}
+
+	my ($head) = $buf =~ /^(.*?\r\n\r\n)/s;
+
+	if (open my $fh, '>>', "$d/requests-$port.log") {
+		syswrite $fh, $head . "----\n";
+		close $fh;
+	}
+
+	open my $fh, '<', "$d/http-$port.resp" or return;
+	binmode $fh;
+	local $/;
+	my $resp = <$fh>;
+	close $fh;
+
+	my ($status, $body) = $resp =~ /^(\d+)\n(.*)\z/s or return;
+
+	write_all($c, "HTTP/1.1 $status Test\r\n"
+		. "Content-Type: text/plain\r\n"
+		. 'Content-Length: ' . length($body) . "\r\n"
+		. "Connection: close\r\n\r\n"
+		. $body);
+
+	drain($c, 5);
+}
+
+# the request heads an HTTP target got, oldest first
+
+sub http_requests {
+	my ($t, $n) = @_;
+
+	my $port = Test::Railgun::port($n);
+	my $log = $t->read_file("requests-$port.log");
+	return grep { length } split /----\n/, $log;
+}
+
+# connections accepted at the fake or HTTP target on logical port $n:
+# a list of { time, peer, pid } (pid '-' unless who => 1), oldest first;
+# with $since, only those accepted at or after that time()
+
+sub accepts {
+	my ($t, $n, $since) = @_;
+
+	my $port = Test::Railgun::port($n);
+	my @a;
+
+	for (split /\n/, $t->read_file("accepts-$port.log")) {
+		my ($when, $peer, $pid) = split / /;
+		next if defined $since && $when < $since;
+		push @a, { time => $when, peer => $peer, pid => $pid };
+	}
+
+	return sort { $a->{time} <=> $b->{time} } @a;
+}
+
+###############################################################################
+
+# A scrape without the promtool run of Test::Railgun::metrics (which takes
+# ~150 ms), for polling loops; the same parser, and a parse error fails the
+# file through a test of its own ("fast scrapes valid", see scrape_errors).
+
+my @SCRAPE_ERRORS;
+
+sub scrape_fast {
+	my ($t, %opts) = @_;
+
+	my $r = Test::Railgun::http_get($opts{path} || '/metrics',
+		port => $opts{port} || 8080);
+	my ($status, undef, $body) = Test::Railgun::http_split($r);
+
+	my @errors;
+	push @errors, 'fast scrape: status ' . ($status // 'none')
+		unless defined $status && $status == 200;
+
+	my $s = Test::Railgun::parse_metrics($body // '', 0, \@errors,
+		'fast scrape');
+
+	push @SCRAPE_ERRORS, @errors;
+	return $s;
+}
+
+sub scrape_errors {
+	return @SCRAPE_ERRORS;
+}
+
+sub probe_up {
+	my ($s, $probe) = @_;
+	return Test::Railgun::sample($s, 'railgun_probe_up',
+		{ probe => $probe });
+}
+
+# { result => count } for the probe; all eight results
+
+sub probe_checks {
+	my ($s, $probe) = @_;
+
+	my %c;
+	for my $r (@RESULTS) {
+		$c{$r} = Test::Railgun::sample($s, 'railgun_probe_checks_total',
+			{ probe => $probe, result => $r });
+	}
+	return \%c;
+}
+
+sub probe_checks_total {
+	my ($s, $probe) = @_;
+	return Test::Railgun::sample_sum($s, 'railgun_probe_checks_total',
+		{ probe => $probe }) // 0;
+}
+
+sub probe_transitions {
+	my ($s, $probe, $to) = @_;
+	return Test::Railgun::sample($s, 'railgun_probe_transitions_total',
+		{ probe => $probe, to => $to });
+}
+
+sub probe_gauge {
+	my ($s, $family, $probe) = @_;
+	return Test::Railgun::sample($s, $family, { probe => $probe });
+}
+
+# the transition lines of error.log for a probe (from $offset on)
+
+sub transition_lines {
+	my ($t, $probe, $offset) = @_;
+
+	my $log = $t->read_file('error.log');
+	$log = substr $log, $offset if $offset;
+
+	return $log =~ /^.*railgun probe "\Q$probe\E" .* is (?:up|down) after .*$/mg;
+}
+
+# polls $code every $step seconds (0.02) until it returns true or $timeout
+# seconds pass; returns its last value
+
+sub wait_for {
+	my ($timeout, $code, $step) = @_;
+
+	my $deadline = time() + $timeout;
+	my $v;
+
+	while (1) {
+		$v = $code->();
+		return $v if $v;
+		return $v if time() > $deadline;
+		sleep($step || 0.02);
+	}
+}
+
+sub rss_kb {
+	my ($pid) = @_;
+
+	open my $fh, '<', "/proc/$pid/status" or return undef;
+	local $/;
+	my $st = <$fh>;
+	close $fh;
+	return $st =~ /^VmRSS:\s+(\d+)\s+kB/m ? $1 : undef;
+}
+
+###############################################################################
+
+1;
