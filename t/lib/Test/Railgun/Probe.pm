@@ -27,7 +27,7 @@ our @EXPORT = qw/ redis_start redis_stop redis_pause redis_resume redis_cmd
 	redis_info fake_server http_target http_set http_requests accepts
 	server_stop scrape_fast probe_up probe_checks probe_checks_total
 	probe_transitions probe_gauge transition_lines wait_for rss_kb
-	redis_reply_bulk scrape_errors /;
+	redis_reply_bulk scrape_errors redis_monitor monitor_lines /;
 
 use IO::Select;
 use IO::Socket::INET;
@@ -250,6 +250,51 @@ sub redis_info {
 		$h{$1} = $2 if /^([^#:]+):(.*)$/;
 	}
 	return \%h;
+}
+
+# MONITOR on a connection of its own: redis_monitor($s) returns a handle;
+# monitor_lines($m, $seconds) gives the command lines seen meanwhile, each
+# like '1700000000.000000 [3 127.0.0.1:40000] "PING"' (the number is the
+# client's selected database).
+
+sub redis_monitor {
+	my ($s) = @_;
+
+	my $c = IO::Socket::INET->new(
+		Proto => 'tcp',
+		PeerAddr => "127.0.0.1:$s->{port}",
+		Timeout => 2,
+	) or die "monitor: connect: $!";
+
+	binmode $c;
+
+	my $req = '';
+	$req .= resp_command('AUTH', $s->{password}) if defined $s->{password};
+	$req .= resp_command('MONITOR');
+	syswrite($c, $req) == length $req or die "monitor: write: $!";
+
+	my $r = Test::Railgun::Probe::Reader->new($c);
+	$r->reply() if defined $s->{password};
+	my $ok = $r->reply() // '';
+	die "monitor: $ok\n" unless $ok eq 'OK';
+
+	return $r;
+}
+
+sub monitor_lines {
+	my ($r, $seconds) = @_;
+
+	my $deadline = time() + $seconds;
+	my $sel = IO::Select->new($r->{s});
+
+	while ((my $left = $deadline - time()) > 0) {
+		next unless $sel->can_read($left);
+		sysread($r->{s}, $r->{buf}, 65536, length $r->{buf}) or last;
+	}
+
+	my @lines = map { s/^\+//r } grep { length } split /\r\n/, $r->{buf};
+	$r->{buf} = '';
+	return @lines;
 }
 
 # a bulk string reply of RESP
@@ -704,7 +749,8 @@ sub transition_lines {
 	my $log = $t->read_file('error.log');
 	$log = substr $log, $offset if $offset;
 
-	return $log =~ /^.*railgun probe "\Q$probe\E" .* is (?:up|down) after .*$/mg;
+	my @lines = $log =~ /^.*railgun probe "\Q$probe\E" .* is (?:up|down) after .*$/mg;
+	return @lines;
 }
 
 # polls $code every $step seconds (0.02) until it returns true or $timeout
