@@ -241,25 +241,28 @@ $ws->write($two, sizes => [ 10, 1, 1 ], pause => 0.01);
 is(join(',', map { ($ws->read_message() || {})->{payload} // '' } 1 .. 2),
 	'one,two', 'split: second header split');
 
-# out, one byte per write: 7-bit, 16-bit and 64-bit lengths, and a
-# fragmented message with a ping inside
-my $slow = ws_frame(1, 'slow')
-	. ws_frame(2, 'z' x 130)
-	. ws_frame(2, '0123', len => 64)
-	. ws_frame(1, 'ab', fin => 0) . ws_frame(9, 'p') . ws_frame(0, 'c');
-my $scmd = '!slow ' . hex_of($slow);
+# out, every header byte in a write of its own: 7-bit, 16-bit and 64-bit
+# lengths (one of them not minimal), a fragmented message with a ping
+# inside, and an empty message
+my @slow = (ws_frame(1, 'slow'), ws_frame(2, 'z' x 130),
+	ws_frame(2, 'w' x 70000), ws_frame(2, '0123', len => 64),
+	ws_frame(1, 'ab', fin => 0), ws_frame(9, 'p'), ws_frame(0, 'c'),
+	ws_frame(2, ''));
+my $scmd = '!pieces ' . join ',', map { hex_of($_) }
+	map { ws_header_pieces($_) } @slow;
 $ws->text($scmd);
 
 is(join(',', map { length(($ws->read_message() || {})->{payload} // '') }
-	1 .. 4), '4,130,4,3', 'split: backend messages one byte per write');
+	1 .. 6), '4,130,70000,4,3,0',
+	'split: backend headers one byte per write');
 
 $ws->close_ws();
 
 my $in_bytes = 5 + 300 + 70000 + 0 + 6 + length $scmd;
-my $out_bytes = 5 + 300 + 70000 + 0 + 6 + 4 + 130 + 4 + 3;
+my $out_bytes = 5 + 300 + 70000 + 0 + 6 + 4 + 130 + 70000 + 4 + 3 + 0;
 
-is_deeply(settle('/split', counts(7, $in_bytes, 10, $out_bytes)),
-	{ counts(7, $in_bytes, 10, $out_bytes), active => 0 },
+is_deeply(settle('/split', counts(7, $in_bytes, 12, $out_bytes)),
+	{ counts(7, $in_bytes, 12, $out_bytes), active => 0 },
 	'split: exact counts');
 
 # bytes buffered before the tunnel starts: the client's first frames in the

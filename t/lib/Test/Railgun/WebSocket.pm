@@ -6,6 +6,8 @@ package Test::Railgun::WebSocket;
 #   ws_frame(OPCODE, PAYLOAD, fin => 1, mask => 1, rsv => 0, len => 7|16|64)
 #       the bytes of one frame (RFC 6455, 5.2); mask => 1 picks a random key,
 #       a 4-byte string is used as the key; len forces the length encoding
+#   ws_header_pieces(BYTES)
+#       a frame's bytes cut into pieces: each header byte, then the payload
 #   ws_parse(\$buf)
 #       takes one whole frame off the front of $buf:
 #       {fin, rsv, opcode, masked, payload}, or undef if incomplete
@@ -26,7 +28,7 @@ use strict;
 
 use base qw/ Exporter /;
 
-our @EXPORT = qw/ ws_frame ws_parse ws_connect ws_backend ws_stats
+our @EXPORT = qw/ ws_frame ws_header_pieces ws_parse ws_connect ws_backend ws_stats
 	wait_metrics ws_delta /;
 
 use Digest::SHA qw/ sha1 /;
@@ -89,6 +91,23 @@ sub ws_frame {
 
 	return $h . $key . ws_mask($payload, $key) if $key;
 	return $h . $payload;
+}
+
+# The pieces of a frame's bytes with every header byte apart and the payload
+# whole: for write(..., sizes => ...) or the backend's !pieces.
+
+sub ws_header_pieces {
+	my ($bytes) = @_;
+
+	my $b1 = ord substr($bytes, 1, 1);
+	my $len = $b1 & 0x7f;
+	my $hlen = 2 + ($len == 126 ? 2 : $len == 127 ? 8 : 0)
+		+ ($b1 & 0x80 ? 4 : 0);
+
+	my @pieces = map { substr($bytes, $_, 1) } 0 .. $hlen - 1;
+	push @pieces, substr($bytes, $hlen) if length $bytes > $hlen;
+
+	return @pieces;
 }
 
 # A whole frame off the front of $$buf, or undef; the buffer is left alone
@@ -446,6 +465,7 @@ sub ws_connect {
 #       !send N SIZE    N binary messages of SIZE bytes
 #       !raw HEX        these bytes, in one write
 #       !slow HEX       these bytes, one byte per write, 10 ms apart
+#       !pieces HEX,... each piece in a write of its own, 10 ms apart
 #       !close          close the connection without a close frame
 #
 # A request whose URI has "early=HEX" in its query gets those bytes in the
@@ -571,6 +591,12 @@ sub backend_connection {
 
 			} elsif ($cmd eq 'slow') {
 				$c->write(pack('H*', $arg), split => 1, pause => 0.01);
+
+			} elsif ($cmd eq 'pieces') {
+				for my $hex (split /,/, $arg) {
+					$c->write(pack 'H*', $hex);
+					sleep 0.01;
+				}
 
 			} elsif ($cmd eq 'close') {
 				last;
