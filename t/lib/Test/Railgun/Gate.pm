@@ -288,7 +288,8 @@ sub warn_lines {
 	my $log = $t->read_file('error.log');
 	$log = substr $log, $offset if $offset;
 
-	return $log =~ /^.*\[warn\].*every server of upstream "\Q$upstream\E" fails its checks, all are kept in use.*$/mg;
+	my @lines = $log =~ /^.*\[warn\].*every server of upstream "\Q$upstream\E" fails its checks, all are kept in use.*$/mg;
+	return @lines;
 }
 
 ###############################################################################
