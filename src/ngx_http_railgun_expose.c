@@ -46,6 +46,9 @@ static ngx_int_t ngx_http_railgun_render_series(ngx_http_railgun_render_t *rd,
     ngx_railgun_family_conf_t *fc, ngx_railgun_series_t *s);
 static ngx_int_t ngx_http_railgun_render_status(ngx_http_railgun_render_t *rd,
     ngx_railgun_store_t *store);
+static ngx_int_t ngx_http_railgun_render_values(ngx_http_railgun_render_t *rd,
+    char *name, char *help, ngx_uint_t type, ngx_str_t *labels,
+    uint64_t *values, ngx_uint_t n);
 static ngx_int_t ngx_http_railgun_header(ngx_http_railgun_render_t *rd,
     ngx_str_t *name, char *help, ngx_uint_t type);
 static u_char *ngx_http_railgun_reserve(ngx_http_railgun_render_t *rd,
@@ -366,10 +369,29 @@ static ngx_int_t
 ngx_http_railgun_render_status(ngx_http_railgun_render_t *rd,
     ngx_railgun_store_t *store)
 {
-    u_char                  *p;
-    ngx_str_t                name;
-    ngx_uint_t               f;
+    u_char                   *p;
+    ngx_str_t                 name;
+    ngx_uint_t                f;
     ngx_railgun_family_sh_t  *fam;
+
+    static ngx_str_t  states[] = {
+        ngx_string("state=\"active\""),
+        ngx_string("state=\"reading\""),
+        ngx_string("state=\"writing\""),
+        ngx_string("state=\"waiting\"")
+    };
+
+    static ngx_str_t  zone[] = {
+        ngx_string("state=\"used\""),
+        ngx_string("state=\"size\"")
+    };
+
+    static ngx_str_t  build[] = {
+        ngx_string("version=\"" NGX_HTTP_RAILGUN_VERSION "\","
+                   "nginx_version=\"" NGINX_VERSION "\"")
+    };
+
+    uint64_t  values[4];
 
     ngx_str_set(&name, "railgun_series_dropped_total");
 
@@ -405,122 +427,111 @@ ngx_http_railgun_render_status(ngx_http_railgun_render_t *rd,
 
 #if (NGX_STAT_STUB)
 
-    ngx_str_set(&name, "railgun_nginx_connections");
+    values[0] = *ngx_stat_active;
+    values[1] = *ngx_stat_reading;
+    values[2] = *ngx_stat_writing;
+    values[3] = *ngx_stat_waiting;
 
-    if (ngx_http_railgun_header(rd, &name,
+    if (ngx_http_railgun_render_values(rd, "railgun_nginx_connections",
                                 "Client connections by state, as "
                                 "stub_status counts them.",
-                                NGX_RAILGUN_GAUGE)
+                                NGX_RAILGUN_GAUGE, states, values, 4)
         != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    p = ngx_http_railgun_reserve(rd, 4 * NGX_HTTP_RAILGUN_LINE_ROOM);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
+    values[0] = *ngx_stat_accepted;
 
-    p = ngx_sprintf(p,
-                 "railgun_nginx_connections{state=\"active\"} %uA\n"
-                 "railgun_nginx_connections{state=\"reading\"} %uA\n"
-                 "railgun_nginx_connections{state=\"writing\"} %uA\n"
-                 "railgun_nginx_connections{state=\"waiting\"} %uA\n",
-                 *ngx_stat_active, *ngx_stat_reading, *ngx_stat_writing,
-                 *ngx_stat_waiting);
-    rd->buf->last = p;
-
-    ngx_str_set(&name, "railgun_nginx_connections_accepted_total");
-
-    if (ngx_http_railgun_header(rd, &name, "Client connections accepted.",
-                                NGX_RAILGUN_COUNTER)
+    if (ngx_http_railgun_render_values(rd,
+                                "railgun_nginx_connections_accepted_total",
+                                "Client connections accepted.",
+                                NGX_RAILGUN_COUNTER, NULL, values, 1)
         != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    p = ngx_http_railgun_reserve(rd, NGX_HTTP_RAILGUN_LINE_ROOM);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
+    values[0] = *ngx_stat_handled;
 
-    rd->buf->last = ngx_sprintf(p, "%V %uA\n", &name, *ngx_stat_accepted);
-
-    ngx_str_set(&name, "railgun_nginx_connections_handled_total");
-
-    if (ngx_http_railgun_header(rd, &name, "Client connections handled.",
-                                NGX_RAILGUN_COUNTER)
+    if (ngx_http_railgun_render_values(rd,
+                                "railgun_nginx_connections_handled_total",
+                                "Client connections handled.",
+                                NGX_RAILGUN_COUNTER, NULL, values, 1)
         != NGX_OK)
     {
         return NGX_ERROR;
     }
-
-    p = ngx_http_railgun_reserve(rd, NGX_HTTP_RAILGUN_LINE_ROOM);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    rd->buf->last = ngx_sprintf(p, "%V %uA\n", &name, *ngx_stat_handled);
 
 #endif
 
-    ngx_str_set(&name, "railgun_zone_bytes");
+    values[0] = ngx_railgun_store_used(store);
+    values[1] = store->shpool->end - (u_char *) store->shpool;
 
-    if (ngx_http_railgun_header(rd, &name,
+    if (ngx_http_railgun_render_values(rd, "railgun_zone_bytes",
                                 "Bytes of the shared zone, used and in all.",
-                                NGX_RAILGUN_GAUGE)
+                                NGX_RAILGUN_GAUGE, zone, values, 2)
         != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    p = ngx_http_railgun_reserve(rd, 2 * NGX_HTTP_RAILGUN_LINE_ROOM);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
+    values[0] = store->sh->start_time;
 
-    rd->buf->last = ngx_sprintf(p,
-                                "railgun_zone_bytes{state=\"used\"} %uz\n"
-                                "railgun_zone_bytes{state=\"size\"} %uz\n",
-                                ngx_railgun_store_used(store),
-                                (size_t) (store->shpool->end
-                                          - (u_char *) store->shpool));
-
-    ngx_str_set(&name, "railgun_start_time_seconds");
-
-    if (ngx_http_railgun_header(rd, &name,
+    if (ngx_http_railgun_render_values(rd, "railgun_start_time_seconds",
                                 "Unix time the counters started from.",
-                                NGX_RAILGUN_GAUGE)
+                                NGX_RAILGUN_GAUGE, NULL, values, 1)
         != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    p = ngx_http_railgun_reserve(rd, NGX_HTTP_RAILGUN_LINE_ROOM);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
+    values[0] = 1;
 
-    rd->buf->last = ngx_sprintf(p, "%V %T\n", &name, store->sh->start_time);
-
-    ngx_str_set(&name, "railgun_build_info");
-
-    if (ngx_http_railgun_header(rd, &name,
+    return ngx_http_railgun_render_values(rd, "railgun_build_info",
                                 "Versions of the module and of nginx.",
-                                NGX_RAILGUN_GAUGE)
-        != NGX_OK)
-    {
+                                NGX_RAILGUN_GAUGE, build, values, 1);
+}
+
+
+/* a family outside the store: n samples, each with its label text or none */
+
+static ngx_int_t
+ngx_http_railgun_render_values(ngx_http_railgun_render_t *rd, char *name,
+    char *help, ngx_uint_t type, ngx_str_t *labels, uint64_t *values,
+    ngx_uint_t n)
+{
+    u_char      *p;
+    ngx_str_t    family;
+    ngx_uint_t   i;
+
+    family.data = (u_char *) name;
+    family.len = ngx_strlen(name);
+
+    if (ngx_http_railgun_header(rd, &family, help, type) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    p = ngx_http_railgun_reserve(rd, NGX_HTTP_RAILGUN_LINE_ROOM);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
+    for (i = 0; i < n; i++) {
+        p = ngx_http_railgun_reserve(rd, NGX_HTTP_RAILGUN_LINE_ROOM);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
 
-    rd->buf->last = ngx_sprintf(p, "railgun_build_info{version=\""
-                                NGX_HTTP_RAILGUN_VERSION "\","
-                                "nginx_version=\"" NGINX_VERSION "\"} 1\n");
+        p = ngx_cpymem(p, family.data, family.len);
+
+        if (labels) {
+            *p++ = '{';
+            p = ngx_cpymem(p, labels[i].data, labels[i].len);
+            *p++ = '}';
+        }
+
+        *p++ = ' ';
+        p = ngx_http_railgun_uint(p, values[i]);
+        *p++ = '\n';
+
+        rd->buf->last = p;
+    }
 
     return NGX_OK;
 }

@@ -29,6 +29,9 @@
 
 static ngx_int_t ngx_railgun_store_create(ngx_railgun_store_t *store,
     ngx_shm_zone_t *shm_zone);
+static ngx_railgun_series_t *ngx_railgun_store_find(
+    ngx_railgun_store_sh_t *sh, ngx_uint_t family, u_char *key, size_t len,
+    uint32_t hash, ngx_uint_t *slot);
 static ngx_railgun_series_t *ngx_railgun_store_insert(
     ngx_railgun_store_t *store, ngx_uint_t family, u_char *key, size_t len,
     uint32_t hash, ngx_railgun_buckets_t *buckets);
@@ -50,7 +53,7 @@ ngx_railgun_store_series(ngx_railgun_store_t *store, ngx_uint_t family,
     u_char *key, size_t len, ngx_railgun_buckets_t *buckets)
 {
     uint32_t                 hash;
-    ngx_uint_t               i, n, mask;
+    ngx_uint_t               i;
     ngx_railgun_series_t    *s;
     ngx_railgun_store_sh_t  *sh;
 
@@ -61,14 +64,38 @@ ngx_railgun_store_series(ngx_railgun_store_t *store, ngx_uint_t family,
     }
 
     hash = ngx_murmur_hash2(key, len) ^ (uint32_t) (family * 0x9e3779b1);
+
+    s = ngx_railgun_store_find(sh, family, key, len, hash, &i);
+
+    if (s) {
+        return s;
+    }
+
+    return ngx_railgun_store_insert(store, family, key, len, hash, buckets);
+}
+
+
+/*
+ * Probes the table for the key; on a miss *slot is the empty slot where it
+ * belongs.  The load factor is kept under 3/4, so an empty slot exists.
+ */
+
+static ngx_railgun_series_t *
+ngx_railgun_store_find(ngx_railgun_store_sh_t *sh, ngx_uint_t family,
+    u_char *key, size_t len, uint32_t hash, ngx_uint_t *slot)
+{
+    ngx_uint_t             i, mask;
+    ngx_railgun_series_t  *s;
+
     mask = sh->nslots - 1;
 
-    for (i = hash & mask, n = 0; n < sh->nslots; i = (i + 1) & mask, n++) {
+    for (i = hash & mask; /* void */ ; i = (i + 1) & mask) {
 
         s = sh->slots[i];
 
         if (s == NULL) {
-            break;
+            *slot = i;
+            return NULL;
         }
 
         if (s->hash == hash
@@ -79,8 +106,6 @@ ngx_railgun_store_series(ngx_railgun_store_t *store, ngx_uint_t family,
             return s;
         }
     }
-
-    return ngx_railgun_store_insert(store, family, key, len, hash, buckets);
 }
 
 
@@ -88,7 +113,7 @@ static ngx_railgun_series_t *
 ngx_railgun_store_insert(ngx_railgun_store_t *store, ngx_uint_t family,
     u_char *key, size_t len, uint32_t hash, ngx_railgun_buckets_t *buckets)
 {
-    ngx_uint_t                i, n, mask, total, f;
+    ngx_uint_t                i, total, f;
     const char               *why;
     ngx_railgun_series_t     *s;
     ngx_railgun_store_sh_t   *sh;
@@ -96,29 +121,17 @@ ngx_railgun_store_insert(ngx_railgun_store_t *store, ngx_uint_t family,
 
     sh = store->sh;
     fam = &sh->family[family];
-    mask = sh->nslots - 1;
     why = NULL;
 
     ngx_shmtx_lock(&store->shpool->mutex);
 
     /* another worker may have inserted it since the lock-free probe */
 
-    for (i = hash & mask, n = 0; n < sh->nslots; i = (i + 1) & mask, n++) {
+    s = ngx_railgun_store_find(sh, family, key, len, hash, &i);
 
-        s = sh->slots[i];
-
-        if (s == NULL) {
-            break;
-        }
-
-        if (s->hash == hash
-            && s->family == family
-            && s->key_len == len
-            && ngx_memcmp(s->key, key, len) == 0)
-        {
-            ngx_shmtx_unlock(&store->shpool->mutex);
-            return s;
-        }
+    if (s) {
+        ngx_shmtx_unlock(&store->shpool->mutex);
+        return s;
     }
 
     total = 0;
