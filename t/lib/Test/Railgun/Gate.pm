@@ -12,6 +12,7 @@ package Test::Railgun::Gate;
 #   - a client process doing sequential requests through the nginx under
 #     test, recording for each one its start and end time, the status, the
 #     backend that answered and every peer nginx tried ($upstream_addr);
+#   - a redis-server the test stops and starts (for a railgun_probe);
 #   - quick scrapes (no promtool run, which takes ~150 ms) for polling,
 #     peer_up and probe family accessors, and wait_for.
 #
@@ -23,7 +24,7 @@ use strict;
 
 use base qw/ Exporter /;
 
-our @EXPORT = qw/ backend client wait_for scrape_quick quick_errors peer_up
+our @EXPORT = qw/ backend redis client wait_for scrape_quick quick_errors peer_up
 	checks transitions gate warn_lines /;
 
 use IO::Socket::INET;
@@ -154,6 +155,33 @@ EOF
 	push @OBJECTS, $b;
 
 	return $b->start();
+}
+
+###############################################################################
+
+# redis($t, $n): a redis-server on logical port $n, started; stop() and
+# start() as for a backend.
+
+our $REDIS = $ENV{RAILGUN_REDIS_SERVER} || '/usr/bin/redis-server';
+
+sub redis {
+	my ($t, $n) = @_;
+
+	my $port = Test::Railgun::port($n);
+	my $dir = $t->testdir() . "/redis-$port";
+
+	mkdir $dir;
+
+	my $r = bless {
+		t => $t,
+		port => $port,
+		addr => "127.0.0.1:$port",
+		dir => $dir,
+	}, 'Test::Railgun::Gate::Redis';
+
+	push @OBJECTS, $r;
+
+	return $r->start();
 }
 
 ###############################################################################
@@ -450,6 +478,64 @@ sub more {
 		my $now = () = $self->results();
 		$now >= $have + $n;
 	}, 0.01);
+}
+
+###############################################################################
+
+package Test::Railgun::Gate::Redis;
+
+use IO::Select;
+use IO::Socket::INET;
+
+sub start {
+	my ($self) = @_;
+
+	die "redis on $self->{port} runs already\n" if $self->{pid};
+
+	my $pid = fork();
+	die "fork: $!" unless defined $pid;
+
+	if ($pid == 0) {
+		setpgrp(0, 0);
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>>', "$self->{dir}/stdout";
+		open STDERR, '>&', \*STDOUT;
+		exec($Test::Railgun::Gate::REDIS, '--port', $self->{port},
+			'--bind', '127.0.0.1', '--protected-mode', 'no',
+			'--save', '', '--appendonly', 'no',
+			'--dir', $self->{dir},
+			'--logfile', "$self->{dir}/redis.log")
+			or POSIX::_exit(127);
+	}
+
+	$self->{pid} = $pid;
+
+	Test::Railgun::Gate::wait_for(10, sub { $self->ping() })
+		or die "redis on $self->{port} did not start\n";
+
+	return $self;
+}
+
+sub ping {
+	my ($self) = @_;
+
+	my $s = IO::Socket::INET->new(Proto => 'tcp',
+		PeerAddr => $self->{addr}) or return 0;
+
+	syswrite $s, "PING\r\n";
+	return 0 unless IO::Select->new($s)->can_read(2);
+
+	sysread $s, my $buf, 64;
+	return defined $buf && $buf =~ /^\+PONG/;
+}
+
+sub stop {
+	my ($self) = @_;
+
+	my $pid = delete $self->{pid} or return $self;
+
+	Test::Railgun::Gate::stop_group($pid);
+	return $self;
 }
 
 ###############################################################################

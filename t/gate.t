@@ -1,0 +1,353 @@
+#!/usr/bin/perl
+
+# The gate endpoint (railgun_gate): 200 {"status":"ready",...} or 503
+# {"status":"unavailable",...} with one key per name, in the order given,
+# for a Redis probe, an HTTP probe and upstreams with railgun_check, with
+# min=N and min=N% (of the peers not configured down, rounded up);
+# Content-Type: application/json, Cache-Control: no-store, HEAD, POST 405;
+# configuration mistakes rejected by nginx -t with the file and line.
+
+###############################################################################
+
+use warnings;
+use strict;
+
+use Test::More;
+
+BEGIN { use FindBin; chdir($FindBin::Bin); }
+
+use lib 'lib';
+use Test::Railgun;
+use Test::Railgun::Gate;
+
+use JSON::PP ();
+
+###############################################################################
+
+select STDERR; $| = 1;
+select STDOUT; $| = 1;
+
+my $t = Test::Railgun->new()->has_daemon($Test::Railgun::Gate::REDIS)
+	->plan(68)->write_file_expand('nginx.conf', <<'EOF');
+
+%%TEST_GLOBALS%%
+
+events {
+}
+
+http {
+    %%TEST_GLOBALS_HTTP%%
+
+    railgun_probe cache redis://127.0.0.1:%%PORT_8090%%
+                  interval=200ms timeout=150ms rise=2 fall=2;
+    railgun_probe api http://127.0.0.1:%%PORT_8081%%/health
+                  interval=200ms timeout=150ms rise=2 fall=2;
+
+    server {
+        listen       127.0.0.1:%%PORT_8080%%;
+        server_name  localhost;
+
+        location = /metrics {
+            railgun_metrics;
+            railgun off;
+        }
+
+        location = /ready/cache {
+            railgun_gate cache;
+        }
+
+        location = /ready/api {
+            railgun_gate api;
+        }
+
+        location = /ready/all {
+            railgun_gate cache api u3;
+        }
+
+        location = /ready/u3 {
+            railgun_gate u3;
+        }
+
+        location = /ready/min2 {
+            railgun_gate u3:min=2;
+        }
+
+        location = /ready/min3 {
+            railgun_gate u3:min=3;
+        }
+
+        location = /ready/p66 {
+            railgun_gate u3:min=66%;
+        }
+
+        location = /ready/p67 {
+            railgun_gate u3:min=67%;
+        }
+
+        location = /ready/u4min4 {
+            railgun_gate u4:min=4;
+        }
+
+        location = /ready/u4all {
+            railgun_gate u4:min=100%;
+        }
+    }
+
+    # named by the gates above: names resolve once everything is read
+
+    upstream u3 {
+        railgun_check uri=/health interval=200ms timeout=150ms rise=2 fall=2;
+        server 127.0.0.1:%%PORT_8081%%;
+        server 127.0.0.1:%%PORT_8082%%;
+        server 127.0.0.1:%%PORT_8083%%;
+    }
+
+    # b4 passes its checks, but is configured down: it never counts
+    upstream u4 {
+        railgun_check uri=/health interval=200ms timeout=150ms rise=2 fall=2;
+        server 127.0.0.1:%%PORT_8081%%;
+        server 127.0.0.1:%%PORT_8082%%;
+        server 127.0.0.1:%%PORT_8083%%;
+        server 127.0.0.1:%%PORT_8084%% down;
+    }
+}
+
+EOF
+
+my $redis = redis($t, 8090);
+my @b = map { backend($t, 8080 + $_, "b$_") } 1 .. 4;
+
+$t->run();
+
+###############################################################################
+
+# the gate at $path: "STATUS BODY" with the body's end of line dropped
+
+sub g {
+	my ($path, %opts) = @_;
+
+	my ($status, $h, $body) = gate($path, %opts);
+	$body //= '';
+	$body =~ s/\r?\n\z//;
+	return ($status // 'none') . " $body";
+}
+
+sub ready {
+	my (@names) = @_;
+	return '200 {"status":"ready",'
+		. join(',', map { "\"$_\":true" } @names) . '}';
+}
+
+# unavailable('a' => 1, 'b' => 0): 503 with those values in that order
+
+sub unavailable {
+	my (@kv) = @_;
+
+	my @pairs;
+	while (my ($k, $v) = splice @kv, 0, 2) {
+		push @pairs, "\"$k\":" . ($v ? 'true' : 'false');
+	}
+
+	return '503 {"status":"unavailable",' . join(',', @pairs) . '}';
+}
+
+sub peers_up {
+	my ($upstream, $want, @backends) = @_;
+
+	return wait_for(10, sub {
+		my $s = scrape_quick($t);
+		!grep { (peer_up($s, $upstream, $_) // -1) != $want } @backends;
+	});
+}
+
+###############################################################################
+
+# the probes start down (initial=down is their default) and rise
+
+ok(wait_for(10, sub { g('/ready/all') =~ /^200 / }), 'probes rose');
+
+is(g('/ready/cache'), ready('cache'), 'redis probe ready');
+is(g('/ready/api'), ready('api'), 'http probe ready');
+is(g('/ready/all'), ready(qw/ cache api u3 /), 'all ready, names in order');
+is(g('/ready/u3'), ready('u3'), 'upstream ready');
+is(g('/ready/min2'), ready('u3'), 'min=2 of 3 ready');
+is(g('/ready/min3'), ready('u3'), 'min=3 of 3 ready');
+is(g('/ready/p66'), ready('u3'), 'min=66% of 3 ready');
+is(g('/ready/p67'), ready('u3'), 'min=67% of 3 ready');
+is(g('/ready/u4all'), ready('u4'), 'min=100%: of the 3 not down');
+is(g('/ready/u4min4'), unavailable(u4 => 0),
+	'min=4: a server configured down does not count');
+
+# the headers, on 200 and on 503
+
+my ($status, $h, $body) = gate('/ready/all');
+is($h->{'content-type'}, 'application/json', '200: Content-Type');
+is($h->{'cache-control'}, 'no-store', '200: Cache-Control');
+is($h->{'content-length'}, length $body, '200: Content-Length');
+ok(eval { JSON::PP::decode_json($body) }, '200: the body is JSON')
+	or diag($@);
+
+($status, $h, $body) = gate('/ready/u4min4');
+is($h->{'content-type'}, 'application/json', '503: Content-Type');
+is($h->{'cache-control'}, 'no-store', '503: Cache-Control');
+is_deeply(eval { JSON::PP::decode_json($body) },
+	{ status => 'unavailable', u4 => JSON::PP::false },
+	'503: the body is JSON');
+
+# HEAD: the same status and headers, no body
+
+my $r = http_get('/ready/all', method => 'HEAD');
+($status, $h, $body) = http_split($r);
+is($status, 200, 'HEAD 200');
+is($h->{'content-type'}, 'application/json', 'HEAD 200: Content-Type');
+is($h->{'cache-control'}, 'no-store', 'HEAD 200: Cache-Control');
+is($body, '', 'HEAD 200: no body');
+
+($status, $h, $body) = http_split(http_get('/ready/u4min4', method => 'HEAD'));
+is($status, 503, 'HEAD 503');
+is($body, '', 'HEAD 503: no body');
+
+# other methods
+
+($status) = http_split(http_get('/ready/all', method => 'POST',
+	body => 'x'));
+is($status, 405, 'POST 405');
+
+($status) = http_split(http_get('/ready/all', method => 'PUT', body => 'x'));
+is($status, 405, 'PUT 405');
+
+# b1 sick: the http probe (which asks b1) and one peer of u3 down
+
+$b[0]->sick(1);
+
+ok(peers_up('u3', 0, $b[0]), 'b1 down in u3');
+ok(wait_for(10, sub { g('/ready/api') =~ /^503 / }), 'api probe down');
+
+is(g('/ready/api'), unavailable(api => 0), 'http probe unavailable');
+is(g('/ready/all'), unavailable(cache => 1, api => 0, u3 => 1),
+	'one name down: unavailable, each name told');
+is(g('/ready/u3'), ready('u3'), '2 of 3: ready');
+is(g('/ready/min2'), ready('u3'), '2 of 3: min=2 ready');
+is(g('/ready/min3'), unavailable(u3 => 0), '2 of 3: min=3 unavailable');
+is(g('/ready/p66'), ready('u3'), '2 of 3: min=66% (2) ready');
+is(g('/ready/p67'), unavailable(u3 => 0), '2 of 3: min=67% (3) unavailable');
+is(g('/ready/u4all'), unavailable(u4 => 0), '2 of 3: min=100% unavailable');
+
+# b2 as well
+
+$b[1]->sick(1);
+ok(peers_up('u3', 0, $b[1]), 'b2 down in u3');
+
+is(g('/ready/u3'), ready('u3'), '1 of 3: ready');
+is(g('/ready/min2'), unavailable(u3 => 0), '1 of 3: min=2 unavailable');
+is(g('/ready/p66'), unavailable(u3 => 0), '1 of 3: min=66% unavailable');
+
+# and b3: every peer down, though the balancer fails open
+
+$b[2]->sick(1);
+ok(peers_up('u3', 0, $b[2]), 'b3 down in u3');
+
+is(g('/ready/u3'), unavailable(u3 => 0), '0 of 3: unavailable');
+is(g('/ready/all'), unavailable(cache => 1, api => 0, u3 => 0),
+	'0 of 3: all');
+
+($status, $h, $body) = http_split(http_get('/ready/u3', method => 'HEAD'));
+is($status, 503, '0 of 3: HEAD 503');
+
+# redis stopped: the redis probe down
+
+$redis->stop();
+
+ok(wait_for(10, sub { g('/ready/cache') =~ /^503 / }), 'redis probe down');
+is(g('/ready/cache'), unavailable(cache => 0), 'redis probe unavailable');
+is(g('/ready/all'), unavailable(cache => 0, api => 0, u3 => 0),
+	'all down');
+
+# all back
+
+$_->sick(0) for @b;
+$redis->start();
+
+ok(wait_for(10, sub { g('/ready/all') =~ /^200 / }), 'all rose again');
+is(g('/ready/all'), ready(qw/ cache api u3 /), 'all ready again');
+is(g('/ready/p67'), ready('u3'), 'min=67% ready again');
+
+###############################################################################
+
+# configuration mistakes: nginx -t fails, naming the file and line
+
+my $CONF = <<'EOF';
+
+%%TEST_GLOBALS%%
+
+events {
+}
+
+http {
+    railgun_probe cache redis://127.0.0.1:%%PORT_8090%%;
+
+    upstream u3 {
+        railgun_check;
+        server 127.0.0.1:%%PORT_8081%%;
+    }
+
+    upstream plain {
+        server 127.0.0.1:%%PORT_8081%%;
+    }
+
+    server {
+        listen       127.0.0.1:%%PORT_8085%%;
+
+        location = /ready {
+            %%GATE%%
+        }
+    }
+}
+
+EOF
+
+# nginx -t of $CONF with $gate in the location: (exit code, output, the
+# line of $gate)
+
+sub nginx_t {
+	my ($gate) = @_;
+
+	(my $conf = $CONF) =~ s/%%GATE%%/$gate/;
+	my $line = 1 + (() = substr($conf, 0, index($conf, $gate)) =~ /\n/g);
+
+	my ($rc, $out) = $t->nginx_t($conf);
+	return ($rc, $out, $line);
+}
+
+sub rejected {
+	my ($gate, $re, $name) = @_;
+
+	my ($rc, $out, $line) = nginx_t($gate);
+
+	ok($rc != 0 && $out =~ $re, "$name: rejected") or diag($out);
+	like($out, qr/\[emerg\].* in \S+\/nginx-t-\d+\.conf:$line$/m,
+		"$name: file and line");
+}
+
+my ($rc, $out) = nginx_t('railgun_gate cache u3 u3:min=1 u3:min=100%;');
+is($rc, 0, 'a good gate passes nginx -t') or diag($out);
+
+rejected('railgun_gate nosuch;', qr/railgun_gate names "nosuch"/,
+	'unknown name');
+rejected('railgun_gate cache plain;', qr/railgun_gate names "plain"/,
+	'upstream without railgun_check');
+rejected('railgun_gate cache:min=2;', qr/"min" is for upstreams/,
+	'min=2 on a probe');
+rejected('railgun_gate cache:min=50%;', qr/"min" is for upstreams/,
+	'min=50% on a probe');
+rejected('railgun_gate cache:min=1;', qr/"min" is for upstreams/,
+	'min=1 on a probe');
+rejected('railgun_gate u3:min=0;', qr/invalid gate "u3:min=0"/, 'min=0');
+rejected('railgun_gate u3:min=101%;', qr/invalid gate "u3:min=101%"/,
+	'min=101%');
+rejected('railgun_gate u3:max=2;', qr/invalid gate "u3:max=2"/,
+	'not min=');
+
+ok(!quick_errors(), 'quick scrapes parse') or diag(join "\n", quick_errors());
+
+###############################################################################
