@@ -363,8 +363,8 @@ package Test::Railgun::Probe;
 ###############################################################################
 
 # Fake TCP servers on logical port $n: fake_server($t, $n, $kind, %opts).
-# Each connection is served by a child of its own; every accepted
-# connection is logged (see accepts()).  Kinds:
+# A pool of processes (workers => N, 4) serves the connections; every
+# accepted connection is logged (see accepts()).  Kinds:
 #   silent      accept, read everything, never answer
 #   garbage     answer with $opts{reply} (default: text that is not RESP)
 #   canned      answer with $opts{reply} once the request came
@@ -392,29 +392,31 @@ sub fake_server {
 
 	unlink "$d/accepts-$port.log";
 
+	# a pool of processes accepting in turn: forking per connection
+	# costs tens of milliseconds on a busy small VM, which would show as
+	# probe timeouts
 	my $s = spawn_server($t, $port, "$kind $port", sub {
-		$SIG{CHLD} = 'IGNORE';
 		$SIG{PIPE} = 'IGNORE';
 
-		while (1) {
-			my $c = $listen->accept() or next;
-			my $when = time();
-
+		for (1 .. ($opts{workers} || 4)) {
 			my $pid = fork();
-			next unless defined $pid;
+			die "fork: $!" unless defined $pid;
+			next if $pid;
 
-			if ($pid == 0) {
-				$SIG{TERM} = 'DEFAULT';
-				close $listen;
+			while (1) {
+				my $c = $listen->accept() or next;
+				my $when = time();
+
 				eval {
 					log_accept($d, $port, $c, $when, $opts{who});
 					serve($c, $kind, $port, $d, \%opts);
 				};
-				POSIX::_exit(0);
+				close $c;
 			}
-
-			close $c;
 		}
+
+		close $listen;
+		1 while wait() > 0;
 	});
 
 	close $listen;
@@ -489,7 +491,7 @@ sub read_some {
 		last unless $sel->can_read($left);
 		my $n = sysread($c, $buf, 65536, length $buf);
 		last unless $n;
-		$wait = 0.05, $deadline = time() + 0.05 if length $buf;
+		last if length $buf;
 	}
 
 	return $buf;
@@ -770,14 +772,18 @@ sub wait_for {
 	}
 }
 
+# VmRSS (or another field of /proc/PID/status, e.g. VmPeak) in kB
+
 sub rss_kb {
-	my ($pid) = @_;
+	my ($pid, $field) = @_;
+
+	$field ||= 'VmRSS';
 
 	open my $fh, '<', "/proc/$pid/status" or return undef;
 	local $/;
 	my $st = <$fh>;
 	close $fh;
-	return $st =~ /^VmRSS:\s+(\d+)\s+kB/m ? $1 : undef;
+	return $st =~ /^\Q$field\E:\s+(\d+)\s+kB/m ? $1 : undef;
 }
 
 ###############################################################################
