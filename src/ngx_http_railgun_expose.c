@@ -319,7 +319,7 @@ ngx_http_railgun_render_series(ngx_http_railgun_render_t *rd,
 
         p = ngx_cpymem(p, fc->name.data, fc->name.len);
         p = ngx_cpymem(p, "_bucket{", 8);
-        p = ngx_cpymem(p, s->key, s->key_len);
+        p = ngx_cpymem(p, ngx_railgun_series_key(s), s->key_len);
         p = ngx_cpymem(p, ",le=\"", 5);
 
         if (i < b->n) {
@@ -357,7 +357,7 @@ ngx_http_railgun_sample(u_char *p, ngx_str_t *name, char *suffix,
     p = ngx_cpymem(p, name->data, name->len);
     p = ngx_cpymem(p, suffix, suffix_len);
     *p++ = '{';
-    p = ngx_cpymem(p, s->key, s->key_len);
+    p = ngx_cpymem(p, ngx_railgun_series_key(s), s->key_len);
     *p++ = '}';
     *p++ = ' ';
 

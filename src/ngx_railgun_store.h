@@ -56,7 +56,6 @@ struct ngx_railgun_buckets_s {
 struct ngx_railgun_series_s {
     ngx_railgun_series_t *volatile  next;
     ngx_railgun_buckets_t          *buckets;
-    u_char                         *key;
     uint32_t                        hash;
     uint16_t                        family;
     uint16_t                        flags;
@@ -64,6 +63,9 @@ struct ngx_railgun_series_s {
     uint32_t                        nvalues;
     ngx_atomic_t                    values[1];
 };
+
+
+#define ngx_railgun_series_key(s)  ((u_char *) &(s)->values[(s)->nvalues])
 
 
 typedef struct {
@@ -84,6 +86,8 @@ typedef struct {
     ngx_uint_t                      nslots;
     time_t                          start_time;
     ngx_railgun_buckets_t          *buckets;
+    u_char                         *chunk;       /* series are carved here */
+    u_char                         *chunk_end;
     ngx_railgun_family_sh_t         family[NGX_RAILGUN_STORE_MAX_FAMILIES];
     ngx_railgun_series_t *volatile *slots;
 } ngx_railgun_store_sh_t;
