@@ -21,7 +21,7 @@ use Test::Railgun;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->plan(23)
+my $t = Test::Railgun->new()->plan(24)
 	->write_file_expand('nginx.conf', <<'EOF');
 
 %%TEST_GLOBALS%%
@@ -99,12 +99,13 @@ my $p83 = '127.0.0.1:' . port(8083);
 
 # attempts per "peer status", as nginx itself reports them
 
-my %attempts;
+my (%attempts, @timed);
 
 sub get {
 	my ($uri) = @_;
 
-	my $r = http_get($uri);
+	my ($r, undef, $bracket) = timed_get($uri);
+	push @timed, $bracket;
 	my @addr = split /, /, http_header($r, 'X-Addr') // '';
 	my @status = split /, /, http_header($r, 'X-Status') // '';
 
@@ -112,10 +113,14 @@ sub get {
 	return $r;
 }
 
+# u_ok: each attempt bracketed as in request.t
+
 get('/ok/delay/60');
 get('/ok/delay/60');
 get('/ok/');
 get('/ok/status/404');
+
+my @ok_timed = @timed;
 
 my %before = %attempts;
 get('/next/') for 1 .. 4;
@@ -134,17 +139,22 @@ my %ok = (upstream => 'u_ok', peer => $p81);
 is(sample($m, $REQ, { %ok, status => '200' }), 3, 'u_ok 200');
 is(sample($m, $REQ, { %ok, status => '404' }), 1, 'u_ok 404');
 is(sample($m, "${RESP}_count", \%ok), 4, 'u_ok response count');
-is(sample($m, "${RESP}_bucket", { %ok, le => '0.05' }), 2,
-	'u_ok response le 0.05');
-is(sample($m, "${RESP}_bucket", { %ok, le => '0.1' }), 4,
-	'u_ok response le 0.1');
-is(sample($m, "${HDR}_bucket", { %ok, le => '0.05' }), 2,
-	'u_ok header le 0.05');
+for my $x ([ $RESP, '0.05' ], [ $RESP, '0.1' ], [ $HDR, '0.05' ],
+	[ $HDR, '0.1' ])
+{
+	my ($fam, $le) = @$x;
+	my ($lo, $hi) = bucket_range($le, @ok_timed);
+	my $got = sample($m, "${fam}_bucket", { %ok, le => $le });
+	ok(defined $got && $got >= $lo && $got <= $hi, "u_ok $fam le $le")
+		or diag(($got // 'none') . ", expected $lo to $hi");
+}
+
 is(sample($m, "${HDR}_count", \%ok), 4, 'u_ok header count');
 
+my ($smin, $smax) = sum_range(@ok_timed);
 my $sum = sample($m, "${RESP}_sum", \%ok);
-ok(defined $sum && $sum >= 0.12 && $sum < 0.4, 'u_ok response sum')
-	or diag('sum ' . ($sum // 'missing'));
+ok(defined $sum && $sum >= $smin && $sum <= $smax, 'u_ok response sum')
+	or diag('sum ' . ($sum // 'missing') . ", expected $smin to $smax");
 
 my %peers = map { $_->{labels}{peer} => 1 }
 	series($m, $REQ, { upstream => 'u_ok' });

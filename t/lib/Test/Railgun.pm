@@ -28,7 +28,8 @@ use strict;
 use base qw/ Exporter /;
 
 our @EXPORT = qw/ port http http_get http_split http_status http_header
-	http_body sample sample_sum series waitforsocket /;
+	http_body timed_get bucket_range sum_range sample sample_sum series
+	waitforsocket /;
 
 use Cwd qw/ abs_path /;
 use File::Basename qw/ dirname /;
@@ -679,6 +680,54 @@ sub http_get {
 	my $response = http($request, %opts);
 
 	return wantarray ? ($response, $request) : $response;
+}
+
+# Timing brackets.  A request whose backend slept d seconds and whose
+# client saw it take c seconds spent between d and c inside nginx: nginx
+# starts timing after the client sent the request and logs before it closes
+# the connection.  timed_get() returns (response, request, [d, c]) for a
+# request to a backend's /delay/<ms>.  For a bucket bound b, bucket_range()
+# gives how many of the bracketed requests must be at or below b (c + slack
+# <= b) and how many may be (d - slack <= b); the slack covers nginx's
+# millisecond clocks.  Exact on a calm machine, loose but never wrong on a
+# loaded one.
+
+our $TIMING_SLACK = 0.002;
+
+sub timed_get {
+	my ($uri, %opts) = @_;
+
+	my ($ms) = $uri =~ m!/delay/(\d+)!;
+	my $start = time();
+	my ($r, $req) = http_get($uri, %opts);
+	my $c = time() - $start;
+
+	return ($r, $req, [ ($ms || 0) / 1000, $c ]);
+}
+
+sub bucket_range {
+	my ($bound, @brackets) = @_;
+
+	my $b = $bound eq '+Inf' ? 9**9**9 : $bound;
+	my $lo = grep { $_->[1] + $TIMING_SLACK <= $b } @brackets;
+	my $hi = grep { $_->[0] - $TIMING_SLACK <= $b } @brackets;
+
+	return ($lo, $hi);
+}
+
+# The range a histogram's _sum over the bracketed requests may have.
+
+sub sum_range {
+	my (@brackets) = @_;
+
+	my ($lo, $hi) = (0, 0);
+
+	for (@brackets) {
+		$lo += $_->[0] - $TIMING_SLACK;
+		$hi += $_->[1] + $TIMING_SLACK;
+	}
+
+	return ($lo < 0 ? 0 : $lo, $hi);
 }
 
 # (status, {lowercased header => value}, body); a chunked body is decoded
