@@ -28,7 +28,7 @@ select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
 my $t = Test::Railgun->new()->has_daemon($Test::Railgun::Gate::REDIS)
-	->plan(68)->write_file_expand('nginx.conf', <<'EOF');
+	->plan(80)->write_file_expand('nginx.conf', <<'EOF');
 
 %%TEST_GLOBALS%%
 
@@ -91,12 +91,24 @@ http {
         location = /ready/u4all {
             railgun_gate u4:min=100%;
         }
+
+        location = /ready/tcp {
+            railgun_gate t3;
+        }
     }
 
     # named by the gates above: names resolve once everything is read
 
     upstream u3 {
         railgun_check uri=/health interval=200ms timeout=150ms rise=2 fall=2;
+        server 127.0.0.1:%%PORT_8081%%;
+        server 127.0.0.1:%%PORT_8082%%;
+        server 127.0.0.1:%%PORT_8083%%;
+    }
+
+    # connect checks: a sick backend still accepts
+    upstream t3 {
+        railgun_check type=tcp interval=200ms timeout=150ms rise=2 fall=2;
         server 127.0.0.1:%%PORT_8081%%;
         server 127.0.0.1:%%PORT_8082%%;
         server 127.0.0.1:%%PORT_8083%%;
@@ -177,6 +189,7 @@ is(g('/ready/p67'), ready('u3'), 'min=67% of 3 ready');
 is(g('/ready/u4all'), ready('u4'), 'min=100%: of the 3 not down');
 is(g('/ready/u4min4'), unavailable(u4 => 0),
 	'min=4: a server configured down does not count');
+is(g('/ready/tcp'), ready('t3'), 'tcp checks ready');
 
 # the headers, on 200 and on 503
 
@@ -254,6 +267,28 @@ is(g('/ready/all'), unavailable(cache => 1, api => 0, u3 => 0),
 ($status, $h, $body) = http_split(http_get('/ready/u3', method => 'HEAD'));
 is($status, 503, '0 of 3: HEAD 503');
 
+# a connect check passes while the health checks fail
+
+is(g('/ready/tcp'), ready('t3'), '0 of 3 by http: tcp checks ready');
+
+# the checks feed the probe families, labelled by upstream and peer
+
+my $s = $t->metrics();
+
+cmp_ok(checks($s, 'u3', $b[0], 'bad_status'), '>=', 2,
+	'bad_status checks counted');
+cmp_ok(checks($s, 't3', $b[0], 'ok'), '>=', 2, 'tcp checks counted');
+is(transitions($s, 'u3', $b[0], 'down'), 1, 'transition counted');
+cmp_ok(sample($s, 'railgun_probe_duration_seconds_count',
+	{ probe => 'u3', target => $b[0]{addr} }) // 0, '>=', 2,
+	'check durations observed');
+is(join(' ', map { peer_up($s, 't3', $_) // 'none' } @b[0 .. 2]), '1 1 1',
+	'peer_up of the tcp checks');
+is(scalar(series($s, 'railgun_upstream_peer_up', { upstream => 'u4' })), 4,
+	'one peer_up series per peer');
+is(scalar(series($s, 'railgun_probe_up', { probe => 'u3' })), 0,
+	'no probe_up series for a check');
+
 # redis stopped: the redis probe down
 
 $redis->stop();
@@ -271,6 +306,15 @@ $redis->start();
 ok(wait_for(10, sub { g('/ready/all') =~ /^200 / }), 'all rose again');
 is(g('/ready/all'), ready(qw/ cache api u3 /), 'all ready again');
 is(g('/ready/p67'), ready('u3'), 'min=67% ready again');
+
+# b1 stopped: its connect checks fail, two of three still pass
+
+$b[0]->stop();
+
+ok(peers_up('t3', 0, $b[0]), 'stopped: down by its tcp check');
+is(g('/ready/tcp'), ready('t3'), 'tcp: 2 of 3 ready');
+cmp_ok(checks(scrape_quick($t), 't3', $b[0], 'refused'), '>=', 2,
+	'refused tcp checks counted');
 
 ###############################################################################
 
