@@ -27,7 +27,8 @@ our @EXPORT = qw/ redis_start redis_stop redis_pause redis_resume redis_cmd
 	redis_info fake_server http_target http_set http_requests accepts
 	server_stop scrape_fast probe_up probe_checks probe_checks_total
 	probe_transitions probe_gauge transition_lines wait_for rss_kb
-	redis_reply_bulk scrape_errors redis_monitor monitor_lines /;
+	redis_reply_bulk scrape_errors redis_monitor monitor_lines observations
+	proc_start_time /;
 
 use IO::Select;
 use IO::Socket::INET;
@@ -43,6 +44,7 @@ our @RESULTS = qw/ ok timeout refused error bad_status bad_body bad_role
 	auth /;
 
 my %SERVERS;		# pid => { pid, port, name }
+my @SCRAPE_ERRORS;		# problems of fast scrapes and observations
 my $PARENT = $$;
 
 END {
@@ -584,6 +586,14 @@ sub serve {
 # http_set($t, $n, status => ..., body => ...) changes it at once.  Every
 # request head is kept (http_requests).  Responses carry Content-Length and
 # "Connection: close".
+#
+# Scripted: plan => [ [status, body], ... ] answers the Nth request with
+# the Nth element (the last one ever after), whatever the file says; then
+# workers => 1 keeps the count (the default for a plan).  With observe =>
+# $n, before answering request N the target scrapes nginx's /metrics on
+# logical port $n and keeps it (observations()): with one prober, check N
+# has not ended yet and check N - 1 has been recorded, so observation N
+# is the state after exactly N - 1 checks, however slow the machine.
 
 sub http_target {
 	my ($t, $n, %opts) = @_;
@@ -591,7 +601,43 @@ sub http_target {
 	http_set($t, $n, status => $opts{status} // 200,
 		body => $opts{body} // "ok\n");
 
+	$opts{workers} ||= 1 if $opts{plan};
+
+	if (defined $opts{observe}) {
+		$opts{observe_port} = Test::Railgun::port($opts{observe});
+		my $port = Test::Railgun::port($n);
+		unlink glob($t->testdir() . "/observe-$port-*.txt");
+	}
+
 	return fake_server($t, $n, 'http', %opts);
+}
+
+# The observations of a target with observe: a list of scrapes as
+# Test::Railgun::parse_metrics makes them, the Nth made when request N
+# came (N from 1); undef where the scrape failed.
+
+sub observations {
+	my ($t, $n) = @_;
+
+	my $port = Test::Railgun::port($n);
+	my @obs;
+
+	for (my $i = 1; -e $t->testdir() . "/observe-$port-$i.txt"; $i++) {
+		my $r = $t->read_file("observe-$port-$i.txt");
+		my ($status, undef, $body) = Test::Railgun::http_split($r);
+
+		if (!defined $status || $status != 200) {
+			push @obs, undef;
+			next;
+		}
+
+		my @errors;
+		push @obs, Test::Railgun::parse_metrics($body, 0, \@errors,
+			"observation $i");
+		push @SCRAPE_ERRORS, @errors;
+	}
+
+	return @obs;
 }
 
 sub http_set {
@@ -631,13 +677,32 @@ sub serve_http {
 		close $fh;
 	}
 
-	open my $fh, '<', "$d/http-$port.resp" or return;
-	binmode $fh;
-	local $/;
-	my $resp = <$fh>;
-	close $fh;
+	my ($status, $body);
 
-	my ($status, $body) = $resp =~ /^(\d+)\n(.*)\z/s or return;
+	if ($opts->{plan}) {
+		my $n = ++$opts->{_served};
+		my $plan = $opts->{plan};
+		($status, $body) = @{$plan->[$n <= @$plan ? $n - 1 : -1]};
+
+		if ($opts->{observe_port}) {
+			my $r = Test::Railgun::http_get('/metrics',
+				port => $opts->{observe});
+			open my $fh, '>', "$d/observe-$port-$n.tmp" or return;
+			binmode $fh;
+			print $fh $r;
+			close $fh;
+			rename "$d/observe-$port-$n.tmp", "$d/observe-$port-$n.txt";
+		}
+
+	} else {
+		open my $fh, '<', "$d/http-$port.resp" or return;
+		binmode $fh;
+		local $/;
+		my $resp = <$fh>;
+		close $fh;
+
+		($status, $body) = $resp =~ /^(\d+)\n(.*)\z/s or return;
+	}
 
 	write_all($c, "HTTP/1.1 $status Test\r\n"
 		. "Content-Type: text/plain\r\n"
@@ -645,6 +710,9 @@ sub serve_http {
 		. "Connection: close\r\n\r\n"
 		. $body);
 
+	# "Connection: close" means it: the end of the body is the end of the
+	# connection, then wait for the peer to close (no RST)
+	shutdown($c, 1);
 	drain($c, 5);
 }
 
@@ -682,8 +750,6 @@ sub accepts {
 # A scrape without the promtool run of Test::Railgun::metrics (which takes
 # ~150 ms), for polling loops; the same parser, and a parse error fails the
 # file through a test of its own ("fast scrapes valid", see scrape_errors).
-
-my @SCRAPE_ERRORS;
 
 sub scrape_fast {
 	my ($t, %opts) = @_;
@@ -784,6 +850,28 @@ sub rss_kb {
 	my $st = <$fh>;
 	close $fh;
 	return $st =~ /^\Q$field\E:\s+(\d+)\s+kB/m ? $1 : undef;
+}
+
+
+# when a process started, in time() seconds (10 ms resolution)
+
+sub proc_start_time {
+	my ($pid) = @_;
+
+	open my $fh, '<', "/proc/$pid/stat" or return undef;
+	my $stat = <$fh>;
+	close $fh;
+
+	$stat =~ s/^.*\) //s;
+	my $ticks = (split ' ', $stat)[19];
+
+	# /proc/stat's btime has whole seconds: go from now and the uptime
+	open $fh, '<', '/proc/uptime' or return undef;
+	my ($uptime) = split ' ', scalar <$fh>;
+	close $fh;
+
+	my $hz = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
+	return time() - $uptime + $ticks / $hz;
 }
 
 ###############################################################################
