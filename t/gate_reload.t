@@ -4,7 +4,8 @@
 # peer down (its backend stopped): the new workers take the states the zone
 # has, so the down peer stays skipped right after the reload (no request
 # tries it, no error at all), and railgun_upstream_peer_up and the check
-# counters carry over.  Peers new in the reloaded configuration start as
+# counters carry over, for peers in process memory and for peers in an
+# upstream zone (which a reload copies anew).  Peers new in the reloaded configuration start as
 # "initial" says: with initial=down one gets no request before "rise"
 # successful checks; with initial=up it gets requests before its checks
 # could have made it rise (interval=1s there, so that the window is wide).
@@ -52,6 +53,15 @@ http {
         server 127.0.0.1:%%PORT_8083%% max_fails=0;
     }
 
+    # the same in shared memory: a reload copies the peers into the zone anew
+    upstream z {
+        zone z 64k;
+        railgun_check uri=/health/z interval=200ms timeout=150ms rise=2 fall=2;
+        server 127.0.0.1:%%PORT_8081%% max_fails=0;
+        server 127.0.0.1:%%PORT_8082%% max_fails=0;
+        server 127.0.0.1:%%PORT_8083%% max_fails=0;
+    }
+
     upstream v {
         railgun_check uri=/health/v interval=200ms timeout=150ms rise=2 fall=2
                       initial=down;
@@ -89,6 +99,10 @@ http {
         location /w/ {
             proxy_pass http://w;
         }
+
+        location /z/ {
+            proxy_pass http://z;
+        }
     }
 }
 
@@ -104,7 +118,7 @@ sub conf {
 	return $c;
 }
 
-my $t = Test::Railgun->new()->plan(23)
+my $t = Test::Railgun->new()->plan(25)
 	->write_file_expand('nginx.conf', conf(0));
 
 my ($b1, $b2, $b3, $b4) = map { backend($t, 8080 + $_, "b$_") } 1 .. 4;
@@ -117,11 +131,12 @@ ok(wait_for(10, sub {
 	my $s = scrape_quick($t);
 	!grep { checks($s, $_->[0], $_->[1], 'ok') < 2 }
 		[ u => $b1 ], [ u => $b2 ], [ u => $b3 ], [ v => $b1 ],
-		[ v => $b3 ], [ w => $b1 ];
+		[ v => $b3 ], [ w => $b1 ], [ z => $b1 ], [ z => $b2 ],
+		[ z => $b3 ];
 }), 'every peer checked');
 
-my @P = qw/ u v w /;
-my $c = client($t, sub { "/$P[$_[0] % 3]/$_[0]" });
+my @P = qw/ u v w z /;
+my $c = client($t, sub { "/$P[$_[0] % 4]/$_[0]" });
 
 ok($c->more(60), 'load running');
 
@@ -129,8 +144,10 @@ ok($c->more(60), 'load running');
 
 $b2->stop();
 
-ok(wait_for(10, sub { (peer_up(scrape_quick($t), 'u', $b2) // -1) == 0 }),
-	'stopped peer down');
+ok(wait_for(10, sub {
+	my $s = scrape_quick($t);
+	(peer_up($s, 'u', $b2) // -1) == 0 && (peer_up($s, 'z', $b2) // -1) == 0;
+}), 'stopped peer down');
 my $down = time();
 
 ok($c->more(60), 'load with the peer down');
@@ -153,6 +170,7 @@ my $reloaded = time();
 
 my $s = scrape_quick($t);
 is(peer_up($s, 'u', $b2), 0, 'down peer still down right after the reload');
+is(peer_up($s, 'z', $b2), 0, 'zone: down peer still down');
 is(transitions($s, 'u', $b2, 'down'), 1, 'transitions kept');
 cmp_ok(checks($s, 'u', $b2, 'refused'), '>=', $refused,
 	'check counters kept');
@@ -190,6 +208,12 @@ my %share;
 $share{$_->{backend}}++ for grep { $_->{uri} =~ m!^/u/! && $_->{t0} > $down }
 	@results;
 ok($share{b1} && $share{b3} && !$share{b2}, 'u: the two others served')
+	or diag(explain \%share);
+
+%share = ();
+$share{$_->{backend}}++ for grep { $_->{uri} =~ m!^/z/! && $_->{t0} > $down }
+	@results;
+ok($share{b1} && $share{b3} && !$share{b2}, 'z: the two others served')
 	or diag(explain \%share);
 
 # initial=down: no request of v at b4 before its second successful check
