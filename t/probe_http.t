@@ -2,10 +2,11 @@
 
 # Tests for HTTP probes against backends whose status and body change at
 # run time, request by request: bad_status, bad_body and ok, with the
-# rise/fall state read after every single result by the backend itself (up exactly at the rise-th consecutive ok, down exactly
-# at the fall-th consecutive failure), the transition lines, status lists and
-# ranges, the 16 KB body window, the request itself, and the first check
-# soon after start.
+# rise/fall state read after every single result by the backend itself (up
+# exactly at the rise-th consecutive ok, down exactly at the fall-th
+# consecutive failure), the transition lines, status lists and ranges, the
+# 16 KB body window, the request itself, and the first check soon after
+# start.
 
 ###############################################################################
 
