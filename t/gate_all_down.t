@@ -116,7 +116,8 @@ sub get {
 
 	for my $i (1 .. $n) {
 		my ($status, $h) = http_split(http_get("$path$i"));
-		$count{($status // 'none') . ' ' . ($h->{'x-backend'} // '-')}++;
+		my $b = $h->{'x-backend'} // '-';
+		$count{($status // 'none') . " $b"}++;
 		$tried{$_}++ for split /, /, $h->{'x-addr'} // '';
 	}
 
@@ -236,7 +237,8 @@ my $tried;
 ($c, $tried) = get('/open/d', 6);
 is(show($c), '502 - x6', 'open: 502 from the refusing peers');
 is(join(' ', map { "$_=$tried->{$_}" } sort keys %$tried),
-	join(' ', sort map { "$_->{addr}=6" } $b1, $b2), 'open: every peer tried by every request');
+	join(' ', sort map { "$_->{addr}=6" } $b1, $b2),
+	'open: every peer tried by every request');
 
 ($c, $tried) = get('/closed/d', 6);
 is(show($c), '502 - x6', 'closed: 502');

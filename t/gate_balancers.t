@@ -67,12 +67,13 @@ for my $k (@KINDS) {
 		my $name = "${kind}_$where";
 		(my $b = $bal) =~ s/%s/$name/g;
 		my $s = join "\n", map {
-			"        server 127.0.0.1:%%PORT_${_}%% weight=$servers->{$_}"
-				. " $SRV;"
+			"        server 127.0.0.1:%%PORT_${_}%%"
+				. " weight=$servers->{$_} $SRV;"
 		} sort keys %$servers;
 
 		$upstreams .= "    upstream $name {\n"
-			. ($where eq 'before' ? "        $CHECK\n        $b\n$s\n"
+			. ($where eq 'before'
+				? "        $CHECK\n        $b\n$s\n"
 				: "$s\n        $b\n        $CHECK\n")
 			. "    }\n\n";
 
@@ -264,7 +265,8 @@ for my $victim ($first, $second) {
 	for my $u (@UPSTREAMS) {
 		my ($count, $bad) = spread($u);
 		my $has = grep { $B{$_} == $victim } @{$u->{ports}};
-		my $want = $has && ($u->{kind} ne 'ip_hash' || $victim == $first);
+		my $want = $has
+			&& ($u->{kind} ne 'ip_hash' || $victim == $first);
 
 		ok(!@$bad && ($want ? $count->{$v} : !$count->{$v}),
 			"$u->{name}: $v back, " . show($count))

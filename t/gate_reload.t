@@ -5,10 +5,11 @@
 # has, so the down peer stays skipped right after the reload (no request
 # tries it, no error at all), and railgun_upstream_peer_up and the check
 # counters carry over, for peers in process memory and for peers in an
-# upstream zone (which a reload copies anew).  Peers new in the reloaded configuration start as
-# "initial" says: with initial=down one gets no request before "rise"
-# successful checks; with initial=up it gets requests before its checks
-# could have made it rise (interval=1s there, so that the window is wide).
+# upstream zone (which a reload copies anew).  Peers new in the reloaded
+# configuration start as "initial" says: with initial=down one gets no
+# request before "rise" successful checks; with initial=up it gets requests
+# before its checks could have made it rise (interval=1s there, so that the
+# window is wide).
 #
 # max_fails=0: nginx's own failure accounting is off, so a request that
 # tried the stopped peer would show in $upstream_addr and nothing else would
@@ -146,7 +147,8 @@ $b2->stop();
 
 ok(wait_for(10, sub {
 	my $s = scrape_quick($t);
-	(peer_up($s, 'u', $b2) // -1) == 0 && (peer_up($s, 'z', $b2) // -1) == 0;
+	(peer_up($s, 'u', $b2) // -1) == 0
+		&& (peer_up($s, 'z', $b2) // -1) == 0;
 }), 'stopped peer down');
 my $down = time();
 
@@ -246,7 +248,8 @@ $s = $t->metrics();
 is(peer_up($s, 'u', $b2), 0, 'peer_up of the stopped peer 0');
 is(join(' ', map { peer_up($s, @$_) // 'none' }
 	[ u => $b1 ], [ u => $b3 ], [ v => $b1 ], [ v => $b3 ], [ v => $b4 ],
-	[ w => $b1 ], [ w => $b4 ]), '1 1 1 1 1 1 1', 'peer_up of the others 1');
+	[ w => $b1 ], [ w => $b4 ]), '1 1 1 1 1 1 1',
+	'peer_up of the others 1');
 is(transitions($s, 'u', $b2, 'down'), 1, 'still one transition down');
 cmp_ok(checks($s, 'u', $b2), '>', $all, 'checks went on counting');
 

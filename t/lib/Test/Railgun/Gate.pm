@@ -24,8 +24,8 @@ use strict;
 
 use base qw/ Exporter /;
 
-our @EXPORT = qw/ backend redis client wait_for scrape_quick quick_errors peer_up
-	checks transitions gate warn_lines /;
+our @EXPORT = qw/ backend redis client wait_for scrape_quick quick_errors
+	peer_up checks transitions gate warn_lines /;
 
 use IO::Socket::INET;
 use POSIX qw/ :sys_wait_h /;
@@ -222,8 +222,9 @@ sub client {
 			(my $addr = $h->{'x-addr'} // '-') =~ s/,? +/,/g;
 			$addr = '-' if $addr eq '';
 
-			syswrite $fh, sprintf("%.6f %.6f %s %s %s %s\n", $t0, $t1,
-				$status // 'none', $h->{'x-backend'} // '-', $addr, $u);
+			syswrite $fh, sprintf("%.6f %.6f %s %s %s %s\n",
+				$t0, $t1, $status // 'none',
+				$h->{'x-backend'} // '-', $addr, $u);
 		}
 
 		close $fh;
@@ -316,7 +317,9 @@ sub warn_lines {
 	my $log = $t->read_file('error.log');
 	$log = substr $log, $offset if $offset;
 
-	my @lines = $log =~ /^.*\[warn\].*every server of upstream "\Q$upstream\E" fails its checks, all are kept in use.*$/mg;
+	my $text = "every server of upstream \"$upstream\" fails its checks, "
+		. 'all are kept in use';
+	my @lines = $log =~ /^.*\[warn\].*\Q$text\E.*$/mg;
 	return @lines;
 }
 
