@@ -9,7 +9,8 @@
 # configuration start as "initial" says: with initial=down one gets no
 # request before "rise" successful checks; with initial=up it gets requests
 # before its checks could have made it rise (interval=1s there, so that the
-# window is wide).
+# window is wide).  A peer removed by the reload has no
+# railgun_upstream_peer_up series any more (SPEC: one series per peer).
 #
 # max_fails=0: nginx's own failure accounting is off, so a request that
 # tried the stopped peer would show in $upstream_addr and nothing else would
@@ -67,7 +68,7 @@ http {
         railgun_check uri=/health/v interval=200ms timeout=150ms rise=2 fall=2
                       initial=down;
         server 127.0.0.1:%%PORT_8081%% max_fails=0;
-        server 127.0.0.1:%%PORT_8083%% max_fails=0;
+        %%OLD_V%%
         %%NEW_V%%
     }
 
@@ -116,10 +117,12 @@ sub conf {
 	my $s = $new ? 'server 127.0.0.1:%%PORT_8084%% max_fails=0;' : '';
 	$c =~ s/%%NEW_V%%/$s/;
 	$c =~ s/%%NEW_W%%/$s/;
+	my $old = $new ? '' : 'server 127.0.0.1:%%PORT_8083%% max_fails=0;';
+	$c =~ s/%%OLD_V%%/$old/;
 	return $c;
 }
 
-my $t = Test::Railgun->new()->plan(25)
+my $t = Test::Railgun->new()->plan(26)
 	->write_file_expand('nginx.conf', conf(0));
 
 my ($b1, $b2, $b3, $b4) = map { backend($t, 8080 + $_, "b$_") } 1 .. 4;
@@ -160,7 +163,8 @@ my $all = checks($before, 'u', $b2);
 
 is(transitions($before, 'u', $b2, 'down'), 1, 'one transition down');
 
-# reload under load, b4 new in v (initial=down) and in w (initial=up)
+# reload under load, b4 new in v (initial=down) and in w (initial=up), b3
+# gone from v
 
 my $offset = length $t->read_file('error.log');
 
@@ -247,9 +251,13 @@ $s = $t->metrics();
 
 is(peer_up($s, 'u', $b2), 0, 'peer_up of the stopped peer 0');
 is(join(' ', map { peer_up($s, @$_) // 'none' }
-	[ u => $b1 ], [ u => $b3 ], [ v => $b1 ], [ v => $b3 ], [ v => $b4 ],
-	[ w => $b1 ], [ w => $b4 ]), '1 1 1 1 1 1 1',
+	[ u => $b1 ], [ u => $b3 ], [ v => $b1 ], [ v => $b4 ],
+	[ w => $b1 ], [ w => $b4 ]), '1 1 1 1 1 1',
 	'peer_up of the others 1');
+is(scalar(series($s, 'railgun_upstream_peer_up',
+	{ upstream => 'v', peer => $b3->{addr} })), 0,
+	'no peer_up series for a peer removed by the reload');
+
 is(transitions($s, 'u', $b2, 'down'), 1, 'still one transition down');
 cmp_ok(checks($s, 'u', $b2), '>', $all, 'checks went on counting');
 
