@@ -5,7 +5,9 @@
 # for a Redis probe, an HTTP probe and upstreams with railgun_check, with
 # min=N and min=N% (of the peers not configured down, rounded up);
 # Content-Type: application/json, Cache-Control: no-store, HEAD, POST 405;
-# configuration mistakes rejected by nginx -t with the file and line.
+# configuration mistakes of railgun_gate and railgun_check rejected by
+# nginx -t with the file and line.  A tcp check passes while the HTTP
+# checks fail; the checks feed the probe families.
 
 ###############################################################################
 
@@ -28,7 +30,7 @@ select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
 my $t = Test::Railgun->new()->has_daemon($Test::Railgun::Gate::REDIS)
-	->plan(80)->write_file_expand('nginx.conf', <<'EOF');
+	->plan(98)->write_file_expand('nginx.conf', <<'EOF');
 
 %%TEST_GLOBALS%%
 
@@ -331,7 +333,7 @@ http {
     railgun_probe cache redis://127.0.0.1:%%PORT_8090%%;
 
     upstream u3 {
-        railgun_check;
+        %%CHECK%%
         server 127.0.0.1:%%PORT_8081%%;
     }
 
@@ -350,23 +352,28 @@ http {
 
 EOF
 
-# nginx -t of $CONF with $gate in the location: (exit code, output, the
-# line of $gate)
+# nginx -t of $CONF with $line as the gate in the location, or as the check
+# in upstream u3 when it starts with railgun_check: (exit code, output, the
+# line number of $line)
 
 sub nginx_t {
-	my ($gate) = @_;
+	my ($text) = @_;
 
-	(my $conf = $CONF) =~ s/%%GATE%%/$gate/;
-	my $line = 1 + (() = substr($conf, 0, index($conf, $gate)) =~ /\n/g);
+	my $check = $text =~ /^railgun_check/;
+	my $conf = $CONF;
+	$conf =~ s/%%GATE%%/$check ? 'railgun_gate u3;' : $text/e;
+	$conf =~ s/%%CHECK%%/$check ? $text : 'railgun_check;'/e;
+
+	my $line = 1 + (() = substr($conf, 0, index($conf, $text)) =~ /\n/g);
 
 	my ($rc, $out) = $t->nginx_t($conf);
 	return ($rc, $out, $line);
 }
 
 sub rejected {
-	my ($gate, $re, $name) = @_;
+	my ($text, $re, $name) = @_;
 
-	my ($rc, $out, $line) = nginx_t($gate);
+	my ($rc, $out, $line) = nginx_t($text);
 
 	ok($rc != 0 && $out =~ $re, "$name: rejected") or diag($out);
 	like($out, qr/\[emerg\].* in \S+\/nginx-t-\d+\.conf:$line$/m,
@@ -391,6 +398,32 @@ rejected('railgun_gate u3:min=101%;', qr/invalid gate "u3:min=101%"/,
 	'min=101%');
 rejected('railgun_gate u3:max=2;', qr/invalid gate "u3:max=2"/,
 	'not min=');
+
+($rc, $out) = nginx_t('railgun_check type=tcp interval=1s timeout=300ms '
+	. 'rise=1 fall=5 jitter=100ms initial=down all_down=closed;');
+is($rc, 0, 'a good tcp check passes nginx -t') or diag($out);
+
+($rc, $out) = nginx_t('railgun_check uri=/h?x=1 status=200,204,300-399 '
+	. 'body=ok host=api.example all_down=open;');
+is($rc, 0, 'a good http check passes nginx -t') or diag($out);
+
+rejected('railgun_check foo=bar;', qr/invalid parameter "foo=bar"/,
+	'check: unknown parameter');
+rejected('railgun_check all_down=maybe;',
+	qr/invalid parameter "all_down=maybe"/, 'check: all_down=maybe');
+rejected('railgun_check type=udp;', qr/invalid parameter "type=udp"/,
+	'check: type=udp');
+rejected('railgun_check uri=health;', qr/invalid parameter "uri=health"/,
+	'check: uri without /');
+rejected('railgun_check role=master;', qr/invalid parameter "role=master"/,
+	'check: a Redis parameter');
+rejected('railgun_check status=99;', qr/invalid parameter "status=99"/,
+	'check: bad status');
+rejected('railgun_check interval=1s timeout=1s;',
+	qr/timeout must be less than interval/,
+	'check: timeout not below interval');
+rejected('railgun_check; railgun_check;',
+	qr/"railgun_check" directive is duplicate/, 'check: twice');
 
 ok(!quick_errors(), 'quick scrapes parse') or diag(join "\n", quick_errors());
 
