@@ -114,7 +114,8 @@ my $cmd = '!send 5 1000';
 for my $msg (@in) {
 	$ws->text($msg);
 	my $echo = $ws->read_message();
-	is($echo && $echo->{payload}, $msg, 'echo of ' . length($msg) . ' bytes');
+	is($echo && $echo->{payload}, $msg,
+		'echo of ' . length($msg) . ' bytes');
 }
 
 $ws->text($cmd);

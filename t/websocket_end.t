@@ -101,8 +101,8 @@ sub ended {
 
 	my $m = wait_metrics($t, sub {
 		my $s = ws_stats($_[0], $l);
-		$s->{active} == $active
-			&& $s->{duration_count} == $before->{duration_count} + $ended;
+		$s->{active} == $active && $s->{duration_count}
+			== $before->{duration_count} + $ended;
 	});
 
 	return ws_stats($m, $l);

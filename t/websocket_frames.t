@@ -92,7 +92,8 @@ sub hex_of { unpack 'H*', $_[0] }
 
 sub stats {
 	my ($path) = @_;
-	return ws_stats($t->metrics(), { server => 'localhost', path => $path });
+	return ws_stats($t->metrics(),
+		{ server => 'localhost', path => $path });
 }
 
 # Polls until the counts of a path are those wanted (and no session is
@@ -116,7 +117,8 @@ sub settle {
 sub counts {
 	my ($im, $ib, $om, $ob, $ie, $oe) = @_;
 	return (in_messages => $im, in_bytes => $ib, out_messages => $om,
-		out_bytes => $ob, in_errors => $ie || 0, out_errors => $oe || 0);
+		out_bytes => $ob, in_errors => $ie || 0,
+		out_errors => $oe || 0);
 }
 
 ###############################################################################
@@ -398,7 +400,8 @@ for my $case (@violations) {
 # RSV1 (permessage-deflate) is no violation
 
 $ws = ws_connect(path => '/raw');
-my $rsv1 = ws_frame(1, 'z', rsv => 0x40, mask => 1) . ws_frame(1, 'ok', mask => 1);
+my $rsv1 = ws_frame(1, 'z', rsv => 0x40, mask => 1)
+	. ws_frame(1, 'ok', mask => 1);
 $ws->write($rsv1);
 is($ws->read_bytes(length $rsv1), $rsv1, 'RSV1: bytes intact');
 $ws->close();
@@ -409,7 +412,8 @@ my $m = wait_metrics($t, sub {
 		{ server => 'localhost', path => '/raw' }));
 	!grep { $d->{$_} != $want->{$_} } keys %$want;
 });
-my $d = ws_delta($before, ws_stats($m, { server => 'localhost', path => '/raw' }));
+my $d = ws_delta($before,
+	ws_stats($m, { server => 'localhost', path => '/raw' }));
 is_deeply({ map { $_ => $d->{$_} } keys %$want }, $want, 'RSV1: counted');
 
 ###############################################################################

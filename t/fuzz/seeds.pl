@@ -71,7 +71,8 @@ ws('top-bit', [ 1, 1 ],
 seed('labels', 'path', '/api/v1/users');
 seed('labels', 'server', 'api.example.com');
 seed('labels', 'escapes', "a\"b\\c\nd\r\te");
-seed('labels', 'utf8', "h\xc3\xa9llo w\xc3\xb6rld \xe2\x9c\x93 \xf0\x9d\x84\x9e");
+seed('labels', 'utf8',
+	"h\xc3\xa9llo w\xc3\xb6rld \xe2\x9c\x93 \xf0\x9d\x84\x9e");
 seed('labels', 'invalid', "\xff\xfe\x80abc\xc3");
 seed('labels', 'surrogate', "\xed\xa0\x80x\xf4\x90\x80\x80");
 seed('labels', 'overlong', "\xc0\xaf\xe0\x80\xaf\xf0\x80\x80\xaf");

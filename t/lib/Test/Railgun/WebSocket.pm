@@ -28,8 +28,8 @@ use strict;
 
 use base qw/ Exporter /;
 
-our @EXPORT = qw/ ws_frame ws_header_pieces ws_parse ws_connect ws_backend ws_stats
-	wait_metrics ws_delta /;
+our @EXPORT = qw/ ws_frame ws_header_pieces ws_parse ws_connect ws_backend
+	ws_stats wait_metrics ws_delta /;
 
 use Digest::SHA qw/ sha1 /;
 use IO::Select;
@@ -233,7 +233,9 @@ sub send_frame {
 	my ($self, $opcode, $payload, %o) = @_;
 
 	my %w;
-	$w{$_} = delete $o{$_} for grep { exists $o{$_} } qw/ split sizes pause /;
+	for (grep { exists $o{$_} } qw/ split sizes pause /) {
+		$w{$_} = delete $o{$_};
+	}
 	$o{mask} = $self->{mask} unless exists $o{mask};
 
 	return $self->write(Test::Railgun::WebSocket::ws_frame($opcode,
@@ -577,20 +579,23 @@ sub backend_connection {
 		} elsif ($op == 10) {
 			next;
 
-		} elsif ($op == 1 && $f->{fin} && $f->{payload} =~ /^!(\w+) ?(.*)/s) {
+		} elsif ($op == 1 && $f->{fin}
+			&& $f->{payload} =~ /^!(\w+) ?(.*)/s)
+		{
 			my ($cmd, $arg) = ($1, $2);
 
 			if ($cmd eq 'send') {
 				my ($n, $size) = split / /, $arg;
-				my $payload = substr('0123456789abcdef' x ($size / 16 + 1),
-					0, $size);
+				my $payload = substr('0123456789abcdef'
+					x ($size / 16 + 1), 0, $size);
 				$c->send_frame(2, $payload) for 1 .. $n;
 
 			} elsif ($cmd eq 'raw') {
 				$c->write(pack 'H*', $arg);
 
 			} elsif ($cmd eq 'slow') {
-				$c->write(pack('H*', $arg), split => 1, pause => 0.01);
+				$c->write(pack('H*', $arg), split => 1,
+					pause => 0.01);
 
 			} elsif ($cmd eq 'pieces') {
 				for my $hex (split /,/, $arg) {
