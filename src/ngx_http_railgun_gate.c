@@ -52,6 +52,7 @@ typedef struct {
     ngx_http_railgun_upstream_t   *upstream;
     ngx_uint_t                     min;
     ngx_uint_t                     percent;     /* unsigned  percent:1; */
+    ngx_uint_t                     has_min;     /* unsigned  has_min:1; */
     ngx_str_t                      file;
     ngx_uint_t                     line;
 } ngx_http_railgun_gate_item_t;
@@ -605,6 +606,7 @@ ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         item->name.len = colon - value[i].data;
+        item->has_min = 1;
 
         min.data = colon + 1;
         min.len = value[i].data + value[i].len - min.data;
@@ -678,7 +680,7 @@ ngx_http_railgun_gate_resolve(ngx_conf_t *cf, ngx_array_t *gate)
         }
 
         if (item[i].probe) {
-            if (item[i].percent || item[i].min != 1) {
+            if (item[i].has_min) {
                 ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                               "\"min\" is for upstreams, \"%V\" is a probe "
                               "in %V:%ui", &item[i].name, &item[i].file,
