@@ -4,6 +4,9 @@
 # upstream with railgun_check; one is stopped, and after "fall" failed
 # checks no request reaches it while clients see no error at all; it is
 # started again and gets traffic back once "rise" checks passed, not before.
+# Then another hangs (SIGSTOP): its checks time out, it is skipped, and
+# requests caught in it move on after proxy_read_timeout; it comes back once
+# resumed.  One check per interval, though two workers could each make it.
 #
 # max_fails=0: nginx's own passive failure accounting is off, so whatever
 # keeps requests away from the stopped backend is the gate.  Two workers:
@@ -29,7 +32,7 @@ use Time::HiRes qw/ time /;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->plan(20)
+my $t = Test::Railgun->new()->plan(28)
 	->write_file_expand('nginx.conf', <<'EOF');
 
 %%TEST_GLOBALS%%
@@ -63,6 +66,7 @@ http {
             proxy_pass http://api;
             proxy_next_upstream error timeout;
             proxy_connect_timeout 1s;
+            proxy_read_timeout 1s;
             add_header X-Addr $upstream_addr always;
         }
     }
@@ -129,6 +133,31 @@ ok(wait_for(10, sub { scalar $victim->traffic(since => $restarted) }),
 
 ok($c->more(300), 'load after the restart');
 
+# b3 hangs (SIGSTOP): the kernel still accepts its connections and nothing
+# answers.  Its checks time out; once it is down no new request goes there;
+# one caught in it before times out (proxy_read_timeout) and goes on to the
+# next peer.  Resumed, it takes traffic again.
+
+my $hung = $b[2];
+$hung->pause();
+
+sub hung_up {
+	return peer_up(scrape_quick($t), 'api', $hung) // -1;
+}
+
+ok(wait_for(10, sub { hung_up() == 0 }), 'hung peer down');
+my $hung_down = time();
+
+ok($c->more(150), 'load with the peer hung');
+
+my $resumed = time();
+$hung->resume();
+
+ok(wait_for(10, sub { hung_up() == 1 }), 'resumed peer up');
+ok(wait_for(10, sub {
+	grep { $_->{t0} > $resumed && $_->{backend} eq 'b3' } $c->results()
+}), 'resumed backend answers again');
+
 my @results = $c->stop();
 
 ###############################################################################
@@ -181,6 +210,25 @@ my $back = grep { $_->{backend} eq 'b2' } @after;
 cmp_ok($back, '>', @after / 6, 'restarted backend takes its share')
 	or diag("$back of " . scalar(@after));
 
+# the hung peer: nothing tried it once down
+
+@tried = grep {
+	$_->{t0} > $hung_down && $_->{t1} < $resumed
+		&& grep { $_ eq $hung->{addr} } @{$_->{addrs}}
+} @results;
+
+is(scalar @tried, 0, 'no request tried the hung peer')
+	or diag(join "\n", map { "$_->{t0} @{$_->{addrs}}" }
+		@tried[0 .. ($#tried < 9 ? $#tried : 9)]);
+
+# one check per interval, whichever of the two workers makes it
+
+my @t = map { $_->{time} } $b[0]->health();
+my @gaps = sort { $a <=> $b } map { $t[$_] - $t[$_ - 1] } 1 .. $#t;
+cmp_ok($gaps[0], '>=', 0.15,
+	'checks of a peer 200 ms apart, not doubled')
+	or diag("gaps: @gaps[0 .. 4]");
+
 # the checks fed the probe families
 
 my $s = $t->metrics();
@@ -189,6 +237,9 @@ is(transitions($s, 'api', $victim, 'down'), 1, 'one transition down');
 is(transitions($s, 'api', $victim, 'up'), 1, 'one transition up');
 cmp_ok(checks($s, 'api', $victim, 'refused'), '>=', 2,
 	'refused checks counted');
+cmp_ok(checks($s, 'api', $hung, 'timeout'), '>=', 2,
+	'timed out checks counted');
+is(transitions($s, 'api', $hung, 'up'), 1, 'hung: one transition up');
 
 ok(!quick_errors(), 'quick scrapes parse') or diag(join "\n", quick_errors());
 

@@ -66,6 +66,8 @@ sub wait_for {
 sub stop_group {
 	my ($pid) = @_;
 
+	# a stopped process does not act on TERM
+	kill 'CONT', -$pid;
 	kill 'TERM', $pid;
 
 	my $deadline = time() + 5;
@@ -371,6 +373,21 @@ sub stop {
 			PeerAddr => $self->{addr})
 	}) or die "backend $self->{name} still accepts\n";
 
+	return $self;
+}
+
+# SIGSTOP to the whole backend: the kernel still accepts connections, nothing
+# answers; resume() sends SIGCONT
+
+sub pause {
+	my ($self) = @_;
+	kill 'STOP', -$self->{pid};
+	return $self;
+}
+
+sub resume {
+	my ($self) = @_;
+	kill 'CONT', -$self->{pid};
 	return $self;
 }
 
