@@ -27,6 +27,11 @@ ngx_railgun_label_escape(u_char *dst, u_char *src, size_t len)
 
     if (len > NGX_RAILGUN_LABEL_MAX) {
         len = NGX_RAILGUN_LABEL_MAX;
+
+        /* back off a character that the cut would split */
+        while (len > NGX_RAILGUN_LABEL_MAX - 3 && (src[len] & 0xc0) == 0x80) {
+            len--;
+        }
     }
 
     end = src + len;

@@ -75,6 +75,21 @@ main(void)
         printf("ok %d - long invalid value cut to the bound\n", tests);
     }
 
+    /* a character across the cut is left out whole, not repaired */
+    memset(big, 'x', NGX_RAILGUN_LABEL_MAX - 1);
+    memcpy(big + NGX_RAILGUN_LABEL_MAX - 1, "\xe2\x9c\x93", 3);
+    end = ngx_railgun_label_escape(out, (u_char *) big,
+                                   NGX_RAILGUN_LABEL_MAX + 2);
+
+    tests++;
+    if ((size_t) (end - out) != NGX_RAILGUN_LABEL_MAX - 1) {
+        failures++;
+        printf("not ok %d - cut at a character boundary\n", tests);
+
+    } else {
+        printf("ok %d - cut at a character boundary\n", tests);
+    }
+
     printf("1..%d\n", tests);
 
     return failures ? 1 : 0;
