@@ -429,7 +429,7 @@ sub log_accept {
 	my ($d, $port, $c, $when, $who) = @_;
 
 	my $peer = $c->peerport();
-	my $pid = $who ? socket_owner($peer, $port) || '-' : '-';
+	my $pid = $who ? socket_owner($peer, $port, $d) || '-' : '-';
 
 	open my $fh, '>>', "$d/accepts-$port.log" or return;
 	syswrite $fh, sprintf("%.6f %d %s\n", $when, $peer, $pid);
@@ -437,10 +437,12 @@ sub log_accept {
 }
 
 # The nginx process holding the loopback connection from $lport to $rport:
-# its inode from /proc/net/tcp, then the process with that socket open.
+# its inode from /proc/net/tcp, then the process with that socket open;
+# only the children of the test's own master (from the pid file in $d)
+# are looked at, when there is one.
 
 sub socket_owner {
-	my ($lport, $rport) = @_;
+	my ($lport, $rport, $d) = @_;
 
 	open my $fh, '<', '/proc/net/tcp' or return undef;
 	my $inode;
@@ -459,9 +461,18 @@ sub socket_owner {
 
 	return undef unless $inode;
 
-	opendir my $dh, '/proc' or return undef;
-	my @pids = grep { /^\d+$/ } readdir $dh;
-	closedir $dh;
+	my $master;
+	if (defined $d && open my $ph, '<', "$d/nginx.pid") {
+		($master) = (<$ph> // '') =~ /^(\d+)/;
+		close $ph;
+	}
+
+	my @pids = $master ? Test::Railgun::children($master) : do {
+		opendir my $dh, '/proc' or return undef;
+		my @p = grep { /^\d+$/ } readdir $dh;
+		closedir $dh;
+		@p;
+	};
 
 	for my $pid (@pids) {
 		open my $ch, '<', "/proc/$pid/comm" or next;
