@@ -50,6 +50,7 @@ unless ($opt{foreground}) {
     }
     setsid();
     open STDIN, '<', '/dev/null';
+    open STDOUT, '>', '/dev/null';
 } elsif ($opt{pidfile}) {
     write_pidfile($$);
 }
