@@ -30,7 +30,7 @@ select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
 my $t = Test::Railgun->new()->has_daemon($Test::Railgun::Gate::REDIS)
-	->plan(98)->write_file_expand('nginx.conf', <<'EOF');
+	->plan(99)->write_file_expand('nginx.conf', <<'EOF');
 
 %%TEST_GLOBALS%%
 
@@ -236,6 +236,7 @@ is($status, 405, 'PUT 405');
 $b[0]->sick(1);
 
 ok(peers_up('u3', 0, $b[0]), 'b1 down in u3');
+ok(peers_up('u4', 0, $b[0]), 'b1 down in u4');
 ok(wait_for(10, sub { g('/ready/api') =~ /^503 / }), 'api probe down');
 
 is(g('/ready/api'), unavailable(api => 0), 'http probe unavailable');
