@@ -30,7 +30,7 @@ select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
 my $t = Test::Railgun->new()->has_daemon($Test::Railgun::Gate::REDIS)
-	->plan(99)->write_file_expand('nginx.conf', <<'EOF');
+	->plan(100)->write_file_expand('nginx.conf', <<'EOF');
 
 %%TEST_GLOBALS%%
 
@@ -307,6 +307,7 @@ $_->sick(0) for @b;
 $redis->start();
 
 ok(wait_for(10, sub { g('/ready/all') =~ /^200 / }), 'all rose again');
+ok(peers_up('u3', 1, @b[0 .. 2]), 'all peers of u3 up again');
 is(g('/ready/all'), ready(qw/ cache api u3 /), 'all ready again');
 is(g('/ready/p67'), ready('u3'), 'min=67% ready again');
 
@@ -316,7 +317,7 @@ $b[0]->stop();
 
 ok(peers_up('t3', 0, $b[0]), 'stopped: down by its tcp check');
 is(g('/ready/tcp'), ready('t3'), 'tcp: 2 of 3 ready');
-cmp_ok(checks(scrape_quick($t), 't3', $b[0], 'refused'), '>=', 2,
+ok(wait_for(10, sub { checks(scrape_quick($t), 't3', $b[0], 'refused') >= 2 }),
 	'refused tcp checks counted');
 
 ###############################################################################
