@@ -236,6 +236,14 @@ ngx_http_railgun_render_family(ngx_http_railgun_render_t *rd,
     }
 
     for (s = fam->head; s; s = s->next) {
+
+        if (fc->type == NGX_RAILGUN_GAUGE
+            && s->epoch != (uint32_t) store->sh->epoch)
+        {
+            /* what it measured is no longer configured */
+            continue;
+        }
+
         if (ngx_http_railgun_render_series(rd, fc, s) != NGX_OK) {
             return NGX_ERROR;
         }

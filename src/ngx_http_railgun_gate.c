@@ -27,6 +27,7 @@ typedef struct {
     ngx_http_upstream_rr_peer_t   *peer;
     ngx_railgun_probe_t           *probe;
     ngx_uint_t                     configured_down;
+    ngx_uint_t                     up;          /* as read by the last sync */
 } ngx_http_railgun_gate_peer_t;
 
 
@@ -42,7 +43,7 @@ struct ngx_http_railgun_upstream_s {
     ngx_http_railgun_gate_peer_t  *peers;
     ngx_uint_t                     npeers;
     ngx_atomic_uint_t              applied;
-    ngx_uint_t                     all_down;    /* unsigned  all_down:1; */
+    ngx_railgun_series_t          *state;       /* values[0]: all down */
 };
 
 
@@ -64,6 +65,8 @@ static void ngx_http_railgun_gate_sync(ngx_http_railgun_upstream_t *ups,
     ngx_atomic_uint_t generation);
 static ngx_uint_t ngx_http_railgun_gate_healthy(
     ngx_http_railgun_upstream_t *ups, ngx_uint_t *total);
+static ngx_int_t ngx_http_railgun_gate_state(
+    ngx_http_railgun_upstream_t *ups, ngx_railgun_store_t *store);
 static ngx_int_t ngx_http_railgun_gate_map(ngx_http_railgun_upstream_t *ups,
     ngx_array_t *probes, ngx_http_upstream_rr_peers_t *peers,
     ngx_pool_t *pool);
@@ -227,28 +230,44 @@ static void
 ngx_http_railgun_gate_sync(ngx_http_railgun_upstream_t *ups,
     ngx_atomic_uint_t generation)
 {
-    ngx_uint_t                      i, live, all_down;
+    ngx_uint_t                      i, live, all_down, was;
     ngx_http_railgun_gate_peer_t   *gp;
     ngx_http_upstream_rr_peers_t   *peers;
 
     gp = ups->peers;
     live = 0;
 
+    /* each state is read once: the verdict and the flags must agree */
+
     for (i = 0; i < ups->npeers; i++) {
-        if (!gp[i].configured_down && ngx_railgun_probe_is_up(gp[i].probe)) {
+        gp[i].up = ngx_railgun_probe_is_up(gp[i].probe);
+
+        if (!gp[i].configured_down && gp[i].up) {
             live++;
         }
     }
 
     all_down = (live == 0 && !ups->fail_closed);
 
-    if (all_down && !ups->all_down) {
-        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                      "railgun: every server of upstream \"%V\" fails its "
-                      "checks, all are kept in use", &ups->uscf->host);
-    }
+    /* one line per change for all workers: the flag is in the zone */
 
-    ups->all_down = all_down;
+    was = ups->state->values[0];
+
+    if (was != all_down
+        && ngx_atomic_cmp_set(&ups->state->values[0], was, all_down))
+    {
+        if (all_down) {
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "railgun: every server of upstream \"%V\" fails "
+                          "its checks, all are kept in use",
+                          &ups->uscf->host);
+
+        } else {
+            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                          "railgun: servers of upstream \"%V\" pass their "
+                          "checks again", &ups->uscf->host);
+        }
+    }
 
     peers = ups->uscf->peer.data;
 
@@ -256,8 +275,7 @@ ngx_http_railgun_gate_sync(ngx_http_railgun_upstream_t *ups,
 
     for (i = 0; i < ups->npeers; i++) {
         gp[i].peer->down = gp[i].configured_down
-                           || (!all_down
-                               && !ngx_railgun_probe_is_up(gp[i].probe));
+                           || (!all_down && !gp[i].up);
     }
 
     ngx_http_upstream_rr_peers_unlock(peers);
@@ -339,6 +357,12 @@ ngx_http_railgun_gate_init_worker(ngx_cycle_t *cycle)
             return NGX_ERROR;
         }
 
+        if (ngx_http_railgun_gate_state(rscf->upstream, rmcf->store)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
         /* apply the states the zone already has */
         ngx_http_railgun_gate_sync(rscf->upstream,
                                    rmcf->store->sh->generation);
@@ -398,6 +422,29 @@ ngx_http_railgun_gate_map(ngx_http_railgun_upstream_t *ups,
             ups->npeers++;
         }
     }
+
+    return NGX_OK;
+}
+
+
+/* the upstream's own record in the zone, beside its probes' */
+
+static ngx_int_t
+ngx_http_railgun_gate_state(ngx_http_railgun_upstream_t *ups,
+    ngx_railgun_store_t *store)
+{
+    u_char  *p, key[NGX_RAILGUN_LABEL_ESCAPED_MAX + 32];
+
+    p = ngx_cpymem(key, "upstream=\"", sizeof("upstream=\"") - 1);
+    p = ngx_railgun_label_escape(p, ups->uscf->host.data,
+                                 ups->uscf->host.len);
+    *p++ = '"';
+
+    /* in a full zone this is the shared overflow: only logging suffers */
+
+    ups->state = ngx_railgun_store_series(store,
+                                          NGX_HTTP_RAILGUN_PROBE_STATE,
+                                          key, p - key, NULL);
 
     return NGX_OK;
 }

@@ -583,6 +583,14 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
         /* before any result the gauge tells the initial state */
         probe[i].up->values[0] = ngx_railgun_probe_is_up(&probe[i]);
 
+        ngx_railgun_store_own(store, probe[i].up);
+
+        if (probe[i].type == NGX_RAILGUN_PROBE_REDIS) {
+            ngx_railgun_store_own(store, probe[i].memory_used);
+            ngx_railgun_store_own(store, probe[i].memory_max);
+            ngx_railgun_store_own(store, probe[i].clients);
+        }
+
         probe[i].timer.handler = ngx_railgun_probe_timer_handler;
         probe[i].timer.data = &probe[i];
         probe[i].timer.log = cycle->log;

@@ -19,7 +19,7 @@
 
 
 #define NGX_RAILGUN_STORE_MAGIC   0x6e67726c   /* "ngrl" */
-#define NGX_RAILGUN_STORE_LAYOUT  4
+#define NGX_RAILGUN_STORE_LAYOUT  5
 
 /* a zone byte budget per slot: 16m gives 65536 slots, 512k of pointers */
 #define NGX_RAILGUN_STORE_SLOT_BYTES  256
@@ -222,8 +222,8 @@ ngx_railgun_store_alloc(ngx_railgun_store_t *store, ngx_uint_t family,
     s->buckets = buckets;
     s->hash = hash;
     s->family = (uint16_t) family;
-    s->key_len = (uint32_t) len;
-    s->nvalues = (uint32_t) nvalues;
+    s->key_len = (uint16_t) len;
+    s->nvalues = (uint16_t) nvalues;
     ngx_memcpy(ngx_railgun_series_key(s), key, len);
 
     return s;
@@ -463,6 +463,7 @@ ngx_railgun_store_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         {
             store->sh = sh;
             store->shpool = ostore->shpool;
+            sh->epoch++;
             return NGX_OK;
         }
 

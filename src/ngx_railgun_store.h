@@ -59,8 +59,9 @@ struct ngx_railgun_series_s {
     uint32_t                        hash;
     uint16_t                        family;
     uint16_t                        flags;
-    uint32_t                        key_len;
-    uint32_t                        nvalues;
+    uint16_t                        key_len;
+    uint16_t                        nvalues;
+    uint32_t                        epoch;       /* see ngx_railgun_store_own */
     ngx_atomic_t                    values[1];
 };
 
@@ -83,6 +84,7 @@ typedef struct {
     uint32_t                        layout;
     ngx_atomic_t                    worker[NGX_RAILGUN_STORE_SLOTS]; /* pid */
     ngx_atomic_t                    generation;  /* of probe states */
+    ngx_atomic_t                    epoch;       /* configurations loaded */
     ngx_uint_t                      nslots;
     time_t                          start_time;
     ngx_railgun_buckets_t          *buckets;
@@ -143,6 +145,19 @@ static ngx_inline void
 ngx_railgun_store_add(ngx_railgun_series_t *s, ngx_atomic_int_t n)
 {
     (void) ngx_atomic_fetch_add(&s->values[0], n);
+}
+
+
+/*
+ * A gauge that only the configuration keeps alive (a probe's state, say)
+ * is owned by the configuration of this epoch; the scrape leaves out gauges
+ * whose owner a reload removed, where a counter would stay.
+ */
+
+static ngx_inline void
+ngx_railgun_store_own(ngx_railgun_store_t *store, ngx_railgun_series_t *s)
+{
+    s->epoch = (uint32_t) store->sh->epoch;
 }
 
 
