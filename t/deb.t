@@ -192,10 +192,11 @@ like($s->{body} // '',
 
 my $pid = $t->read_file('nginx.pid');
 if ($pid =~ /^(\d+)/) {
-	kill 'QUIT', $1;
+	my $master = $1;
+	kill 'QUIT', $master;
 	my $deadline = time() + 10;
-	sleep 0.05 while kill(0, $1) && time() < $deadline
-		&& (`cat /proc/$1/stat 2>/dev/null` =~ /^\d+ \(.*\) [^Z]/);
+	sleep 0.05 while time() < $deadline
+		&& slurp("/proc/$master/stat") =~ /^\d+ \(.*\) [^ZX]/;
 }
 
 ###############################################################################
