@@ -340,7 +340,9 @@ ngx_http_railgun_init_process(ngx_cycle_t *cycle)
 
     ngx_railgun_store_claim_slot(rmcf->store);
 
-    if (ngx_http_railgun_request_init_worker(cycle) != NGX_OK) {
+    if (ngx_http_railgun_request_init_worker(cycle, rmcf->nlocations)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -395,6 +397,9 @@ ngx_http_railgun_create_main_conf(ngx_conf_t *cf)
      */
 
     rmcf->max_series = NGX_CONF_UNSET_UINT;
+
+    /* location index 0 means "not indexed" */
+    rmcf->nlocations = 1;
 
     if (ngx_array_init(&rmcf->probes, cf->pool, 4,
                        sizeof(ngx_railgun_probe_t))
@@ -551,6 +556,7 @@ ngx_http_railgun_create_loc_conf(ngx_conf_t *cf)
      *     rlcf->path = { 0, NULL };
      *     rlcf->path_vars = NULL;
      *     rlcf->gate = NULL;
+     *     rlcf->index = 0;
      */
 
     rlcf->enable = NGX_CONF_UNSET;
@@ -572,6 +578,8 @@ ngx_http_railgun_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_railgun_main_conf_t  *rmcf;
 
     rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_railgun_module);
+
+    conf->index = rmcf->nlocations++;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 1);
     ngx_conf_merge_ptr_value(conf->buckets, prev->buckets,

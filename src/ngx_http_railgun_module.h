@@ -55,6 +55,7 @@ typedef struct {
     ngx_uint_t                  max_series;
     ngx_array_t                 probes;       /* ngx_railgun_probe_t */
     ngx_array_t                 gates;        /* ngx_array_t *, per location */
+    ngx_uint_t                  nlocations;   /* location confs merged */
 } ngx_http_railgun_main_conf_t;
 
 
@@ -75,6 +76,7 @@ typedef struct {
     ngx_railgun_buckets_t      *buckets;
     ngx_railgun_buckets_t      *ws_buckets;
     ngx_array_t                *gate;        /* railgun_gate's items */
+    ngx_uint_t                  index;       /* in each worker's cache */
 } ngx_http_railgun_loc_conf_t;
 
 
@@ -84,6 +86,7 @@ typedef struct ngx_http_railgun_ws_s  ngx_http_railgun_ws_t;
 typedef struct {
     uint64_t                    start;       /* microseconds, monotonic */
     ngx_http_railgun_ws_t      *ws;          /* set at a WebSocket's 101 */
+    ngx_pool_cleanup_t          cleanup;     /* finds it after a redirect */
 } ngx_http_railgun_ctx_t;
 
 
@@ -93,12 +96,14 @@ extern ngx_railgun_family_conf_t  ngx_http_railgun_families[];
 
 ngx_int_t ngx_http_railgun_post_read_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_railgun_log_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_railgun_request_init_worker(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_railgun_request_init_worker(ngx_cycle_t *cycle,
+    ngx_uint_t nlocations);
 ngx_http_railgun_ctx_t *ngx_http_railgun_get_ctx(ngx_http_request_t *r);
 void ngx_http_railgun_account(ngx_http_request_t *r,
     ngx_http_railgun_ctx_t *ctx, ngx_uint_t status);
 
 ngx_int_t ngx_http_railgun_websocket_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_railgun_websocket_start(ngx_http_request_t *r);
 void ngx_http_railgun_websocket_end(ngx_http_request_t *r,
     ngx_http_railgun_ctx_t *ctx);
 

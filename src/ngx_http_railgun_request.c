@@ -28,15 +28,18 @@
 #define NGX_HTTP_RAILGUN_KEY_LEN  (2 * NGX_RAILGUN_LABEL_ESCAPED_MAX + 128)
 
 
-typedef struct {
+typedef struct ngx_http_railgun_slot_s  ngx_http_railgun_slot_t;
+
+struct ngx_http_railgun_slot_s {
+    ngx_http_railgun_slot_t  *next;        /* a location's list */
     void                     *conf;
-    ngx_uint_t                code;        /* method * 1000 + status */
+    ngx_uint_t                code;        /* method bit * 1000 + status */
     uint32_t                  hash;
     uint32_t                  len;
     u_char                   *text;
     ngx_uint_t                overflow;    /* unsigned  overflow:1; */
     ngx_railgun_series_t     *series[4];
-} ngx_http_railgun_slot_t;
+};
 
 
 static void ngx_http_railgun_cleanup(void *data);
@@ -45,6 +48,8 @@ static void ngx_http_railgun_account_upstream(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_railgun_method(ngx_http_request_t *r);
 static ngx_http_railgun_slot_t *ngx_http_railgun_cache_find(void *conf,
     ngx_uint_t code, ngx_str_t *text, ngx_http_railgun_slot_t **free);
+static ngx_http_railgun_slot_t *ngx_http_railgun_loc_cache_add(
+    ngx_uint_t index, ngx_uint_t code, ngx_http_railgun_slot_t *value);
 static void ngx_http_railgun_cache_store(ngx_http_railgun_slot_t *slot,
     void *conf, ngx_uint_t code, ngx_str_t *text,
     ngx_http_railgun_slot_t *value);
@@ -78,6 +83,8 @@ static ngx_str_t  ngx_http_railgun_methods[] = {
 
 
 static ngx_http_railgun_slot_t  *ngx_http_railgun_cache;
+static ngx_http_railgun_slot_t **ngx_http_railgun_loc_cache;
+static ngx_uint_t                ngx_http_railgun_loc_slots;
 static u_char                   *ngx_http_railgun_cache_text;
 static u_char                   *ngx_http_railgun_cache_text_end;
 
@@ -85,28 +92,27 @@ static u_char                   *ngx_http_railgun_cache_text_end;
 ngx_int_t
 ngx_http_railgun_post_read_handler(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t      *cln;
     ngx_http_railgun_ctx_t  *ctx;
 
-    if (ngx_http_get_module_ctx(r, ngx_http_railgun_module)) {
+    ctx = ngx_palloc(r->pool, sizeof(ngx_http_railgun_ctx_t));
+    if (ctx == NULL) {
         return NGX_DECLINED;
     }
 
-    /*
-     * The context is also the data of a pool cleanup: internal redirects and
-     * error_page wipe r->ctx, and the log phase finds it again there.
-     */
-
-    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_railgun_ctx_t));
-    if (cln == NULL) {
-        return NGX_DECLINED;
-    }
-
-    ctx = cln->data;
     ctx->start = ngx_railgun_now_us();
     ctx->ws = NULL;
 
-    cln->handler = ngx_http_railgun_cleanup;
+    /*
+     * Internal redirects and error_page wipe r->ctx: the context is also
+     * hung on the pool's cleanups, where the log phase finds it again.  The
+     * cleanup is embedded in the context, which makes one allocation of
+     * what ngx_pool_cleanup_add() would make two on every request.
+     */
+
+    ctx->cleanup.handler = ngx_http_railgun_cleanup;
+    ctx->cleanup.data = ctx;
+    ctx->cleanup.next = r->pool->cleanup;
+    r->pool->cleanup = &ctx->cleanup;
 
     ngx_http_set_ctx(r, ctx, ngx_http_railgun_module);
 
@@ -163,7 +169,7 @@ ngx_http_railgun_account(ngx_http_request_t *r, ngx_http_railgun_ctx_t *ctx,
 {
     uint64_t                       us;
     ngx_str_t                      path, *text;
-    ngx_uint_t                     method, code;
+    ngx_uint_t                     code;
     ngx_time_t                    *tp;
     ngx_http_railgun_slot_t       *slot, *free, value;
     ngx_http_railgun_loc_conf_t   *rlcf;
@@ -186,8 +192,8 @@ ngx_http_railgun_account(ngx_http_request_t *r, ngx_http_railgun_ctx_t *ctx,
         status = 0;
     }
 
-    method = ngx_http_railgun_method(r);
-    code = method * 1000 + status;
+    /* the method's bit, not its label: the label is looked up on a miss */
+    code = r->method * 1000 + status;
 
     if (rlcf->path_vars == NULL) {
         path = rlcf->path;
@@ -201,14 +207,38 @@ ngx_http_railgun_account(ngx_http_request_t *r, ngx_http_railgun_ctx_t *ctx,
         text = &path;
     }
 
-    slot = ngx_http_railgun_cache_find(rlcf, code, text, &free);
+    if (text == NULL && rlcf->index) {
 
-    if (slot == NULL) {
-        slot = &value;
-        ngx_http_railgun_request_series(r, rmcf, rlcf, &path, method, status,
-                                        slot);
-        ngx_http_railgun_cache_store(free, rlcf, code, text, slot);
+        /* a static path: this location's short list, no hashing */
+
+        for (slot = ngx_http_railgun_loc_cache[rlcf->index];
+             slot;
+             slot = slot->next)
+        {
+            if (slot->code == code) {
+                goto found;
+            }
+        }
+
+        ngx_http_railgun_request_series(r, rmcf, rlcf, &path,
+                                        ngx_http_railgun_method(r), status,
+                                        &value);
+
+        slot = ngx_http_railgun_loc_cache_add(rlcf->index, code, &value);
+
+    } else {
+        slot = ngx_http_railgun_cache_find(rlcf, code, text, &free);
+
+        if (slot == NULL) {
+            slot = &value;
+            ngx_http_railgun_request_series(r, rmcf, rlcf, &path,
+                                            ngx_http_railgun_method(r),
+                                            status, slot);
+            ngx_http_railgun_cache_store(free, rlcf, code, text, slot);
+        }
     }
+
+found:
 
     ngx_railgun_store_add(slot->series[0], 1);
     ngx_railgun_store_observe(slot->series[1], us);
@@ -427,6 +457,37 @@ ngx_http_railgun_cache_find(void *conf, ngx_uint_t code, ngx_str_t *text,
 }
 
 
+/*
+ * Keeps a copy of the series found for a static path at the head of its
+ * location's list; past the budget the copy on the stack is used once.
+ */
+
+static ngx_http_railgun_slot_t *
+ngx_http_railgun_loc_cache_add(ngx_uint_t index, ngx_uint_t code,
+    ngx_http_railgun_slot_t *value)
+{
+    ngx_http_railgun_slot_t  *slot;
+
+    if (ngx_http_railgun_loc_slots == 0) {
+        return value;
+    }
+
+    slot = ngx_palloc(ngx_cycle->pool, sizeof(ngx_http_railgun_slot_t));
+    if (slot == NULL) {
+        return value;
+    }
+
+    *slot = *value;
+    slot->code = code;
+    slot->next = ngx_http_railgun_loc_cache[index];
+    ngx_http_railgun_loc_cache[index] = slot;
+
+    ngx_http_railgun_loc_slots--;
+
+    return slot;
+}
+
+
 static void
 ngx_http_railgun_cache_store(ngx_http_railgun_slot_t *slot, void *conf,
     ngx_uint_t code, ngx_str_t *text, ngx_http_railgun_slot_t *value)
@@ -598,9 +659,18 @@ ngx_http_railgun_status_label(u_char *p, ngx_uint_t status)
 
 
 ngx_int_t
-ngx_http_railgun_request_init_worker(ngx_cycle_t *cycle)
+ngx_http_railgun_request_init_worker(ngx_cycle_t *cycle,
+    ngx_uint_t nlocations)
 {
     size_t  size;
+
+    ngx_http_railgun_loc_cache = ngx_pcalloc(cycle->pool,
+                                nlocations * sizeof(ngx_http_railgun_slot_t *));
+    if (ngx_http_railgun_loc_cache == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_railgun_loc_slots = NGX_HTTP_RAILGUN_CACHE_SLOTS;
 
     ngx_http_railgun_cache = ngx_pcalloc(cycle->pool,
                                          NGX_HTTP_RAILGUN_CACHE_SLOTS
