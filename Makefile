@@ -12,8 +12,8 @@ ASAN_FLAGS  = -fsanitize=address,undefined -fno-omit-frame-pointer \
 
 SRCS := config $(wildcard src/*.c src/*.h)
 
-.PHONY: all setup module asan test test-asan demo demo-stop bench fuzz deb \
-        clean
+.PHONY: all setup module asan test test-asan test-valgrind demo demo-stop \
+        bench fuzz deb clean
 
 all: module
 
@@ -50,6 +50,10 @@ test: module
 
 test-asan: asan
 	RAILGUN_TEST_ASAN=1 RAILGUN_MODULE=$(TOP)/build-asan/$(MODULE) prove -r t/
+
+# the suite with nginx under valgrind memcheck: slow, so not in make test
+test-valgrind: module
+	RAILGUN_TEST_VALGRIND=1 prove -r t/
 
 demo: module
 	@conf-examples/demo/demo start

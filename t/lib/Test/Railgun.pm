@@ -15,6 +15,9 @@ package Test::Railgun;
 #   RAILGUN_TEST_LEAVE  keep the test directory and print its path
 #   RAILGUN_TEST_ASAN   run nginx with the gcc ASan/UBSan runtimes preloaded
 #                       and fail on any sanitizer report
+#   RAILGUN_TEST_VALGRIND  run nginx under valgrind memcheck and fail on any
+#                       memory error, or on a definite leak whose stack
+#                       passes through the module
 #
 # Workers: the tests run as root, so nginx workers run as "nobody".  The test
 # directory is made mode 0755 and every temp path lives inside it; nginx
@@ -324,12 +327,12 @@ sub try_run {
 	my $d = $self->{_dir};
 	unlink "$d/nginx.pid";
 
-	my $rc = $self->spawn("$d/stderr", $NGINX, '-p', "$d/",
-		'-c', "$d/nginx.conf");
+	my $rc = $self->spawn("$d/stderr", $self->valgrind(), $NGINX, '-p',
+		"$d/", '-c', "$d/nginx.conf");
 	return undef if $rc != 0;
 
 	my $pid;
-	my $deadline = time() + 10;
+	my $deadline = time() + ($ENV{RAILGUN_TEST_VALGRIND} ? 60 : 10);
 
 	while (time() < $deadline) {
 		$pid = $self->master_pid();
@@ -573,6 +576,52 @@ sub check_alerts {
 		or Test::More::diag(join "\n", @alerts);
 }
 
+# The valgrind command that nginx is started under, or nothing.  Forked
+# workers are followed by valgrind itself; each process logs to its own file.
+
+sub valgrind {
+	my ($self) = @_;
+
+	return () unless $ENV{RAILGUN_TEST_VALGRIND};
+
+	my $supp = "$REPO/t/valgrind.supp";
+
+	return ('valgrind', '--tool=memcheck', '--quiet',
+		'--log-file=' . $self->{_dir} . '/valgrind.%p',
+		'--leak-check=full', '--show-leak-kinds=definite',
+		'--num-callers=30', "--suppressions=$supp");
+}
+
+# Memory errors anywhere, and definite leaks through the module, from the
+# valgrind logs; nginx's own pools hold their memory until exit by design.
+
+sub check_valgrind {
+	my ($self) = @_;
+
+	my $d = $self->{_dir};
+	my @reports;
+
+	opendir(my $dh, $d) or die "opendir $d: $!";
+	my @files = grep { /^valgrind\./ } readdir $dh;
+	closedir $dh;
+
+	for my $f (@files) {
+		my $text = $self->read_file($f);
+
+		for my $block (split /\n==\d+== \n/, $text) {
+			next unless $block =~ /^==\d+== \S/m;
+			next if $block =~ /definitely lost/
+				&& $block !~ /railgun/;
+			next if $block =~ /^==\d+== (?:HEAP|LEAK) SUMMARY/m;
+			next unless $block =~ /Invalid|uninitialised|Mismatched
+				|definitely\ lost|overlap|Syscall\ param/x;
+			push @reports, "$f:\n" . substr($block, 0, 4000);
+		}
+	}
+
+	return @reports;
+}
+
 sub check_sanitizers {
 	my ($self) = @_;
 
@@ -592,6 +641,8 @@ sub check_sanitizers {
 		next unless $text =~ $re;
 		push @reports, "$f:\n" . substr($text, 0, 4000);
 	}
+
+	push @reports, $self->check_valgrind();
 
 	Test::More::ok(!@reports, 'no sanitizer errors')
 		or Test::More::diag(join "\n", @reports);
