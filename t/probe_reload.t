@@ -2,8 +2,10 @@
 
 # Tests for probes across "nginx -s reload": the state and the counters are
 # kept (probe_up stays 1 throughout, no new transition, checks_total goes on
-# from where it was), a probe added by the reload starts on its own, and
-# old and new workers do not both probe.
+# from where it was), a probe added by the reload starts on its own, old
+# and new workers do not both probe, and a reload that fails (a listen
+# address that cannot be bound) leaves the running probes and their gauges
+# as they were.
 
 ###############################################################################
 
@@ -26,7 +28,7 @@ select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
 my $t = Test::Railgun->new()->has_daemon($Test::Railgun::Probe::REDIS)
-	->plan(16);
+	->plan(22);
 
 my $CONF = <<'EOF';
 
@@ -171,6 +173,51 @@ my @acc = grep { $_->{time} < $hup + 1.5 } accepts($t, 7300, $hup);
 
 ok(@acc >= 3 && @acc <= 7,
 	scalar(@acc) . ' connections in the 1.5 s from the HUP');
+
+###############################################################################
+
+# A reload that fails after the zone was set up (nginx binds the listening
+# sockets after the shared memory) keeps the old workers, which go on
+# probing: their gauges must go on showing.
+
+my $off = length $t->read_file('error.log');
+
+$t->write_file_expand('nginx.conf', conf('railgun_probe extra '
+	. 'http://127.0.0.1:%%PORT_7301%%/extra interval=300ms timeout=250ms '
+	. 'rise=1; server { listen 192.0.2.1:%%PORT_8081%%; }'));
+
+my @workers = $t->worker_pids();
+kill 'HUP', $t->master_pid();
+
+ok(wait_for(10, sub {
+	substr($t->read_file('error.log'), $off) =~ /\[emerg\].*bind\(\)/;
+}), 'reload failed to bind');
+
+# the master has given up on the new configuration and logs nothing more
+sleep 0.5;
+
+is(join(' ', $t->worker_pids()), join(' ', @workers), 'old workers kept');
+
+my $s2 = $t->metrics();
+my $ok2 = probe_checks($s2, 'api')->{ok};
+
+is(probe_up($s2, 'api'), 1, 'probe_up still shown after a failed reload');
+is(probe_gauge($s2, 'railgun_redis_memory_max_bytes', 'cache'),
+	16 * 1024 * 1024, 'redis gauges still shown after a failed reload');
+ok(wait_for(5, sub {
+	probe_checks(scrape_fast($t), 'api')->{ok} >= $ok2 + 2;
+}), 'probing goes on after a failed reload');
+
+# the failed reload's [emerg] is expected: with nginx stopped it goes, so
+# that "no alerts" looks at the rest
+
+$t->stop();
+
+my $log = $t->read_file('error.log');
+my $emerg = () = $log =~ /^.*\[emerg\] .*bind\(\) to 192\.0\.2\.1:\d+ failed.*\n/mg;
+is($emerg, 1, 'one [emerg] line, the bind');
+$log =~ s/^.*\[emerg\] .*bind\(\) to 192\.0\.2\.1:\d+ failed.*\n//mg;
+$t->write_file('error.log', $log);
 
 ok(!scrape_errors(), 'fast scrapes valid') or diag(join "\n", scrape_errors());
 
