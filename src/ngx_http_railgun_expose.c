@@ -21,6 +21,9 @@
 
 #define NGX_HTTP_RAILGUN_BUF_SIZE   (64 * 1024)
 
+/* ",le=\"" and "\"} " around up to 20 digits, a dot and 6 decimals */
+#define NGX_HTTP_RAILGUN_LE_LEN     40
+
 /* room for everything of a sample line but its label text */
 #define NGX_HTTP_RAILGUN_LINE_ROOM  256
 
@@ -34,6 +37,12 @@ typedef struct {
     ngx_railgun_store_t      *store;
     ngx_uint_t                openmetrics;   /* unsigned  openmetrics:1; */
     u_char                    live[NGX_RAILGUN_STORE_SLOTS];
+
+    /* ",le=\"0.005\"} " of the last bucket list seen, +Inf included */
+    ngx_railgun_buckets_t    *le_buckets;
+    ngx_str_t                 le[NGX_RAILGUN_STORE_MAX_BUCKETS + 1];
+    u_char                    le_text[(NGX_RAILGUN_STORE_MAX_BUCKETS + 1)
+                                      * NGX_HTTP_RAILGUN_LE_LEN];
 } ngx_http_railgun_render_t;
 
 
@@ -53,6 +62,8 @@ static ngx_int_t ngx_http_railgun_header(ngx_http_railgun_render_t *rd,
     ngx_str_t *name, char *help, ngx_uint_t type);
 static u_char *ngx_http_railgun_reserve(ngx_http_railgun_render_t *rd,
     size_t size);
+static void ngx_http_railgun_le(ngx_http_railgun_render_t *rd,
+    ngx_railgun_buckets_t *b);
 static u_char *ngx_http_railgun_sample(u_char *p, ngx_str_t *name,
     char *suffix, size_t suffix_len, ngx_railgun_series_t *s);
 static u_char *ngx_http_railgun_uint(u_char *p, uint64_t n);
@@ -320,6 +331,10 @@ ngx_http_railgun_render_series(ngx_http_railgun_render_t *rd,
         return NGX_ERROR;
     }
 
+    if (b != rd->le_buckets) {
+        ngx_http_railgun_le(rd, b);
+    }
+
     total = 0;
 
     for (i = 0; i <= b->n; i++) {
@@ -328,16 +343,7 @@ ngx_http_railgun_render_series(ngx_http_railgun_render_t *rd,
         p = ngx_cpymem(p, fc->name.data, fc->name.len);
         p = ngx_cpymem(p, "_bucket{", 8);
         p = ngx_cpymem(p, ngx_railgun_series_key(s), s->key_len);
-        p = ngx_cpymem(p, ",le=\"", 5);
-
-        if (i < b->n) {
-            p = ngx_http_railgun_seconds(p, b->bound[i]);
-
-        } else {
-            p = ngx_cpymem(p, "+Inf", 4);
-        }
-
-        p = ngx_cpymem(p, "\"} ", 3);
+        p = ngx_cpymem(p, rd->le[i].data, rd->le[i].len);
         p = ngx_http_railgun_uint(p, total);
         *p++ = '\n';
     }
@@ -353,6 +359,37 @@ ngx_http_railgun_render_series(ngx_http_railgun_render_t *rd,
     rd->buf->last = p;
 
     return NGX_OK;
+}
+
+
+/* the "le" labels of a bucket list, rendered once for all its series */
+
+static void
+ngx_http_railgun_le(ngx_http_railgun_render_t *rd, ngx_railgun_buckets_t *b)
+{
+    u_char      *p;
+    ngx_uint_t   i;
+
+    p = rd->le_text;
+
+    for (i = 0; i <= b->n; i++) {
+        rd->le[i].data = p;
+
+        p = ngx_cpymem(p, ",le=\"", 5);
+
+        if (i < b->n) {
+            p = ngx_http_railgun_seconds(p, b->bound[i]);
+
+        } else {
+            p = ngx_cpymem(p, "+Inf", 4);
+        }
+
+        p = ngx_cpymem(p, "\"} ", 3);
+
+        rd->le[i].len = p - rd->le[i].data;
+    }
+
+    rd->le_buckets = b;
 }
 
 

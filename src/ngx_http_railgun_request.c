@@ -314,7 +314,15 @@ ngx_http_railgun_account_upstream(ngx_http_request_t *r,
             status = 0;
         }
 
-        slot = ngx_http_railgun_cache_find(uscf, status, state[i].peer, &free);
+        /*
+         * A peer of a configured upstream is known by its name's address,
+         * which lives as long as the configuration: no text to hash.  Peers
+         * resolved at run time (uscf == NULL) are not cached.
+         */
+
+        slot = uscf ? ngx_http_railgun_cache_find(state[i].peer->data, status,
+                                                  NULL, &free)
+                    : NULL;
 
         if (slot == NULL) {
 
@@ -342,8 +350,8 @@ ngx_http_railgun_account_upstream(ngx_http_request_t *r,
                                              state[i].peer, status, slot);
 
             if (uscf) {
-                ngx_http_railgun_cache_store(free, uscf, status,
-                                             state[i].peer, slot);
+                ngx_http_railgun_cache_store(free, state[i].peer->data, status,
+                                             NULL, slot);
             }
         }
 
