@@ -3,7 +3,8 @@
 # Tests for the one-prober rule: with worker_processes 4 a target gets one
 # check per interval, not one per worker, counted as connections accepted
 # at the target; when the worker that probed is killed (kill -9), and then
-# when every worker is, the probing goes on at the same pace without a flap.
+# when every worker is, the probing goes on at the same pace without a flap;
+# jitter spreads the checks.
 
 ###############################################################################
 
@@ -25,7 +26,7 @@ use Time::HiRes qw/ sleep time /;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->plan(20);
+my $t = Test::Railgun->new()->plan(21);
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -41,6 +42,7 @@ http {
 
     railgun_probe fast http://127.0.0.1:%%PORT_7200%%/ interval=200ms timeout=180ms rise=1 fall=5;
     railgun_probe slow http://127.0.0.1:%%PORT_7201%%/ interval=500ms timeout=400ms rise=1 fall=5;
+    railgun_probe jit  http://127.0.0.1:%%PORT_7202%%/ interval=200ms timeout=180ms jitter=300ms;
 
     server {
         listen       127.0.0.1:%%PORT_8080%%;
@@ -59,6 +61,7 @@ EOF
 
 http_target($t, 7200, who => 1);
 http_target($t, 7201);
+http_target($t, 7202);
 
 $t->run();
 
@@ -89,6 +92,7 @@ sub pids {
 	return join ', ', map { "$_: $n{$_}" } sort keys %n;
 }
 
+my $w0 = time();
 my ($fast, $slow) = window(3);
 
 ok(@$fast >= 11 && @$fast <= 17,
@@ -109,6 +113,17 @@ my @gaps = map { $fast->[$_]{time} - $fast->[$_ - 1]{time} } 1 .. $#$fast;
 my ($min) = sort { $a <=> $b } @gaps;
 ok(defined $min && $min > 0.15, sprintf('checks apart (at least %.3f s)',
 	$min // -1));
+
+# jitter: each gap is the interval plus up to the jitter, and they vary
+
+my @jit = grep { $_->{time} < $w0 + 3 } accepts($t, 7202, $w0);
+my @jgaps = sort { $a <=> $b }
+	map { $jit[$_]{time} - $jit[$_ - 1]{time} } 1 .. $#jit;
+
+ok(@jgaps >= 4 && $jgaps[0] > 0.18 && $jgaps[-1] < 0.6
+	&& $jgaps[-1] - $jgaps[0] > 0.05,
+	sprintf('jitter: %d gaps from %.3f to %.3f s', scalar @jgaps,
+		$jgaps[0] // -1, $jgaps[-1] // -1));
 
 ###############################################################################
 
