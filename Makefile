@@ -43,7 +43,8 @@ $(BUILD)/Makefile: config
 
 $(BUILD)/$(MODULE): $(BUILD)/Makefile $(SRCS)
 	$(MAKE) -f $(TOP)/$(BUILD)/objs/Makefile -C $(BUILD)/nginx modules
-	cp $(BUILD)/objs/$(MODULE) $@
+	@# a new file, not new contents: a running nginx keeps its mapping
+	cp $(BUILD)/objs/$(MODULE) $@.tmp && mv -f $@.tmp $@
 
 test: module
 	prove -r t/

@@ -249,9 +249,13 @@ ngx_http_railgun_render_family(ngx_http_railgun_render_t *rd,
     for (s = fam->head; s; s = s->next) {
 
         if (fc->type == NGX_RAILGUN_GAUGE
-            && s->epoch != (uint32_t) store->sh->epoch)
+            && s->epoch < (uint32_t) store->epoch)
         {
-            /* what it measured is no longer configured */
+            /*
+             * No configuration since this worker's owns it: what it measured
+             * was removed.  An old worker still answering during a reload
+             * sees the new epoch's gauges too.
+             */
             continue;
         }
 

@@ -463,7 +463,7 @@ ngx_railgun_store_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         {
             store->sh = sh;
             store->shpool = ostore->shpool;
-            sh->epoch++;
+            store->epoch = ++sh->epoch;
             return NGX_OK;
         }
 
@@ -486,6 +486,7 @@ ngx_railgun_store_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     if (shm_zone->shm.exists) {
         store->sh = store->shpool->data;
+        store->epoch = store->sh->epoch;
         return NGX_OK;
     }
 

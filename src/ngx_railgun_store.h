@@ -126,6 +126,7 @@ typedef struct {
     ngx_railgun_buckets_t          *default_buckets;
     ngx_uint_t                      max_series;
     ngx_uint_t                      slot;        /* this worker's */
+    ngx_uint_t                      epoch;       /* of this configuration */
     ngx_log_t                      *log;
 } ngx_railgun_store_t;
 
@@ -150,14 +151,16 @@ ngx_railgun_store_add(ngx_railgun_series_t *s, ngx_atomic_int_t n)
 
 /*
  * A gauge that only the configuration keeps alive (a probe's state, say)
- * is owned by the configuration of this epoch; the scrape leaves out gauges
- * whose owner a reload removed, where a counter would stay.
+ * is owned by the configuration of this epoch; a scrape leaves out gauges
+ * that the configuration of the worker answering it does not own, where a
+ * counter would stay.  A reload that fails leaves the old workers, and their
+ * epoch, in charge.
  */
 
 static ngx_inline void
 ngx_railgun_store_own(ngx_railgun_store_t *store, ngx_railgun_series_t *s)
 {
-    s->epoch = (uint32_t) store->sh->epoch;
+    s->epoch = (uint32_t) store->epoch;
 }
 
 
