@@ -31,6 +31,7 @@ our @EXPORT = qw/ redis_start redis_stop redis_pause redis_resume redis_cmd
 	proc_start_time /;
 
 use IO::Select;
+use Scalar::Util ();
 use IO::Socket::INET;
 use POSIX qw/ :sys_wait_h /;
 use Test::More ();
@@ -50,6 +51,12 @@ my $PARENT = $$;
 END {
 	local ($?, $@);
 	return unless $$ == $PARENT;
+
+	# nginx first, so that its probes do not see the targets go away
+	my %t = map { Scalar::Util::refaddr($_->{t}) => $_->{t} }
+		grep { $_->{t} } values %SERVERS;
+	$_->stop() for values %t;
+
 	server_stop($_) for values %SERVERS;
 }
 
