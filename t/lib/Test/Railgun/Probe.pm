@@ -760,7 +760,8 @@ sub accepts {
 		push @a, { time => $when, peer => $peer, pid => $pid };
 	}
 
-	return sort { $a->{time} <=> $b->{time} } @a;
+	my @sorted = sort { $a->{time} <=> $b->{time} } @a;
+	return @sorted;
 }
 
 ###############################################################################
