@@ -28,7 +28,7 @@ use Time::HiRes qw/ sleep time /;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->plan(48);
+my $t = Test::Railgun->new()->plan(50);
 
 my $P = 'interval=600ms timeout=500ms';
 
@@ -47,6 +47,7 @@ http {
     railgun_probe window http://127.0.0.1:%%PORT_7102%%/big $P rise=1 fall=1 initial=up body=NEEDLE;
     railgun_probe first  http://127.0.0.1:%%PORT_7103%% interval=60s timeout=1s;
     railgun_probe notweb http://127.0.0.1:%%PORT_7104%%/ $P rise=1 fall=1 initial=up;
+    railgun_probe named  http://localhost:%%PORT_7105%%/named interval=60s timeout=1s;
 
     server {
         listen       127.0.0.1:%%PORT_8080%%;
@@ -141,6 +142,7 @@ for my $probe (sort keys %plan) {
 }
 
 http_target($t, 7103);
+http_target($t, 7105);
 fake_server($t, 7104, 'canned', reply => "SSH-2.0-OpenSSH_9.2\r\n");
 
 $t->run();
@@ -231,6 +233,14 @@ like($req // '', qr/\r\nConnection: close\r\n/i, 'Connection: close');
 my $p = port(7103);
 like($req // '', qr!^GET / HTTP/1\.1\r\n!, 'no path: /');
 like($req // '', qr/\r\nHost: 127\.0\.0\.1:$p\r\n/i, 'Host is the target');
+
+# a URL with a name: the Host is the URL's, as nginx's proxy_pass makes it,
+# not the address it resolved to (the target label)
+
+ok(wait_for(5, sub { scalar http_requests($t, 7105) }), 'named: checked');
+($req) = http_requests($t, 7105);
+$p = port(7105);
+like($req // '', qr/\r\nHost: localhost:$p\r\n/i, 'Host from the URL');
 
 # not HTTP at all
 
