@@ -155,7 +155,11 @@ ngx_module_t  ngx_http_railgun_module = {
 };
 
 
-/* the order is that of the family numbers in ngx_http_railgun_module.h */
+/*
+ * The order is that of the family numbers in ngx_http_railgun_module.h.  The
+ * last field says the configuration bounds the family's series (probes and
+ * checks), which railgun_max_series then leaves alone.
+ */
 
 ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
 
@@ -164,130 +168,154 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
                  "and status."),
       NGX_RAILGUN_COUNTER,
       ngx_string("server=\"__overflow__\",path=\"__overflow__\","
-                 "method=\"__overflow__\",status=\"__overflow__\"") },
+                 "method=\"__overflow__\",status=\"__overflow__\""),
+      0 },
 
     { ngx_string("railgun_http_request_duration_seconds"),
       ngx_string("Time from reading the request header to logging "
                  "the request."),
       NGX_RAILGUN_HISTOGRAM,
       ngx_string("server=\"__overflow__\",path=\"__overflow__\","
-                 "method=\"__overflow__\"") },
+                 "method=\"__overflow__\""),
+      0 },
 
     { ngx_string("railgun_http_request_bytes_total"),
       ngx_string("Bytes received from clients, request line and "
                  "headers included."),
       NGX_RAILGUN_COUNTER,
-      ngx_string("server=\"__overflow__\",path=\"__overflow__\"") },
+      ngx_string("server=\"__overflow__\",path=\"__overflow__\""),
+      0 },
 
     { ngx_string("railgun_http_response_bytes_total"),
       ngx_string("Bytes sent to clients, headers included."),
       NGX_RAILGUN_COUNTER,
-      ngx_string("server=\"__overflow__\",path=\"__overflow__\"") },
+      ngx_string("server=\"__overflow__\",path=\"__overflow__\""),
+      0 },
 
     { ngx_string("railgun_upstream_requests_total"),
       ngx_string("Upstream attempts by upstream, peer tried and status."),
       NGX_RAILGUN_COUNTER,
       ngx_string("upstream=\"__overflow__\",peer=\"__overflow__\","
-                 "status=\"__overflow__\"") },
+                 "status=\"__overflow__\""),
+      0 },
 
     { ngx_string("railgun_upstream_response_duration_seconds"),
       ngx_string("Time of an upstream attempt up to the end of its "
                  "response."),
       NGX_RAILGUN_HISTOGRAM,
-      ngx_string("upstream=\"__overflow__\",peer=\"__overflow__\"") },
+      ngx_string("upstream=\"__overflow__\",peer=\"__overflow__\""),
+      0 },
 
     { ngx_string("railgun_upstream_header_duration_seconds"),
       ngx_string("Time of an upstream attempt up to its response "
                  "header."),
       NGX_RAILGUN_HISTOGRAM,
-      ngx_string("upstream=\"__overflow__\",peer=\"__overflow__\"") },
+      ngx_string("upstream=\"__overflow__\",peer=\"__overflow__\""),
+      0 },
 
     { ngx_string("railgun_websocket_connections"),
       ngx_string("WebSocket sessions open now."),
       NGX_RAILGUN_WORKER_GAUGE,
-      ngx_string("server=\"__overflow__\",path=\"__overflow__\"") },
+      ngx_string("server=\"__overflow__\",path=\"__overflow__\""),
+      0 },
 
     { ngx_string("railgun_websocket_connections_total"),
       ngx_string("WebSocket sessions opened (101 sent to the client)."),
       NGX_RAILGUN_COUNTER,
-      ngx_string("server=\"__overflow__\",path=\"__overflow__\"") },
+      ngx_string("server=\"__overflow__\",path=\"__overflow__\""),
+      0 },
 
     { ngx_string("railgun_websocket_connection_duration_seconds"),
       ngx_string("Life of WebSocket sessions, from the 101 to the close."),
       NGX_RAILGUN_HISTOGRAM,
-      ngx_string("server=\"__overflow__\",path=\"__overflow__\"") },
+      ngx_string("server=\"__overflow__\",path=\"__overflow__\""),
+      0 },
 
     { ngx_string("railgun_websocket_messages_total"),
       ngx_string("WebSocket data messages; in is from the client, "
                  "out is to it."),
       NGX_RAILGUN_COUNTER,
       ngx_string("server=\"__overflow__\",path=\"__overflow__\","
-                 "direction=\"__overflow__\"") },
+                 "direction=\"__overflow__\""),
+      0 },
 
     { ngx_string("railgun_websocket_bytes_total"),
       ngx_string("Payload bytes of WebSocket data frames."),
       NGX_RAILGUN_COUNTER,
       ngx_string("server=\"__overflow__\",path=\"__overflow__\","
-                 "direction=\"__overflow__\"") },
+                 "direction=\"__overflow__\""),
+      0 },
 
     { ngx_string("railgun_websocket_protocol_errors_total"),
       ngx_string("WebSocket streams that broke the framing protocol; "
                  "counting stops for that direction of that session."),
       NGX_RAILGUN_COUNTER,
       ngx_string("server=\"__overflow__\",path=\"__overflow__\","
-                 "direction=\"__overflow__\"") },
+                 "direction=\"__overflow__\""),
+      0 },
 
     { ngx_string("railgun_probe_state"),
       ngx_null_string,
       NGX_RAILGUN_STATE,
-      ngx_string("probe=\"__overflow__\",target=\"__overflow__\"") },
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
+      1 },
 
     { ngx_string("railgun_probe_up"),
       ngx_string("Whether the probe's target passes its checks "
                  "(after rise and fall)."),
       NGX_RAILGUN_GAUGE,
-      ngx_string("probe=\"__overflow__\",target=\"__overflow__\"") },
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
+      1 },
 
     { ngx_string("railgun_probe_checks_total"),
       ngx_string("Probe checks by result."),
       NGX_RAILGUN_COUNTER,
       ngx_string("probe=\"__overflow__\",target=\"__overflow__\","
-                 "result=\"__overflow__\"") },
+                 "result=\"__overflow__\""),
+      1 },
 
     { ngx_string("railgun_probe_duration_seconds"),
       ngx_string("Time a probe check took, connect to verdict."),
       NGX_RAILGUN_HISTOGRAM,
-      ngx_string("probe=\"__overflow__\",target=\"__overflow__\"") },
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
+      1 },
 
     { ngx_string("railgun_probe_transitions_total"),
       ngx_string("Changes of a probe's state."),
       NGX_RAILGUN_COUNTER,
       ngx_string("probe=\"__overflow__\",target=\"__overflow__\","
-                 "to=\"__overflow__\"") },
+                 "to=\"__overflow__\""),
+      1 },
 
     { ngx_string("railgun_redis_memory_used_bytes"),
       ngx_string("used_memory from the last INFO of a Redis probe."),
       NGX_RAILGUN_GAUGE,
-      ngx_string("probe=\"__overflow__\",target=\"__overflow__\"") },
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
+      1 },
 
     { ngx_string("railgun_redis_memory_max_bytes"),
       ngx_string("maxmemory from the last INFO of a Redis probe "
                  "(0: no limit)."),
       NGX_RAILGUN_GAUGE,
-      ngx_string("probe=\"__overflow__\",target=\"__overflow__\"") },
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
+      1 },
 
     { ngx_string("railgun_redis_connected_clients"),
       ngx_string("connected_clients from the last INFO of a Redis probe."),
       NGX_RAILGUN_GAUGE,
-      ngx_string("probe=\"__overflow__\",target=\"__overflow__\"") },
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
+      1 },
 
     { ngx_string("railgun_upstream_peer_up"),
       ngx_string("Whether an upstream server passes its railgun_check "
                  "(after rise and fall)."),
       NGX_RAILGUN_GAUGE,
-      ngx_string("upstream=\"__overflow__\",peer=\"__overflow__\"") },
+      ngx_string("upstream=\"__overflow__\",peer=\"__overflow__\""),
+      1 },
 
-    { ngx_null_string, ngx_null_string, 0, ngx_null_string }
+
+
+    { ngx_null_string, ngx_null_string, 0, ngx_null_string, 0 }
 };
 
 

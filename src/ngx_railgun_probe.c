@@ -70,6 +70,10 @@ ngx_railgun_probe_is_up(ngx_railgun_probe_t *probe)
 {
     ngx_atomic_uint_t  state;
 
+    if (probe->disabled) {
+        return probe->initial_up;
+    }
+
     state = probe->state->values[NGX_RAILGUN_PROBE_STATE];
 
     if (state == NGX_RAILGUN_PROBE_UNKNOWN) {
@@ -540,6 +544,18 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
         probe[i].state = ngx_railgun_probe_series(store, fam->state,
                                                   &probe[i], NULL, NULL,
                                                   NULL);
+
+        if (probe[i].state->flags & NGX_RAILGUN_SERIES_OVERFLOW) {
+            /* probes must never share a state: this one cannot run */
+            ngx_log_error(NGX_LOG_ERR, cycle->log, 0,
+                          "railgun zone is full, probe \"%V\" %V is not "
+                          "run and stays %s", &probe[i].name,
+                          &probe[i].target,
+                          probe[i].initial_up ? "up" : "down");
+            probe[i].disabled = 1;
+            continue;
+        }
+
         if (probe[i].check) {
             probe[i].up = ngx_railgun_probe_peer_series(store, fam->peer_up,
                                                         &probe[i]);
@@ -1065,8 +1081,10 @@ ngx_railgun_probe_address(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
         return NGX_CONF_ERROR;
     }
 
+    /* the target label and the Host header are the address as written */
+
     probe->addr = u.addrs[0];
-    probe->target = u.addrs[0].name;
+    probe->target = *hostport;
 
     return NGX_CONF_OK;
 }

@@ -94,6 +94,7 @@ struct ngx_railgun_probe_s {
     ngx_uint_t                     initial_up;    /* unsigned  initial_up:1; */
     ngx_uint_t                     check;         /* of an upstream server */
     ngx_uint_t                     configured_down;
+    ngx_uint_t                     disabled;      /* no state in the zone */
 
     /* http */
     ngx_str_t                      uri;

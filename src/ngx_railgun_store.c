@@ -141,7 +141,9 @@ ngx_railgun_store_insert(ngx_railgun_store_t *store, ngx_uint_t family,
         total += sh->family[f].nseries;
     }
 
-    if (fam->nseries >= store->max_series) {
+    if (fam->nseries >= store->max_series
+        && !store->families[family].bounded)
+    {
         why = "railgun_max_series reached";
 
     } else if (total >= sh->nslots - sh->nslots / 4) {

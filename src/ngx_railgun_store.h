@@ -115,6 +115,7 @@ typedef struct {
     ngx_str_t                       help;
     ngx_uint_t                      type;
     ngx_str_t                       overflow_key;
+    ngx_uint_t                      bounded;     /* by configuration: no cap */
 } ngx_railgun_family_conf_t;
 
 
