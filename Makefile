@@ -12,8 +12,8 @@ ASAN_FLAGS  = -fsanitize=address,undefined -fno-omit-frame-pointer \
 
 SRCS := config $(wildcard src/*.c src/*.h)
 
-.PHONY: all setup module asan test test-asan test-valgrind demo demo-stop \
-        bench fuzz deb clean
+.PHONY: all setup module asan test test-asan test-valgrind soak demo \
+        demo-stop bench fuzz deb clean
 
 all: module
 
@@ -55,6 +55,10 @@ test-asan: asan
 # the suite with nginx under valgrind memcheck: slow, so not in make test
 test-valgrind: module
 	RAILGUN_TEST_VALGRIND=1 prove -r t/
+
+# load, churn, reloads, flapping probes and a killed worker (SOAK_SECONDS)
+soak: module
+	@t/soak/run
 
 demo: module
 	@conf-examples/demo/demo start
