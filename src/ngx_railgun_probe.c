@@ -785,8 +785,8 @@ ngx_railgun_probe_parse(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
 
     } else {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid probe URL \"%V\", redis:// or http:// "
-                           "expected", url);
+                           "invalid probe URL \"%V\", redis://, http:// "
+                           "or tcp:// expected", url);
         return NGX_CONF_ERROR;
     }
 
