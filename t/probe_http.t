@@ -256,8 +256,12 @@ my ($worker) = $t->worker_pids();
 my $wstart = proc_start_time($worker);
 my $after = @first ? $first[0]{time} - $wstart : -1;
 
-# the worker's start time has a resolution of 10 ms
-ok($after > -0.02 && $after < 0.3,
+# the worker's start time has a resolution of 10 ms; under valgrind a
+# worker takes several times longer to initialize (the first check is
+# scheduled from its init, which runs 20-50x slower), so only the order is
+# checked there
+my $first_max = $ENV{RAILGUN_TEST_VALGRIND} ? 5 : 0.3;
+ok($after > -0.02 && $after < $first_max,
 	sprintf('first check %.3f s after the worker started', $after));
 is(scalar @first, 1, 'one check in the first interval');
 is(probe_checks($s, 'first')->{ok}, 1, 'and it passed');
