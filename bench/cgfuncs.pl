@@ -2,12 +2,15 @@
 
 # bench/cgfuncs.pl: where the module's instructions per request go.
 #
-#   cgfuncs.pl [--top N] [--object SUBSTR] [--unit U] DN BARE1 BARE2 MOD1 MOD2
+#   cgfuncs.pl [--top N] [--object SUBSTR] [--unit U] [--diff TEXT]
+#              [--only FUNCTION] DN BARE1 BARE2 MOD1 MOD2
 #
 # BARE1/BARE2 and MOD1/MOD2 are callgrind output files of runs of bare nginx
 # and of nginx with the module, with N1 and N2 = N1 + DN requests.  Every
 # figure is per request: (cost in the N2 run - cost in the N1 run) / DN, so
-# start-up and shutdown cancel out.  Prints
+# start-up and shutdown cancel out.  BARE and MOD may be any two
+# configurations; --diff names the difference in the heading (default
+# "module minus bare"), e.g. "check minus module".  Prints
 #
 #   1. the functions whose self cost per request grew most with the module
 #      (module minus bare), in any object: nginx, libc, the module;
@@ -21,6 +24,8 @@
 #
 # --unit names what DN counts ("request", "output line").  To look at one
 # kind of run alone (the scrape), give its N1 file as both bare files.
+# --only FUNCTION prints nothing but that module function's inclusive
+# instructions per unit in the MOD runs (as in 2: calls handed on left out).
 #
 # It reads callgrind's own file format (name compression, relative
 # positions), so it does not depend on callgrind_annotate's layout.
@@ -31,12 +36,14 @@ use strict;
 use File::Basename qw/ basename /;
 use Getopt::Long;
 
-my ($top, $object, $unit) = (15, 'railgun', 'request');
+my ($top, $object, $unit, $diff, $only) = (15, 'railgun', 'request',
+	'module minus bare', undef);
 
-GetOptions('top=i' => \$top, 'object=s' => \$object, 'unit=s' => \$unit)
+GetOptions('top=i' => \$top, 'object=s' => \$object, 'unit=s' => \$unit,
+		'diff=s' => \$diff, 'only=s' => \$only)
 	and @ARGV == 5
-	or die "usage: $0 [--top N] [--object S] [--unit U] DN BARE1 BARE2"
-		. " MOD1 MOD2\n";
+	or die "usage: $0 [--top N] [--object S] [--unit U] [--diff T] [--only F]"
+		. " DN BARE1 BARE2 MOD1 MOD2\n";
 
 my ($dn, @files) = @ARGV;
 my ($bare1, $bare2, $mod1, $mod2) = map { parse($_) } @files;
@@ -116,14 +123,32 @@ for my $edge (keys %$mod_calls) {
 	$h->{$callee}{from}{$caller} = 1;
 }
 
+# the module's functions, inclusive per unit in MOD (calls handed on left
+# out); --only prints one of them alone
+
+my %incl;
+for my $fn (grep { in_module($_) } keys %$mod_self) {
+	$incl{$fn} = $mod_self->{$fn};
+}
+for my $edge (keys %$mod_calls) {
+	my ($caller, $callee) = split /\0/, $edge;
+	next unless in_module($caller) && !$handed_edge{$edge};
+	$incl{$caller} += $mod_calls->{$edge};
+}
+
+if (defined $only) {
+	printf "%.1f\n", $incl{$only} // 0;
+	exit 0;
+}
+
 # 1. added self cost per unit, by function
 
 if ($files[0] eq $files[1]) {
 	printf "Instructions per %s, by function (self cost): %.0f in all\n",
 		$unit, $sum;
 } else {
-	printf "Added instructions per %s, by function (self cost, module minus"
-		. " bare): %.0f in all\n", $unit, $sum;
+	printf "Added instructions per %s, by function (self cost, %s): %.0f"
+		. " in all\n", $unit, $diff, $sum;
 }
 printf "  %10s  %-44s %s\n", "Ir/$unit", 'function', 'object';
 
@@ -141,16 +166,6 @@ print "  (0x... are nginx's static functions, which the Debian binary has no"
 	if grep { /^0x/ } @fns;
 
 # 2. the module's functions
-
-my %incl;
-for my $fn (grep { in_module($_) } keys %$mod_self) {
-	$incl{$fn} = $mod_self->{$fn};
-}
-for my $edge (keys %$mod_calls) {
-	my ($caller, $callee) = split /\0/, $edge;
-	next unless in_module($caller) && !$handed_edge{$edge};
-	$incl{$caller} += $mod_calls->{$edge};
-}
 
 printf "\nModule functions, instructions per %s (inclusive: with what they"
 	. " call)\n", $unit;
