@@ -225,7 +225,12 @@ is(scalar @tried, 0, 'no request tried the hung peer')
 
 my @t = map { $_->{time} } $b[0]->health();
 my @gaps = sort { $a <=> $b } map { $t[$_] - $t[$_ - 1] } 1 .. $#t;
-cmp_ok($gaps[0], '>=', 0.15,
+
+# under valgrind a check that fires late is followed by one on time, so a
+# gap may shrink by the lateness (0.144 s seen); two workers checking would
+# still make gaps near 0
+my $min_gap = $ENV{RAILGUN_TEST_VALGRIND} ? 0.1 : 0.15;
+cmp_ok($gaps[0], '>=', $min_gap,
 	'checks of a peer 200 ms apart, not doubled')
 	or diag("gaps: @gaps[0 .. 4]");
 
