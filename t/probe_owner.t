@@ -21,52 +21,6 @@ use Test::Railgun::Probe;
 
 use Time::HiRes qw/ sleep time /;
 
-# Under valgrind a worker's /proc/PID/comm is "memcheck-amd64-", not
-# "nginx", and Test::Railgun::Probe's socket_owner() looks only at processes
-# named nginx: the same lookup here, taking valgrind's name too, so that the
-# probers are known and the killed one is the one that probed.
-
-if ($ENV{RAILGUN_TEST_VALGRIND}) {
-	no warnings 'redefine';
-
-	*Test::Railgun::Probe::socket_owner = sub {
-		my ($lport, $rport, $d) = @_;
-
-		open my $fh, '<', '/proc/net/tcp' or return undef;
-		my $inode;
-
-		while (<$fh>) {
-			my @f = split ' ';
-			next unless @f > 9;
-			next unless $f[1] =~ /^0100007F:([0-9A-F]{4})$/
-				&& hex($1) == $lport;
-			next unless $f[2] =~ /^0100007F:([0-9A-F]{4})$/
-				&& hex($1) == $rport;
-			$inode = $f[9];
-			last;
-		}
-		close $fh;
-
-		return undef unless $inode;
-
-		open my $ph, '<', "$d/nginx.pid" or return undef;
-		my ($master) = (<$ph> // '') =~ /^(\d+)/;
-		close $ph;
-		return undef unless $master;
-
-		for my $pid (Test::Railgun::children($master)) {
-			opendir my $fd, "/proc/$pid/fd" or next;
-			for my $f (readdir $fd) {
-				my $l = readlink "/proc/$pid/fd/$f" or next;
-				return $pid if $l eq "socket:[$inode]";
-			}
-			closedir $fd;
-		}
-
-		return undef;
-	};
-}
-
 ###############################################################################
 
 select STDERR; $| = 1;

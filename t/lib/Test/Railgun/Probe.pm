@@ -485,7 +485,8 @@ sub socket_owner {
 		open my $ch, '<', "/proc/$pid/comm" or next;
 		my $comm = <$ch> // '';
 		close $ch;
-		next unless $comm =~ /^nginx/;
+		# under valgrind the process is named after the tool
+		next unless $comm =~ /^(?:nginx|memcheck)/;
 
 		opendir my $fd, "/proc/$pid/fd" or next;
 		for my $f (readdir $fd) {
