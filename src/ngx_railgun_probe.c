@@ -532,10 +532,12 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
     ngx_railgun_store_t *store, ngx_railgun_probe_families_t *fam,
     ngx_railgun_buckets_t *buckets)
 {
-    ngx_uint_t            i, j;
-    ngx_railgun_probe_t  *probe;
+    ngx_uint_t            i, j, disabled;
+    ngx_railgun_probe_t  *probe, *first;
 
     ngx_railgun_probe_store = store;
+    disabled = 0;
+    first = NULL;
 
     probe = probes->elts;
 
@@ -547,12 +549,12 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
 
         if (probe[i].state->flags & NGX_RAILGUN_SERIES_OVERFLOW) {
             /* probes must never share a state: this one cannot run */
-            ngx_log_error(NGX_LOG_ERR, cycle->log, 0,
-                          "railgun zone is full, probe \"%V\" %V is not "
-                          "run and stays %s", &probe[i].name,
-                          &probe[i].target,
-                          probe[i].initial_up ? "up" : "down");
             probe[i].disabled = 1;
+
+            if (disabled++ == 0) {
+                first = &probe[i];
+            }
+
             continue;
         }
 
@@ -613,6 +615,13 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
         probe[i].timer.cancelable = 1;
 
         ngx_add_timer(&probe[i].timer, 1 + ngx_random() % 100);
+    }
+
+    if (disabled) {
+        ngx_log_error(NGX_LOG_ERR, cycle->log, 0,
+                      "railgun zone is full: %ui of %ui probes are not run "
+                      "and keep their initial state, the first is \"%V\" %V",
+                      disabled, probes->nelts, &first->name, &first->target);
     }
 
     return NGX_OK;

@@ -232,13 +232,14 @@ ngx_railgun_store_alloc(ngx_railgun_store_t *store, ngx_uint_t family,
 }
 
 
+#define NGX_RAILGUN_STORE_CHUNK  (64 * 1024)
+
+
 /*
  * Series are never freed, so they are carved one after another out of large
  * slab chunks instead of each taking a power-of-two slab slot: a counter
  * with 60 bytes of labels takes 104 bytes, not 128.  Called under the mutex.
  */
-
-#define NGX_RAILGUN_STORE_CHUNK  (64 * 1024)
 
 static void *
 ngx_railgun_store_carve(ngx_railgun_store_t *store, size_t size)
@@ -249,18 +250,18 @@ ngx_railgun_store_carve(ngx_railgun_store_t *store, size_t size)
     sh = store->sh;
     size = ngx_align(size, sizeof(ngx_atomic_t));
 
-    if (size > NGX_RAILGUN_STORE_CHUNK) {
+    if (size > sh->chunk_size) {
         return NULL;
     }
 
     if ((size_t) (sh->chunk_end - sh->chunk) < size) {
-        p = ngx_slab_calloc_locked(store->shpool, NGX_RAILGUN_STORE_CHUNK);
+        p = ngx_slab_calloc_locked(store->shpool, sh->chunk_size);
         if (p == NULL) {
             return NULL;
         }
 
         sh->chunk = p;
-        sh->chunk_end = p + NGX_RAILGUN_STORE_CHUNK;
+        sh->chunk_end = p + sh->chunk_size;
     }
 
     p = sh->chunk;
@@ -534,6 +535,10 @@ ngx_railgun_store_create(ngx_railgun_store_t *store, ngx_shm_zone_t *shm_zone)
     sh->magic = NGX_RAILGUN_STORE_MAGIC;
     sh->layout = NGX_RAILGUN_STORE_LAYOUT;
     sh->nslots = slots;
+
+    /* a 16m zone carves 64k chunks; the smallest zone, pages */
+    sh->chunk_size = ngx_min(ngx_max(shm_zone->shm.size / 256, ngx_pagesize),
+                             NGX_RAILGUN_STORE_CHUNK);
     sh->start_time = ngx_time();
 
     store->sh = sh;
@@ -560,6 +565,10 @@ ngx_railgun_store_create(ngx_railgun_store_t *store, ngx_shm_zone_t *shm_zone)
                                                 fc->overflow_key.len, 0,
                                                 store->default_buckets);
         if (fam->overflow == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "railgun zone \"%V\" of %uz bytes is too small "
+                          "for its tables", &shm_zone->shm.name,
+                          shm_zone->shm.size);
             return NGX_ERROR;
         }
 

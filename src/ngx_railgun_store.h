@@ -90,6 +90,7 @@ typedef struct {
     ngx_railgun_buckets_t          *buckets;
     u_char                         *chunk;       /* series are carved here */
     u_char                         *chunk_end;
+    size_t                          chunk_size;
     ngx_railgun_family_sh_t         family[NGX_RAILGUN_STORE_MAX_FAMILIES];
     ngx_railgun_series_t *volatile *slots;
 } ngx_railgun_store_sh_t;
