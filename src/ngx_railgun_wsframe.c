@@ -31,6 +31,8 @@ enum {
 #define NGX_RAILGUN_WS_PONG          0xa
 
 
+static ngx_int_t ngx_railgun_wsframe_first_byte(ngx_railgun_wsframe_t *f,
+    u_char c);
 static ngx_int_t ngx_railgun_wsframe_header(ngx_railgun_wsframe_t *f);
 static void ngx_railgun_wsframe_end(ngx_railgun_wsframe_t *f);
 
@@ -38,8 +40,9 @@ static void ngx_railgun_wsframe_end(ngx_railgun_wsframe_t *f);
 ngx_int_t
 ngx_railgun_wsframe_feed(ngx_railgun_wsframe_t *f, u_char *p, size_t n)
 {
-    u_char  *end, c, opcode;
-    size_t   skip;
+    u_char    *end, c, opcode;
+    size_t     skip, i, k, need;
+    uint64_t   len;
 
     if (f->failed) {
         return NGX_ERROR;
@@ -52,45 +55,65 @@ ngx_railgun_wsframe_feed(ngx_railgun_wsframe_t *f, u_char *p, size_t n)
         switch (f->state) {
 
         case ngx_railgun_wsframe_first:
-            c = *p++;
-            opcode = c & NGX_RAILGUN_WS_OPCODE;
 
-            if (c & NGX_RAILGUN_WS_RSV23) {
+            /*
+             * The common case, read at once: a whole header of a data frame
+             * that may come here, and often its whole payload too.
+             */
+
+            if (end - p >= 2) {
+                c = p[0];
+                len = p[1] & NGX_RAILGUN_WS_LEN;
+                need = (p[1] & NGX_RAILGUN_WS_MASK) ? 6 : 2;
+
+                if (len >= 126) {
+                    need += (len == 126) ? 2 : 8;
+                }
+
+                opcode = c & NGX_RAILGUN_WS_OPCODE;
+
+                if ((size_t) (end - p) >= need
+                    && !(c & NGX_RAILGUN_WS_RSV23)
+                    && (f->fragmented
+                        ? opcode == NGX_RAILGUN_WS_CONTINUATION
+                        : opcode == NGX_RAILGUN_WS_TEXT
+                          || opcode == NGX_RAILGUN_WS_BINARY))
+                {
+                    if (len >= 126) {
+                        k = (len == 126) ? 2 : 8;
+                        len = 0;
+
+                        for (i = 0; i < k; i++) {
+                            len = (len << 8) | p[2 + i];
+                        }
+
+                        if (len >> 63) {
+                            goto failed;
+                        }
+                    }
+
+                    p += need;
+                    f->fin = (c & NGX_RAILGUN_WS_FIN) ? 1 : 0;
+                    f->control = 0;
+
+                    if (len <= (uint64_t) (end - p)) {
+                        /* and the payload is here too */
+                        p += len;
+                        f->bytes += len;
+                        ngx_railgun_wsframe_end(f);
+                        break;
+                    }
+
+                    f->remaining = len;
+                    f->state = ngx_railgun_wsframe_payload;
+                    break;
+                }
+            }
+
+            if (ngx_railgun_wsframe_first_byte(f, *p++) != NGX_OK) {
                 goto failed;
             }
 
-            switch (opcode) {
-
-            case NGX_RAILGUN_WS_CONTINUATION:
-                if (!f->fragmented) {
-                    goto failed;
-                }
-
-                f->control = 0;
-                break;
-
-            case NGX_RAILGUN_WS_TEXT:
-            case NGX_RAILGUN_WS_BINARY:
-                if (f->fragmented) {
-                    goto failed;
-                }
-
-                f->control = 0;
-                break;
-
-            default:
-                if (opcode < NGX_RAILGUN_WS_CLOSE
-                    || opcode > NGX_RAILGUN_WS_PONG
-                    || !(c & NGX_RAILGUN_WS_FIN))
-                {
-                    /* reserved opcode, or a fragmented control frame */
-                    goto failed;
-                }
-
-                f->control = 1;
-            }
-
-            f->fin = (c & NGX_RAILGUN_WS_FIN) ? 1 : 0;
             f->state = ngx_railgun_wsframe_second;
             break;
 
@@ -176,6 +199,56 @@ failed:
     f->failed = 1;
 
     return NGX_ERROR;
+}
+
+
+/* FIN, RSV and opcode: what kind of frame, and is it allowed here */
+
+static ngx_int_t
+ngx_railgun_wsframe_first_byte(ngx_railgun_wsframe_t *f, u_char c)
+{
+    u_char  opcode;
+
+    opcode = c & NGX_RAILGUN_WS_OPCODE;
+
+    if (c & NGX_RAILGUN_WS_RSV23) {
+        return NGX_ERROR;
+    }
+
+    switch (opcode) {
+
+    case NGX_RAILGUN_WS_CONTINUATION:
+        if (!f->fragmented) {
+            return NGX_ERROR;
+        }
+
+        f->control = 0;
+        break;
+
+    case NGX_RAILGUN_WS_TEXT:
+    case NGX_RAILGUN_WS_BINARY:
+        if (f->fragmented) {
+            return NGX_ERROR;
+        }
+
+        f->control = 0;
+        break;
+
+    default:
+        if (opcode < NGX_RAILGUN_WS_CLOSE
+            || opcode > NGX_RAILGUN_WS_PONG
+            || !(c & NGX_RAILGUN_WS_FIN))
+        {
+            /* reserved opcode, or a fragmented control frame */
+            return NGX_ERROR;
+        }
+
+        f->control = 1;
+    }
+
+    f->fin = (c & NGX_RAILGUN_WS_FIN) ? 1 : 0;
+
+    return NGX_OK;
 }
 
 

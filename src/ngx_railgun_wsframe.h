@@ -27,12 +27,13 @@ typedef struct {
     uint64_t       messages;     /* completed data messages */
     uint64_t       bytes;        /* payload bytes of data frames */
 
-    unsigned       state:4;
-    unsigned       need:4;       /* bytes left of a length or mask */
-    unsigned       fin:1;
-    unsigned       control:1;
-    unsigned       fragmented:1; /* a data message awaits its final frame */
-    unsigned       failed:1;
+    /* bytes, not bit fields: each is read and written per frame */
+    u_char         state;
+    u_char         need;         /* bytes left of a length or mask */
+    u_char         fin;
+    u_char         control;
+    u_char         fragmented;   /* a data message awaits its final frame */
+    u_char         failed;
 } ngx_railgun_wsframe_t;
 
 
