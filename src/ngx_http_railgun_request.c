@@ -327,12 +327,11 @@ ngx_http_railgun_account_upstream(ngx_http_request_t *r,
         if (slot == NULL) {
 
             if (uscf == NULL) {
-                if (u && u->resolved) {
-                    name = u->resolved->host;
-
-                } else {
-                    ngx_str_null(&name);
-                }
+                /*
+                 * Resolved at run time from a proxy_pass with variables: its
+                 * host may come from the client, and labels never do.
+                 */
+                ngx_str_null(&name);
 
             } else if (uscf->flags & NGX_HTTP_UPSTREAM_CREATE) {
                 name = uscf->host;
