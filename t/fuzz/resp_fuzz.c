@@ -46,7 +46,6 @@
 #include <ngx_event_connect.h>
 #include "ngx_railgun_probe.h"
 
-#include <sanitizer/asan_interface.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,17 +56,6 @@
 #define MAX_ALLOCS    4096
 #define MAX_REPLIES   16
 #define STREAM_MAX    (2 * MAX_REPLY + 16384)
-
-
-typedef struct {
-    ngx_int_t    rc;
-    ngx_uint_t   result;
-    const char  *reason;
-    ngx_uint_t   have_info;
-    uint64_t     memory_used;
-    uint64_t     memory_max;
-    uint64_t     clients;
-} outcome_t;
 
 
 /* what the structured generator made, for the reference */
@@ -105,6 +93,9 @@ check(int ok, const char *what)
         abort();
     }
 }
+
+
+#include "probe_feed.h"
 
 
 static void *
@@ -204,111 +195,16 @@ ngx_sprintf(u_char *buf, const char *fmt, ...)
 
 /* feeding */
 
-static size_t
-read_size(const uint8_t *sizes, size_t nsizes, size_t k, size_t total)
-{
-    size_t  n, least;
-
-    if (nsizes == 0) {
-        n = 1024;
-
-    } else {
-        n = sizes[k % nsizes];
-        n = n < 128 ? n + 1 : (n - 127) * 256;
-    }
-
-    /* at most ~1024 reads of a stream */
-    least = total / 1024 + 1;
-
-    return n < least ? least : n;
-}
-
-
-/* mode 0: in the reads of the input, 1: whole, 2: a byte at a time */
-
 static outcome_t
 feed(ngx_railgun_probe_t *probe, const uint8_t *stream, size_t len,
     const uint8_t *sizes, size_t nsizes, int mode)
 {
-    size_t                         off, n, k;
-    u_char                        *buf;
-    ngx_buf_t                      b;
-    outcome_t                      o;
-    ngx_railgun_probe_exchange_t   x;
-
-    ngx_memzero(&x, sizeof(ngx_railgun_probe_exchange_t));
-    ngx_memzero(&b, sizeof(ngx_buf_t));
-    ngx_memzero(&o, sizeof(outcome_t));
+    outcome_t  o;
 
     check(ngx_railgun_probe_redis.max_reply == MAX_REPLY, "max_reply");
 
-    buf = malloc(MAX_REPLY);
-    check(buf != NULL, "malloc");
-
-    b.start = buf;
-    b.pos = buf;
-    b.last = buf;
-    b.end = buf + MAX_REPLY;
-
-    x.probe = probe;
-    x.in = &b;
-
-    check(ngx_railgun_probe_redis.start(&x) == NGX_OK, "start");
-
-    off = 0;
-
-    for (k = 0; /* void */; k++) {
-
-        if (b.last == b.end) {
-            /* the core: a reply larger than the buffer is a failure */
-            o.rc = NGX_DONE;
-            x.result = NGX_RAILGUN_PROBE_ERROR;
-            x.reason = "reply too large";
-            break;
-        }
-
-        n = mode == 0 ? read_size(sizes, nsizes, k, len)
-            : mode == 1 ? len : 1;
-
-        n = ngx_min(n, (size_t) (b.end - b.last));
-        n = ngx_min(n, len - off);
-
-        if (n) {
-            memcpy(b.last, stream + off, n);
-        }
-
-        ASAN_POISON_MEMORY_REGION(b.last + n, b.end - b.last - n);
-
-        o.rc = ngx_railgun_probe_redis.process(&x, b.last, n);
-
-        ASAN_UNPOISON_MEMORY_REGION(b.last + n, b.end - b.last - n);
-
-        check(o.rc == NGX_AGAIN || o.rc == NGX_DONE,
-              "process returns NGX_AGAIN or NGX_DONE");
-
-        if (n == 0) {
-            check(o.rc == NGX_DONE, "the end of the stream ends it");
-            break;
-        }
-
-        b.last += n;
-        off += n;
-
-        if (o.rc == NGX_DONE) {
-            break;
-        }
-    }
-
-    o.result = x.result;
-    o.reason = x.reason;
-    o.have_info = x.have_info;
-    o.memory_used = x.memory_used;
-    o.memory_max = x.memory_max;
-    o.clients = x.clients;
-
-    ngx_railgun_probe_redis.finish(&x);
-
-    free(buf);
+    o = probe_feed(&ngx_railgun_probe_redis, probe, stream, len, sizes,
+                   nsizes, mode, 1024);
 
     /* a result a Redis probe can have, said why */
 
