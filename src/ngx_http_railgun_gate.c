@@ -602,9 +602,8 @@ ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_railgun_loc_conf_t *rlcf = conf;
 
-    u_char                        *colon;
-    ngx_int_t                      n;
-    ngx_str_t                     *value, min;
+    ngx_int_t                      rc;
+    ngx_str_t                     *value;
     ngx_uint_t                     i;
     ngx_array_t                  **gatep;
     ngx_http_core_loc_conf_t      *clcf;
@@ -642,41 +641,17 @@ ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_memzero(item, sizeof(ngx_http_railgun_gate_item_t));
 
         item->name = value[i];
-        item->min = 1;
         item->file = cf->conf_file->file.name;
         item->line = cf->conf_file->line;
 
-        colon = ngx_strlchr(value[i].data, value[i].data + value[i].len, ':');
-
-        if (colon == NULL) {
-            continue;
-        }
-
-        item->name.len = colon - value[i].data;
-        item->has_min = 1;
-
-        min.data = colon + 1;
-        min.len = value[i].data + value[i].len - min.data;
-
-        if (min.len < 5 || ngx_strncmp(min.data, "min=", 4) != 0) {
+        rc = ngx_railgun_conf_gate(value[i].data, value[i].len,
+                                   &item->name.len, &item->min,
+                                   &item->percent);
+        if (rc == NGX_ERROR) {
             goto invalid;
         }
 
-        min.data += 4;
-        min.len -= 4;
-
-        if (min.data[min.len - 1] == '%') {
-            item->percent = 1;
-            min.len--;
-        }
-
-        n = ngx_atoi(min.data, min.len);
-
-        if (n == NGX_ERROR || n == 0 || (item->percent && n > 100)) {
-            goto invalid;
-        }
-
-        item->min = n;
+        item->has_min = (rc == NGX_OK);
     }
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);

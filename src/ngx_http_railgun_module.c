@@ -675,7 +675,7 @@ ngx_http_railgun_buckets(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *p = conf;
 
-    ngx_int_t                us;
+    int64_t                  us;
     ngx_str_t               *value;
     ngx_uint_t               i, n;
     ngx_railgun_buckets_t  **field, *b;
@@ -707,9 +707,9 @@ ngx_http_railgun_buckets(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     for (i = 0; i < n; i++) {
 
         /* seconds with up to 6 decimals, kept as microseconds */
-        us = ngx_atofp(value[i + 1].data, value[i + 1].len, 6);
+        us = ngx_railgun_conf_seconds(value[i + 1].data, value[i + 1].len);
 
-        if (us == NGX_ERROR || us == 0) {
+        if (us == NGX_ERROR) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid bucket \"%V\", a number of seconds "
                                "from 0.000001 is expected", &value[i + 1]);

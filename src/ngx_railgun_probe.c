@@ -1105,44 +1105,27 @@ static char *
 ngx_railgun_probe_parse_status(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
     ngx_str_t *value)
 {
-    u_char                      *p, *end, *comma, *dash;
-    ngx_int_t                    low, high;
-    ngx_railgun_probe_status_t  *st;
+    ngx_int_t                    n;
+    ngx_railgun_probe_status_t   ranges[NGX_RAILGUN_CONF_MAX_STATUS], *st;
 
-    probe->status = ngx_array_create(cf->pool, 2,
+    n = ngx_railgun_conf_status(value->data, value->len, ranges,
+                                NGX_RAILGUN_CONF_MAX_STATUS);
+    if (n == NGX_ERROR) {
+        return NGX_CONF_ERROR;
+    }
+
+    probe->status = ngx_array_create(cf->pool, n,
                                      sizeof(ngx_railgun_probe_status_t));
     if (probe->status == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    p = value->data;
-    end = value->data + value->len;
-
-    while (p < end) {
-        comma = ngx_strlchr(p, end, ',');
-        if (comma == NULL) {
-            comma = end;
-        }
-
-        dash = ngx_strlchr(p, comma, '-');
-
-        low = ngx_atoi(p, (dash ? dash : comma) - p);
-        high = dash ? ngx_atoi(dash + 1, comma - dash - 1) : low;
-
-        if (low < 100 || high > 599 || high < low) {
-            return NGX_CONF_ERROR;
-        }
-
-        st = ngx_array_push(probe->status);
-        if (st == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        st->low = low;
-        st->high = high;
-
-        p = comma + 1;
+    st = ngx_array_push_n(probe->status, n);
+    if (st == NULL) {
+        return NGX_CONF_ERROR;
     }
 
-    return probe->status->nelts ? NGX_CONF_OK : NGX_CONF_ERROR;
+    ngx_memcpy(st, ranges, n * sizeof(ngx_railgun_probe_status_t));
+
+    return NGX_CONF_OK;
 }

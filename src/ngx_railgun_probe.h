@@ -13,6 +13,7 @@
 #include <ngx_event.h>
 #include <ngx_event_connect.h>
 #include "ngx_railgun_store.h"
+#include "ngx_railgun_conf.h"
 
 
 /*
@@ -59,10 +60,7 @@ typedef struct ngx_railgun_probe_s           ngx_railgun_probe_t;
 typedef struct ngx_railgun_probe_exchange_s  ngx_railgun_probe_exchange_t;
 
 
-typedef struct {
-    ngx_uint_t                     low;
-    ngx_uint_t                     high;
-} ngx_railgun_probe_status_t;
+typedef ngx_railgun_conf_status_t  ngx_railgun_probe_status_t;
 
 
 /* family numbers in the store, given by the module that owns them */
