@@ -354,11 +354,10 @@ http {
 
 EOF
 
-# nginx -t of $CONF with $line as the gate in the location, or as the check
-# in upstream u3 when it starts with railgun_check: (exit code, output, the
-# line number of $line)
+# $CONF with $text as the gate in the location, or as the check in upstream
+# u3 when it starts with railgun_check
 
-sub nginx_t {
+sub gate_conf {
 	my ($text) = @_;
 
 	my $check = $text =~ /^railgun_check/;
@@ -366,20 +365,19 @@ sub nginx_t {
 	$conf =~ s/%%GATE%%/$check ? 'railgun_gate u3;' : $text/e;
 	$conf =~ s/%%CHECK%%/$check ? $text : 'railgun_check;'/e;
 
-	my $line = 1 + (() = substr($conf, 0, index($conf, $text)) =~ /\n/g);
+	return $conf;
+}
 
-	my ($rc, $out) = $t->nginx_t($conf);
-	return ($rc, $out, $line);
+sub nginx_t {
+	my ($text) = @_;
+
+	return $t->nginx_t(gate_conf($text));
 }
 
 sub rejected {
 	my ($text, $re, $name) = @_;
 
-	my ($rc, $out, $line) = nginx_t($text);
-
-	ok($rc != 0 && $out =~ $re, "$name: rejected") or diag($out);
-	like($out, qr/\[emerg\].* in \S+\/nginx-t-\d+\.conf:$line$/m,
-		"$name: file and line");
+	$t->rejected(gate_conf($text), $text, $re, $name);
 }
 
 my ($rc, $out) = nginx_t('railgun_gate cache u3 u3:min=1 u3:min=100%;');

@@ -155,20 +155,7 @@ like($out, qr/test is successful/, 'valid configuration output');
 for my $case (@cases) {
 	my ($name, $where, $directive, $msg) = @$case;
 
-	my $conf = conf($where => "$directive  # BAD");
-
-	my $line = 0;
-	for (split /\n/, $conf) {
-		$line++;
-		last if /# BAD/;
-	}
-
-	my ($rc, $out) = $t->nginx_t($conf);
-
-	ok($rc != 0 && $out =~ /\[emerg\].*$msg/, "$name: rejected")
-		or diag("exit $rc: $out");
-	like($out, qr/\[emerg\].* in \S+\/nginx-t-\d+\.conf:$line\n/,
-		"$name: file and line");
+	$t->rejected(conf($where => "$directive  # BAD"), '# BAD', $msg, $name);
 }
 
 ###############################################################################

@@ -377,6 +377,23 @@ sub nginx_t {
 	return ($rc, $self->read_file("nginx-t-$n.out"));
 }
 
+# nginx -t of $conf must fail: an [emerg] matching $re, naming the file and
+# the line of $conf that holds $mark (two tests, named after $name).
+
+sub rejected {
+	my ($self, $conf, $mark, $re, $name) = @_;
+
+	my $line = 1 + (() = substr($conf, 0, index($conf, $mark)) =~ /\n/g);
+
+	my ($rc, $out) = $self->nginx_t($conf);
+
+	Test::More::ok($rc != 0 && $out =~ /\[emerg\].*$re/, "$name: rejected")
+		or Test::More::diag("exit $rc: $out");
+	Test::More::like($out,
+		qr/\[emerg\].* in \S+\/nginx-t-\d+\.conf:$line$/m,
+		"$name: file and line");
+}
+
 sub master_pid {
 	my ($self) = @_;
 
