@@ -53,6 +53,7 @@ static void ngx_railgun_redis_fail(ngx_railgun_redis_ctx_t *ctx,
     ngx_uint_t result, const char *reason);
 static void ngx_railgun_redis_info(ngx_railgun_redis_ctx_t *ctx,
     u_char *p, u_char *end);
+static uint64_t ngx_railgun_redis_number(ngx_str_t *value);
 static ngx_int_t ngx_railgun_redis_field(u_char *line, u_char *end,
     const char *name, ngx_str_t *value);
 static ngx_int_t ngx_railgun_redis_append(ngx_conf_t *cf, ngx_str_t *request,
@@ -320,20 +321,17 @@ ngx_railgun_redis_info(ngx_railgun_redis_ctx_t *ctx, u_char *p, u_char *end)
         } else if (ngx_railgun_redis_field(p, eol, "used_memory", &v)
                    == NGX_OK)
         {
-            x->memory_used = ngx_atoof(v.data, v.len) >= 0
-                             ? (uint64_t) ngx_atoof(v.data, v.len) : 0;
+            x->memory_used = ngx_railgun_redis_number(&v);
 
         } else if (ngx_railgun_redis_field(p, eol, "maxmemory", &v)
                    == NGX_OK)
         {
-            x->memory_max = ngx_atoof(v.data, v.len) >= 0
-                            ? (uint64_t) ngx_atoof(v.data, v.len) : 0;
+            x->memory_max = ngx_railgun_redis_number(&v);
 
         } else if (ngx_railgun_redis_field(p, eol, "connected_clients", &v)
                    == NGX_OK)
         {
-            x->clients = ngx_atoof(v.data, v.len) >= 0
-                         ? (uint64_t) ngx_atoof(v.data, v.len) : 0;
+            x->clients = ngx_railgun_redis_number(&v);
         }
     }
 }
@@ -362,6 +360,19 @@ ngx_railgun_redis_field(u_char *line, u_char *end, const char *name,
     }
 
     return NGX_OK;
+}
+
+
+/* an INFO number; a value that is not one reads as 0 */
+
+static uint64_t
+ngx_railgun_redis_number(ngx_str_t *value)
+{
+    off_t  n;
+
+    n = ngx_atoof(value->data, value->len);
+
+    return n == NGX_ERROR ? 0 : (uint64_t) n;
 }
 
 
