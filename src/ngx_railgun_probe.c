@@ -359,7 +359,9 @@ ngx_railgun_probe_test_connect(ngx_connection_t *c,
     int        err;
     socklen_t  len;
 
-    if (x->replies || x->out != x->probe->request.data) {
+    /* a late refusal shows on the first event only */
+
+    if (x->connected) {
         return NGX_OK;
     }
 
@@ -371,6 +373,7 @@ ngx_railgun_probe_test_connect(ngx_connection_t *c,
     }
 
     if (err == 0) {
+        x->connected = 1;
         return NGX_OK;
     }
 
