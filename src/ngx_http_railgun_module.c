@@ -156,13 +156,18 @@ ngx_module_t  ngx_http_railgun_module = {
 
 
 /*
- * The order is that of the family numbers in ngx_http_railgun_module.h.  The
- * last field says the configuration bounds the family's series (probes and
- * checks), which railgun_max_series then leaves alone.
+ * Indexed by the family numbers of ngx_http_railgun_module.h, so that an
+ * entry cannot drift from its number; ngx_http_railgun_families_check()
+ * refuses a number with no entry.  The last field says the configuration
+ * bounds the family's series (probes and checks), which railgun_max_series
+ * then leaves alone.
  */
 
-ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
+ngx_railgun_family_conf_t
+    ngx_http_railgun_families[NGX_HTTP_RAILGUN_NFAMILIES + 1] =
+{
 
+    [NGX_HTTP_RAILGUN_REQUESTS] =
     { ngx_string("railgun_http_requests_total"),
       ngx_string("HTTP requests by server block, path label, method "
                  "and status."),
@@ -171,6 +176,7 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
                  "method=\"__overflow__\",status=\"__overflow__\""),
       0 },
 
+    [NGX_HTTP_RAILGUN_REQUEST_DURATION] =
     { ngx_string("railgun_http_request_duration_seconds"),
       ngx_string("Time from reading the request header to logging "
                  "the request."),
@@ -179,6 +185,7 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
                  "method=\"__overflow__\""),
       0 },
 
+    [NGX_HTTP_RAILGUN_REQUEST_BYTES] =
     { ngx_string("railgun_http_request_bytes_total"),
       ngx_string("Bytes received from clients, request line and "
                  "headers included."),
@@ -186,12 +193,14 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
       ngx_string("server=\"__overflow__\",path=\"__overflow__\""),
       0 },
 
+    [NGX_HTTP_RAILGUN_RESPONSE_BYTES] =
     { ngx_string("railgun_http_response_bytes_total"),
       ngx_string("Bytes sent to clients, headers included."),
       NGX_RAILGUN_COUNTER,
       ngx_string("server=\"__overflow__\",path=\"__overflow__\""),
       0 },
 
+    [NGX_HTTP_RAILGUN_UPSTREAM_REQUESTS] =
     { ngx_string("railgun_upstream_requests_total"),
       ngx_string("Upstream attempts by upstream, peer tried and status."),
       NGX_RAILGUN_COUNTER,
@@ -199,6 +208,7 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
                  "status=\"__overflow__\""),
       0 },
 
+    [NGX_HTTP_RAILGUN_UPSTREAM_RESPONSE] =
     { ngx_string("railgun_upstream_response_duration_seconds"),
       ngx_string("Time of an upstream attempt up to the end of its "
                  "response."),
@@ -206,6 +216,7 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
       ngx_string("upstream=\"__overflow__\",peer=\"__overflow__\""),
       0 },
 
+    [NGX_HTTP_RAILGUN_UPSTREAM_HEADER] =
     { ngx_string("railgun_upstream_header_duration_seconds"),
       ngx_string("Time of an upstream attempt up to its response "
                  "header."),
@@ -213,24 +224,28 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
       ngx_string("upstream=\"__overflow__\",peer=\"__overflow__\""),
       0 },
 
+    [NGX_HTTP_RAILGUN_WS_CONNECTIONS] =
     { ngx_string("railgun_websocket_connections"),
       ngx_string("WebSocket sessions open now."),
       NGX_RAILGUN_WORKER_GAUGE,
       ngx_string("server=\"__overflow__\",path=\"__overflow__\""),
       0 },
 
+    [NGX_HTTP_RAILGUN_WS_CONNECTIONS_TOTAL] =
     { ngx_string("railgun_websocket_connections_total"),
       ngx_string("WebSocket sessions opened (101 sent to the client)."),
       NGX_RAILGUN_COUNTER,
       ngx_string("server=\"__overflow__\",path=\"__overflow__\""),
       0 },
 
+    [NGX_HTTP_RAILGUN_WS_DURATION] =
     { ngx_string("railgun_websocket_connection_duration_seconds"),
       ngx_string("Life of WebSocket sessions, from the 101 to the close."),
       NGX_RAILGUN_HISTOGRAM,
       ngx_string("server=\"__overflow__\",path=\"__overflow__\""),
       0 },
 
+    [NGX_HTTP_RAILGUN_WS_MESSAGES] =
     { ngx_string("railgun_websocket_messages_total"),
       ngx_string("WebSocket data messages; in is from the client, "
                  "out is to it."),
@@ -239,6 +254,7 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
                  "direction=\"__overflow__\""),
       0 },
 
+    [NGX_HTTP_RAILGUN_WS_BYTES] =
     { ngx_string("railgun_websocket_bytes_total"),
       ngx_string("Payload bytes of WebSocket data frames."),
       NGX_RAILGUN_COUNTER,
@@ -246,6 +262,7 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
                  "direction=\"__overflow__\""),
       0 },
 
+    [NGX_HTTP_RAILGUN_WS_PROTOCOL_ERRORS] =
     { ngx_string("railgun_websocket_protocol_errors_total"),
       ngx_string("WebSocket streams that broke the framing protocol; "
                  "counting stops for that direction of that session."),
@@ -254,12 +271,14 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
                  "direction=\"__overflow__\""),
       0 },
 
+    [NGX_HTTP_RAILGUN_PROBE_STATE] =
     { ngx_string("railgun_probe_state"),
       ngx_null_string,
       NGX_RAILGUN_STATE,
       ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
       1 },
 
+    [NGX_HTTP_RAILGUN_PROBE_UP] =
     { ngx_string("railgun_probe_up"),
       ngx_string("Whether the probe's target passes its checks "
                  "(after rise and fall)."),
@@ -267,6 +286,7 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
       ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
       1 },
 
+    [NGX_HTTP_RAILGUN_PROBE_CHECKS] =
     { ngx_string("railgun_probe_checks_total"),
       ngx_string("Probe checks by result."),
       NGX_RAILGUN_COUNTER,
@@ -274,12 +294,14 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
                  "result=\"__overflow__\""),
       1 },
 
+    [NGX_HTTP_RAILGUN_PROBE_DURATION] =
     { ngx_string("railgun_probe_duration_seconds"),
       ngx_string("Time a probe check took, connect to verdict."),
       NGX_RAILGUN_HISTOGRAM,
       ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
       1 },
 
+    [NGX_HTTP_RAILGUN_PROBE_TRANSITIONS] =
     { ngx_string("railgun_probe_transitions_total"),
       ngx_string("Changes of a probe's state."),
       NGX_RAILGUN_COUNTER,
@@ -287,12 +309,14 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
                  "to=\"__overflow__\""),
       1 },
 
+    [NGX_HTTP_RAILGUN_REDIS_MEMORY_USED] =
     { ngx_string("railgun_redis_memory_used_bytes"),
       ngx_string("used_memory from the last INFO of a Redis probe."),
       NGX_RAILGUN_GAUGE,
       ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
       1 },
 
+    [NGX_HTTP_RAILGUN_REDIS_MEMORY_MAX] =
     { ngx_string("railgun_redis_memory_max_bytes"),
       ngx_string("maxmemory from the last INFO of a Redis probe "
                  "(0: no limit)."),
@@ -300,12 +324,14 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
       ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
       1 },
 
+    [NGX_HTTP_RAILGUN_REDIS_CLIENTS] =
     { ngx_string("railgun_redis_connected_clients"),
       ngx_string("connected_clients from the last INFO of a Redis probe."),
       NGX_RAILGUN_GAUGE,
       ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
       1 },
 
+    [NGX_HTTP_RAILGUN_UPSTREAM_PEER_UP] =
     { ngx_string("railgun_upstream_peer_up"),
       ngx_string("Whether an upstream server passes its railgun_check "
                  "(after rise and fall)."),
@@ -313,8 +339,7 @@ ngx_railgun_family_conf_t  ngx_http_railgun_families[] = {
       ngx_string("upstream=\"__overflow__\",peer=\"__overflow__\""),
       1 },
 
-
-
+    [NGX_HTTP_RAILGUN_NFAMILIES] =
     { ngx_null_string, ngx_null_string, 0, ngx_null_string, 0 }
 };
 
@@ -450,6 +475,18 @@ static char *
 ngx_http_railgun_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_railgun_main_conf_t *rmcf = conf;
+
+    ngx_uint_t  i;
+
+    /* a family number added without its entry in the table */
+
+    for (i = 0; i < NGX_HTTP_RAILGUN_NFAMILIES; i++) {
+        if (ngx_http_railgun_families[i].name.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "railgun: family %ui has no entry", i);
+            return NGX_CONF_ERROR;
+        }
+    }
 
     ngx_conf_init_uint_value(rmcf->max_series, NGX_HTTP_RAILGUN_MAX_SERIES);
 
