@@ -18,11 +18,13 @@
 
 static void ngx_railgun_probe_timer_handler(ngx_event_t *ev);
 static void ngx_railgun_probe_start(ngx_railgun_probe_t *probe);
+static void ngx_railgun_probe_connect_handler(ngx_event_t *ev);
 static void ngx_railgun_probe_write_handler(ngx_event_t *wev);
 static void ngx_railgun_probe_read_handler(ngx_event_t *rev);
+static void ngx_railgun_probe_dummy_handler(ngx_event_t *ev);
 static void ngx_railgun_probe_timeout_handler(ngx_event_t *ev);
-static ngx_int_t ngx_railgun_probe_test_connect(ngx_connection_t *c,
-    ngx_railgun_probe_exchange_t *x);
+static ngx_uint_t ngx_railgun_probe_connect_error(ngx_err_t err,
+    const char **reason);
 static void ngx_railgun_probe_done(ngx_railgun_probe_exchange_t *x,
     ngx_uint_t result, const char *reason);
 static void ngx_railgun_probe_close(ngx_railgun_probe_exchange_t *x);
@@ -131,8 +133,11 @@ ngx_railgun_probe_timer_handler(ngx_event_t *ev)
 static void
 ngx_railgun_probe_start(ngx_railgun_probe_t *probe)
 {
+    ngx_err_t                      err;
     ngx_int_t                      rc;
+    ngx_uint_t                     result;
     ngx_pool_t                    *pool;
+    const char                    *reason;
     ngx_connection_t              *c;
     ngx_railgun_probe_proto_t     *proto;
     ngx_railgun_probe_exchange_t  *x;
@@ -190,7 +195,7 @@ ngx_railgun_probe_start(ngx_railgun_probe_t *probe)
     rc = ngx_event_connect_peer(&x->peer);
 
     ngx_log_debug2(NGX_LOG_DEBUG_EVENT, ngx_cycle->log, 0,
-                   "railgun probe \"%V\" connect: %i", &probe->name, rc);
+                   "railgun: probe \"%V\" connect: %i", &probe->name, rc);
 
     if (rc == NGX_ERROR || rc == NGX_BUSY) {
         ngx_railgun_probe_done(x, NGX_RAILGUN_PROBE_ERROR, "connect failed");
@@ -198,22 +203,79 @@ ngx_railgun_probe_start(ngx_railgun_probe_t *probe)
     }
 
     if (rc == NGX_DECLINED) {
-        /* refused at once: ngx_event_connect_peer closed the socket */
+        /*
+         * connect() failed at once and ngx_event_connect_peer closed the
+         * socket; its errno survives the close, which succeeded
+         */
+        err = ngx_socket_errno;
         x->peer.connection = NULL;
-        ngx_railgun_probe_done(x, NGX_RAILGUN_PROBE_REFUSED,
-                               "connection refused");
+
+        result = ngx_railgun_probe_connect_error(err, &reason);
+        ngx_railgun_probe_done(x, result, reason);
         return;
     }
+
+    /*
+     * A handler per state, as nginx's OCSP client has them: until the
+     * connection is known to be up, either event only tests it; the read
+     * handler, which uses x->in, is installed only for a protocol, which
+     * has allocated it.  A target that speaks or closes first thus meets
+     * the handler of the state the exchange is in.
+     */
 
     c = x->peer.connection;
     c->data = x;
     c->pool = pool;
+    c->read->handler = ngx_railgun_probe_connect_handler;
+    c->write->handler = ngx_railgun_probe_connect_handler;
+
+    if (rc == NGX_OK) {
+        ngx_railgun_probe_connect_handler(c->write);
+    }
+}
+
+
+static void
+ngx_railgun_probe_connect_handler(ngx_event_t *ev)
+{
+    int                            err;
+    socklen_t                      len;
+    ngx_uint_t                     result;
+    const char                    *reason;
+    ngx_connection_t              *c;
+    ngx_railgun_probe_exchange_t  *x;
+
+    c = ev->data;
+    x = c->data;
+
+    /* a late refusal or an unreachable host shows in SO_ERROR */
+
+    err = 0;
+    len = sizeof(int);
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, (void *) &err, &len) == -1) {
+        err = ngx_socket_errno;
+    }
+
+    if (err) {
+        result = ngx_railgun_probe_connect_error(err, &reason);
+        ngx_railgun_probe_done(x, result, reason);
+        return;
+    }
+
+    if (ngx_railgun_probe_proto(x->probe) == NULL) {
+        /*
+         * a connect check: connected is all it asks, whatever the target
+         * sends or does next (a banner, a close at maxclients)
+         */
+        ngx_railgun_probe_done(x, NGX_RAILGUN_PROBE_OK, NULL);
+        return;
+    }
+
     c->read->handler = ngx_railgun_probe_read_handler;
     c->write->handler = ngx_railgun_probe_write_handler;
 
-    if (rc == NGX_OK) {
-        ngx_railgun_probe_write_handler(c->write);
-    }
+    ngx_railgun_probe_write_handler(c->write);
 }
 
 
@@ -226,10 +288,6 @@ ngx_railgun_probe_write_handler(ngx_event_t *wev)
 
     c = wev->data;
     x = c->data;
-
-    if (ngx_railgun_probe_test_connect(c, x) != NGX_OK) {
-        return;
-    }
 
     while (x->out < x->out_end) {
 
@@ -253,17 +311,17 @@ ngx_railgun_probe_write_handler(ngx_event_t *wev)
         x->out += n;
     }
 
-    if (ngx_railgun_probe_proto(x->probe) == NULL) {
-        /* a connect check: connected is all it asks */
-        ngx_railgun_probe_done(x, NGX_RAILGUN_PROBE_OK, NULL);
-        return;
-    }
+    /* sent: only the read handler acts from now on */
+
+    wev->handler = ngx_railgun_probe_dummy_handler;
 
     if (wev->active && ngx_del_event(wev, NGX_WRITE_EVENT, 0) != NGX_OK) {
         ngx_railgun_probe_done(x, NGX_RAILGUN_PROBE_ERROR,
                                "write event failed");
         return;
     }
+
+    /* a reply, a greeting or a close may have come meanwhile */
 
     if (c->read->ready) {
         ngx_railgun_probe_read_handler(c->read);
@@ -276,6 +334,8 @@ ngx_railgun_probe_write_handler(ngx_event_t *wev)
     }
 }
 
+
+/* reads the reply into x->in: installed only where the protocol made it */
 
 static void
 ngx_railgun_probe_read_handler(ngx_event_t *rev)
@@ -291,10 +351,6 @@ ngx_railgun_probe_read_handler(ngx_event_t *rev)
     x = c->data;
     b = x->in;
     proto = ngx_railgun_probe_proto(x->probe);
-
-    if (ngx_railgun_probe_test_connect(c, x) != NGX_OK) {
-        return;
-    }
 
     for ( ;; ) {
 
@@ -342,6 +398,14 @@ ngx_railgun_probe_read_handler(ngx_event_t *rev)
 
 
 static void
+ngx_railgun_probe_dummy_handler(ngx_event_t *ev)
+{
+    ngx_log_debug0(NGX_LOG_DEBUG_EVENT, ev->log, 0,
+                   "railgun: probe dummy handler");
+}
+
+
+static void
 ngx_railgun_probe_timeout_handler(ngx_event_t *ev)
 {
     ngx_railgun_probe_exchange_t  *x;
@@ -352,38 +416,42 @@ ngx_railgun_probe_timeout_handler(ngx_event_t *ev)
 }
 
 
-static ngx_int_t
-ngx_railgun_probe_test_connect(ngx_connection_t *c,
-    ngx_railgun_probe_exchange_t *x)
+/*
+ * Only a refusal is "refused": the target's host said nothing listens.  An
+ * unreachable network or host, a reset or anything else is "error".
+ */
+
+static ngx_uint_t
+ngx_railgun_probe_connect_error(ngx_err_t err, const char **reason)
 {
-    int        err;
-    socklen_t  len;
+    switch (err) {
 
-    /* a late refusal shows on the first event only */
+    case NGX_ECONNREFUSED:
+        *reason = "connection refused";
+        return NGX_RAILGUN_PROBE_REFUSED;
 
-    if (x->connected) {
-        return NGX_OK;
+    case NGX_ENETUNREACH:
+    case NGX_ENETDOWN:
+        *reason = "network unreachable";
+        return NGX_RAILGUN_PROBE_ERROR;
+
+    case NGX_EHOSTUNREACH:
+    case NGX_EHOSTDOWN:
+        *reason = "host unreachable";
+        return NGX_RAILGUN_PROBE_ERROR;
+
+    case NGX_ETIMEDOUT:
+        *reason = "connect timed out";
+        return NGX_RAILGUN_PROBE_ERROR;
+
+    case NGX_ECONNRESET:
+        *reason = "connection reset";
+        return NGX_RAILGUN_PROBE_ERROR;
+
+    default:
+        *reason = "connect failed";
+        return NGX_RAILGUN_PROBE_ERROR;
     }
-
-    err = 0;
-    len = sizeof(int);
-
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, (void *) &err, &len) == -1) {
-        err = ngx_socket_errno;
-    }
-
-    if (err == 0) {
-        x->connected = 1;
-        return NGX_OK;
-    }
-
-    ngx_railgun_probe_done(x, err == NGX_ECONNREFUSED
-                              ? NGX_RAILGUN_PROBE_REFUSED
-                              : NGX_RAILGUN_PROBE_ERROR,
-                           err == NGX_ECONNREFUSED ? "connection refused"
-                                                   : "connect failed");
-
-    return NGX_ERROR;
 }
 
 

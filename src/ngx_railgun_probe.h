@@ -139,7 +139,6 @@ struct ngx_railgun_probe_exchange_s {
     ngx_uint_t                     result;
     const char                    *reason;
 
-    ngx_uint_t                     connected;     /* unsigned  connected:1; */
     ngx_uint_t                     have_info;     /* unsigned  have_info:1; */
     uint64_t                       memory_used;
     uint64_t                       memory_max;
