@@ -407,7 +407,7 @@ ngx_http_railgun_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return ngx_http_railgun_gate_init_worker(cycle);
+    return ngx_http_railgun_upstream_init_worker(cycle);
 }
 
 
@@ -853,7 +853,7 @@ ngx_http_railgun_init(ngx_conf_t *cf)
 
     /* checks become probes, then gates find the probes and upstreams */
 
-    if (ngx_http_railgun_gate_init(cf) != NGX_OK) {
+    if (ngx_http_railgun_upstream_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 

@@ -111,12 +111,15 @@ ngx_int_t ngx_http_railgun_expose_handler(ngx_http_request_t *r);
 
 ngx_int_t ngx_http_railgun_gate_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_railgun_no_cache(ngx_http_request_t *r);
-ngx_int_t ngx_http_railgun_gate_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_railgun_gate_resolve(ngx_conf_t *cf, ngx_array_t *gate);
-ngx_int_t ngx_http_railgun_gate_init_worker(ngx_cycle_t *cycle);
+char *ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+ngx_int_t ngx_http_railgun_upstream_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_railgun_upstream_init_worker(ngx_cycle_t *cycle);
+ngx_uint_t ngx_http_railgun_upstream_healthy(
+    ngx_http_railgun_upstream_t *ups, ngx_uint_t *total);
 char *ngx_http_railgun_check(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-char *ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 
 #endif /* _NGX_HTTP_RAILGUN_MODULE_H_INCLUDED_ */

@@ -178,6 +178,8 @@ ngx_int_t ngx_railgun_probe_init_worker(ngx_cycle_t *cycle,
     ngx_railgun_buckets_t *buckets);
 void ngx_railgun_probe_exit_worker(ngx_array_t *probes);
 ngx_uint_t ngx_railgun_probe_is_up(ngx_railgun_probe_t *probe);
+ngx_railgun_probe_proto_t *ngx_railgun_probe_proto(
+    ngx_railgun_probe_t *probe);
 
 
 #endif /* _NGX_RAILGUN_PROBE_H_INCLUDED_ */

@@ -857,7 +857,7 @@ sub transition_lines {
 	my $log = $t->read_file('error.log');
 	$log = substr $log, $offset if $offset;
 
-	my @lines = $log =~ /^.*railgun probe "\Q$probe\E" .* is (?:up|down) after .*$/mg;
+	my @lines = $log =~ /^.*railgun: probe "\Q$probe\E" .* is (?:up|down) after .*$/mg;
 	return @lines;
 }
 
