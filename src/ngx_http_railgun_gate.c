@@ -148,6 +148,10 @@ ngx_http_railgun_no_cache(ngx_http_request_t *r)
     h->hash = 1;
     ngx_str_set(&h->key, "Cache-Control");
     ngx_str_set(&h->value, "no-store");
+    h->lowcase_key = (u_char *) "cache-control";
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
 
     return NGX_OK;
 }
