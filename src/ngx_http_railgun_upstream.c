@@ -73,7 +73,9 @@ ngx_http_railgun_upstream_init_peer(ngx_http_request_t *r,
 
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
 
-    generation = rmcf->store->sh->generation;
+    /* acquire: the states read by the sync are those of this generation */
+    generation = __atomic_load_n(&rmcf->store->sh->generation,
+                                 __ATOMIC_ACQUIRE);
 
     if (generation != ups->applied) {
         ngx_http_railgun_upstream_sync(ups, generation);
@@ -229,7 +231,8 @@ ngx_http_railgun_upstream_init_worker(ngx_cycle_t *cycle)
 
         /* apply the states the zone already has */
         ngx_http_railgun_upstream_sync(rscf->upstream,
-                                       rmcf->store->sh->generation);
+                              __atomic_load_n(&rmcf->store->sh->generation,
+                                              __ATOMIC_ACQUIRE));
     }
 
     return NGX_OK;

@@ -68,7 +68,8 @@ ngx_railgun_probe_is_up(ngx_railgun_probe_t *probe)
         return probe->initial_up;
     }
 
-    state = probe->state->values[NGX_RAILGUN_PROBE_STATE];
+    state = __atomic_load_n(&probe->state->values[NGX_RAILGUN_PROBE_STATE],
+                            __ATOMIC_RELAXED);
 
     if (state == NGX_RAILGUN_PROBE_UNKNOWN) {
         return probe->initial_up;
@@ -533,8 +534,9 @@ ngx_railgun_probe_record(ngx_railgun_probe_t *probe,
         }
     }
 
-    v[NGX_RAILGUN_PROBE_STATE] = up ? NGX_RAILGUN_PROBE_UP
-                                    : NGX_RAILGUN_PROBE_DOWN;
+    __atomic_store_n(&v[NGX_RAILGUN_PROBE_STATE],
+                     up ? NGX_RAILGUN_PROBE_UP : NGX_RAILGUN_PROBE_DOWN,
+                     __ATOMIC_RELAXED);
 
     probe->up->values[0] = up;
 
@@ -553,8 +555,13 @@ ngx_railgun_probe_record(ngx_railgun_probe_t *probe,
 
     ngx_railgun_store_add(probe->transitions[up], 1);
 
-    /* balancers resynchronise their peers when this moves */
-    (void) ngx_atomic_fetch_add(&ngx_railgun_probe_store->sh->generation, 1);
+    /*
+     * balancers resynchronise their peers when this moves: release, so
+     * that the state written above is seen by whoever sees the new
+     * generation (ngx_railgun_store.h)
+     */
+    (void) __atomic_fetch_add(&ngx_railgun_probe_store->sh->generation, 1,
+                              __ATOMIC_RELEASE);
 
     if (up) {
         ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,

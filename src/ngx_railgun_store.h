@@ -79,6 +79,14 @@ typedef struct {
 } ngx_railgun_family_sh_t;
 
 
+/*
+ * generation and probe states: the one prober of a round writes a probe's
+ * state words (relaxed), then increments generation with release order; a
+ * balancer loads generation with acquire order before it reads any state,
+ * so a worker that has seen a generation sees the states behind it and
+ * never records a generation with the states of an older one.
+ */
+
 typedef struct {
     uint32_t                        magic;
     uint32_t                        layout;
