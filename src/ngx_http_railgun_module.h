@@ -88,7 +88,7 @@ typedef struct {
     uint64_t                    start;       /* microseconds, monotonic */
     ngx_http_railgun_ws_t      *ws;          /* set at a WebSocket's 101 */
     ngx_http_railgun_loc_conf_t  *rlcf;      /* the location that decides */
-    ngx_uint_t                  moved;       /* unsigned  moved:1; */
+    unsigned                    moved:1;     /* by a redirect */
     ngx_pool_cleanup_t          cleanup;     /* finds it after a redirect */
 } ngx_http_railgun_ctx_t;
 

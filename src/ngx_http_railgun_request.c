@@ -64,8 +64,8 @@ static void ngx_http_railgun_cleanup(void *data);
 static ngx_int_t ngx_http_railgun_peers_init(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_railgun_peers_add(ngx_cycle_t *cycle,
     ngx_http_upstream_srv_conf_t *uscf, ngx_uint_t add);
-static ngx_int_t ngx_http_railgun_peer_add(ngx_str_t *name,
-    ngx_str_t *upstream, ngx_uint_t no_live);
+static void ngx_http_railgun_peer_add(ngx_str_t *name, ngx_str_t *upstream,
+    ngx_uint_t no_live);
 static ngx_http_railgun_peer_t *ngx_http_railgun_peer_find(ngx_str_t *name);
 static ngx_http_railgun_slot_t *ngx_http_railgun_cached(
     ngx_http_railgun_main_conf_t *rmcf, ngx_http_railgun_loc_conf_t *rlcf,
@@ -118,6 +118,7 @@ static u_char                   *ngx_http_railgun_cache_text_end;
 
 static ngx_http_railgun_peer_t  *ngx_http_railgun_peers;
 static ngx_uint_t                ngx_http_railgun_npeers;   /* a power of 2 */
+static ngx_uint_t                ngx_http_railgun_nmapped;
 
 /* the labels of an attempt to an address chosen at run time */
 static ngx_str_t  ngx_http_railgun_dynamic_upstream = ngx_null_string;
@@ -851,7 +852,7 @@ ngx_http_railgun_peers_init(ngx_cycle_t *cycle)
 
     /* at most half full: probes stay short */
 
-    for (ngx_http_railgun_npeers = 2;
+    for (ngx_http_railgun_npeers = 4;
          ngx_http_railgun_npeers < 2 * n;
          ngx_http_railgun_npeers *= 2)
     {
@@ -934,30 +935,19 @@ ngx_http_railgun_peers_add(ngx_cycle_t *cycle,
 
     for (list = peers; list; list = list->next) {
 
-        if (add && list->name
-            && ngx_http_railgun_peer_add(list->name, upstream, 1) != NGX_OK)
-        {
-            n = NGX_ERROR;
-            break;
+        if (add && list->name) {
+            ngx_http_railgun_peer_add(list->name, upstream, 1);
         }
 
         n++;
 
         for (peer = list->peer; peer; peer = peer->next) {
 
-            if (add
-                && ngx_http_railgun_peer_add(&peer->name, upstream, 0)
-                   != NGX_OK)
-            {
-                n = NGX_ERROR;
-                break;
+            if (add) {
+                ngx_http_railgun_peer_add(&peer->name, upstream, 0);
             }
 
             n++;
-        }
-
-        if (n == NGX_ERROR) {
-            break;
         }
     }
 
@@ -967,12 +957,22 @@ ngx_http_railgun_peers_add(ngx_cycle_t *cycle,
 }
 
 
-static ngx_int_t
+/*
+ * The map has room for twice the peers counted and never takes more than
+ * half of it (should the lists grow between the count and the adds), so
+ * that a lookup always ends at a free entry.
+ */
+
+static void
 ngx_http_railgun_peer_add(ngx_str_t *name, ngx_str_t *upstream,
     ngx_uint_t no_live)
 {
     ngx_uint_t                i, mask;
     ngx_http_railgun_peer_t  *p;
+
+    if (ngx_http_railgun_nmapped >= ngx_http_railgun_npeers / 2) {
+        return;
+    }
 
     mask = ngx_http_railgun_npeers - 1;
 
@@ -982,14 +982,15 @@ ngx_http_railgun_peer_add(ngx_str_t *name, ngx_str_t *upstream,
 
         if (p->name == name) {
             /* an upstream met twice: the first one keeps its label */
-            return NGX_OK;
+            return;
         }
 
         if (p->name == NULL) {
             p->name = name;
             p->upstream = upstream;
             p->no_live = no_live;
-            return NGX_OK;
+            ngx_http_railgun_nmapped++;
+            return;
         }
     }
 }

@@ -152,8 +152,8 @@ my $m = $t->metrics();
 my (%log, %logged);
 
 for my $line (split /\n/, $t->read_file('access.log')) {
-	my ($uri, $addr, $status) = $line =~ m!"GET (\S+) [^"]*" .* "([^"]*)" "([^"]*)"$!
-		or next;
+	my ($uri, $addr, $status) =
+		$line =~ m!"GET (\S+) [^"]*" .* "([^"]*)" "([^"]*)"$! or next;
 	next if $uri eq '/metrics';
 	(my $loc = $uri) =~ s!^(/[^/]+/).*!$1!;
 
