@@ -44,6 +44,7 @@ enum {
     NGX_HTTP_RAILGUN_REDIS_MEMORY_MAX,
     NGX_HTTP_RAILGUN_REDIS_CLIENTS,
     NGX_HTTP_RAILGUN_UPSTREAM_PEER_UP,
+    NGX_HTTP_RAILGUN_UPSTREAM_NO_LIVE,
     NGX_HTTP_RAILGUN_NFAMILIES
 };
 
@@ -86,6 +87,8 @@ typedef struct ngx_http_railgun_ws_s  ngx_http_railgun_ws_t;
 typedef struct {
     uint64_t                    start;       /* microseconds, monotonic */
     ngx_http_railgun_ws_t      *ws;          /* set at a WebSocket's 101 */
+    ngx_http_railgun_loc_conf_t  *rlcf;      /* the location that decides */
+    unsigned                    moved:1;     /* by a redirect */
     ngx_pool_cleanup_t          cleanup;     /* finds it after a redirect */
 } ngx_http_railgun_ctx_t;
 
@@ -95,7 +98,10 @@ extern ngx_railgun_family_conf_t  ngx_http_railgun_families[];
 
 
 ngx_int_t ngx_http_railgun_post_read_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_railgun_location_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_railgun_log_handler(ngx_http_request_t *r);
+ngx_http_railgun_loc_conf_t *ngx_http_railgun_account_conf(
+    ngx_http_request_t *r, ngx_http_railgun_ctx_t *ctx);
 ngx_int_t ngx_http_railgun_request_init_worker(ngx_cycle_t *cycle,
     ngx_uint_t nlocations);
 ngx_http_railgun_ctx_t *ngx_http_railgun_get_ctx(ngx_http_request_t *r);
