@@ -251,10 +251,10 @@ ngx_http_railgun_gate_sync(ngx_http_railgun_upstream_t *ups,
 
     /* one line per change for all workers: the flag is in the zone */
 
-    was = ups->state->values[0];
+    was = (ngx_uint_t) ngx_railgun_store_value(ups->state, 0);
 
     if (was != all_down
-        && ngx_atomic_cmp_set(&ups->state->values[0], was, all_down))
+        && ngx_railgun_store_cas(ups->state, 0, was, all_down))
     {
         if (all_down) {
             ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
