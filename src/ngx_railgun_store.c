@@ -23,12 +23,12 @@
 #define NGX_RAILGUN_STORE_LAYOUT  6
 
 /*
- * A table slot per 64 bytes of zone: the smallest series (a counter with
- * 40 bytes of labels) takes 80, and the table is kept under 3/4 full, so
- * the zone's bytes run out before its table does.  The table is an eighth
- * of the zone.
+ * The table is kept under 3/4 full and has room for as many series as the
+ * zone's bytes hold of the smallest: a counter with 32 bytes of labels.  So
+ * the bytes run out first; the table takes 15% of a zone (8% on 32 bits).
  */
-#define NGX_RAILGUN_STORE_SLOT_BYTES  64
+#define NGX_RAILGUN_STORE_MIN_SERIES                                          \
+    (offsetof(ngx_railgun_series_t, values) + sizeof(uint64_t) + 32)
 
 #define NGX_RAILGUN_STORE_CHUNK       (64 * 1024)
 
@@ -777,7 +777,8 @@ ngx_railgun_store_create(ngx_railgun_store_t *store, ngx_shm_zone_t *shm_zone)
     ngx_railgun_family_sh_t    *fam;
     ngx_railgun_family_conf_t  *fc;
 
-    nslots = ngx_max(shm_zone->shm.size / NGX_RAILGUN_STORE_SLOT_BYTES, 64);
+    nslots = shm_zone->shm.size / (NGX_RAILGUN_STORE_MIN_SERIES * 3 / 4);
+    nslots = ngx_max(nslots, 64);
 
     sh = ngx_slab_calloc(store->shpool, sizeof(ngx_railgun_store_sh_t));
     if (sh == NULL) {
