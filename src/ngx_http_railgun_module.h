@@ -86,7 +86,7 @@ typedef struct ngx_http_railgun_ws_s  ngx_http_railgun_ws_t;
 
 typedef struct {
     uint64_t                    start;       /* microseconds, monotonic */
-    ngx_http_railgun_ws_t      *ws;          /* set at a WebSocket's 101 */
+    ngx_http_railgun_ws_t      *ws;          /* set at an upgrade's 101 */
     ngx_http_railgun_loc_conf_t  *rlcf;      /* the location that decides */
     unsigned                    moved:1;     /* by a redirect */
     ngx_pool_cleanup_t          cleanup;     /* finds it after a redirect */
@@ -106,7 +106,7 @@ ngx_int_t ngx_http_railgun_request_init_worker(ngx_cycle_t *cycle,
     ngx_uint_t nlocations);
 ngx_http_railgun_ctx_t *ngx_http_railgun_get_ctx(ngx_http_request_t *r);
 void ngx_http_railgun_account(ngx_http_request_t *r,
-    ngx_http_railgun_ctx_t *ctx, ngx_uint_t status);
+    ngx_http_railgun_ctx_t *ctx, ngx_uint_t status, off_t sent);
 
 ngx_int_t ngx_http_railgun_websocket_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_railgun_websocket_start(ngx_http_request_t *r);

@@ -37,7 +37,6 @@ struct ngx_http_railgun_slot_s {
     uint32_t                  hash;
     uint32_t                  len;
     u_char                   *text;
-    ngx_uint_t                overflow;    /* unsigned  overflow:1; */
     ngx_railgun_series_t     *series[4];
 };
 
@@ -89,8 +88,6 @@ static void ngx_http_railgun_upstream_series(
     ngx_http_railgun_main_conf_t *rmcf, ngx_http_railgun_loc_conf_t *rlcf,
     ngx_str_t *upstream, ngx_str_t *peer, ngx_uint_t status,
     ngx_http_railgun_slot_t *value);
-static void ngx_http_railgun_count_drops(ngx_http_railgun_main_conf_t *rmcf,
-    ngx_http_railgun_slot_t *slot, ngx_uint_t n);
 static u_char *ngx_http_railgun_label(u_char *p, const char *name,
     size_t len, ngx_str_t *value);
 static u_char *ngx_http_railgun_status_label(u_char *p, ngx_uint_t status);
@@ -227,7 +224,7 @@ ngx_http_railgun_log_handler(ngx_http_request_t *r)
     ctx = ngx_http_railgun_get_ctx(r);
 
     if (ctx && ctx->ws) {
-        /* an upgraded request was accounted at its 101: the session ends */
+        /* an upgraded request was accounted at its 101: the tunnel ends */
         ngx_http_railgun_websocket_end(r, ctx);
         return NGX_OK;
     }
@@ -245,7 +242,7 @@ ngx_http_railgun_log_handler(ngx_http_request_t *r)
         status = r->headers_out.status;
     }
 
-    ngx_http_railgun_account(r, ctx, status);
+    ngx_http_railgun_account(r, ctx, status, r->connection->sent);
 
     return NGX_OK;
 }
@@ -253,12 +250,13 @@ ngx_http_railgun_log_handler(ngx_http_request_t *r)
 
 /*
  * Accounts a request in the request families and its upstream attempts in
- * the upstream families: at the log phase, or at the 101 of a WebSocket.
+ * the upstream families: at the log phase, or at the 101 of an upgrade,
+ * with the bytes of the 101 as "sent".
  */
 
 void
 ngx_http_railgun_account(ngx_http_request_t *r, ngx_http_railgun_ctx_t *ctx,
-    ngx_uint_t status)
+    ngx_uint_t status, off_t sent)
 {
     uint64_t                       us;
     ngx_str_t                      path, *text;
@@ -336,11 +334,7 @@ found:
     ngx_railgun_store_add(slot->series[0], 1);
     ngx_railgun_store_observe(slot->series[1], us);
     ngx_railgun_store_add(slot->series[2], r->request_length);
-    ngx_railgun_store_add(slot->series[3], r->connection->sent);
-
-    if (slot->overflow) {
-        ngx_http_railgun_count_drops(rmcf, slot, 4);
-    }
+    ngx_railgun_store_add(slot->series[3], sent);
 
     if (r->upstream_states && r->upstream_states->nelts) {
         ngx_http_railgun_account_upstream(r, rmcf, rlcf);
@@ -422,10 +416,6 @@ ngx_http_railgun_account_upstream(ngx_http_request_t *r,
 
             ngx_railgun_store_add(slot->series[0], 1);
 
-            if (slot->overflow) {
-                ngx_http_railgun_count_drops(rmcf, slot, 1);
-            }
-
             continue;
 
         } else {
@@ -444,10 +434,6 @@ ngx_http_railgun_account_upstream(ngx_http_request_t *r,
         if (state[i].header_time != (ngx_msec_t) -1) {
             ngx_railgun_store_observe(slot->series[2],
                                       state[i].header_time * 1000);
-        }
-
-        if (slot->overflow) {
-            ngx_http_railgun_count_drops(rmcf, slot, 3);
         }
     }
 }
@@ -635,7 +621,6 @@ ngx_http_railgun_cache_store(ngx_http_railgun_slot_t *slot, void *conf,
 
     slot->conf = conf;
     slot->code = code;
-    slot->overflow = value->overflow;
     ngx_memcpy(slot->series, value->series, sizeof(value->series));
 }
 
@@ -648,7 +633,6 @@ ngx_http_railgun_request_series(ngx_http_request_t *r,
 {
     u_char                       *p, key[NGX_HTTP_RAILGUN_KEY_LEN];
     size_t                        server_path, with_method;
-    ngx_uint_t                    i;
     ngx_railgun_store_t          *store;
     ngx_http_railgun_srv_conf_t  *rscf;
 
@@ -681,14 +665,6 @@ ngx_http_railgun_request_series(ngx_http_request_t *r,
                                                NGX_HTTP_RAILGUN_RESPONSE_BYTES,
                                                key, server_path,
                                                rlcf->buckets);
-
-    value->overflow = 0;
-
-    for (i = 0; i < 4; i++) {
-        if (value->series[i]->flags & NGX_RAILGUN_SERIES_OVERFLOW) {
-            value->overflow = 1;
-        }
-    }
 }
 
 
@@ -699,7 +675,6 @@ ngx_http_railgun_upstream_series(ngx_http_railgun_main_conf_t *rmcf,
 {
     u_char               *p, key[NGX_HTTP_RAILGUN_KEY_LEN];
     size_t                upstream_peer;
-    ngx_uint_t            i;
     ngx_railgun_store_t  *store;
 
     store = rmcf->store;
@@ -713,8 +688,6 @@ ngx_http_railgun_upstream_series(ngx_http_railgun_main_conf_t *rmcf,
         value->series[1] = NULL;
         value->series[2] = NULL;
         value->series[3] = NULL;
-        value->overflow = (value->series[0]->flags
-                           & NGX_RAILGUN_SERIES_OVERFLOW) ? 1 : 0;
         return;
     }
 
@@ -733,32 +706,6 @@ ngx_http_railgun_upstream_series(ngx_http_railgun_main_conf_t *rmcf,
                                             NGX_HTTP_RAILGUN_UPSTREAM_HEADER,
                                             key, upstream_peer, rlcf->buckets);
     value->series[3] = NULL;
-
-    value->overflow = 0;
-
-    for (i = 0; i < 3; i++) {
-        if (value->series[i]->flags & NGX_RAILGUN_SERIES_OVERFLOW) {
-            value->overflow = 1;
-        }
-    }
-}
-
-
-static void
-ngx_http_railgun_count_drops(ngx_http_railgun_main_conf_t *rmcf,
-    ngx_http_railgun_slot_t *slot, ngx_uint_t n)
-{
-    ngx_uint_t             i;
-    ngx_railgun_series_t  *s;
-
-    for (i = 0; i < n; i++) {
-        s = slot->series[i];
-
-        if (s->flags & NGX_RAILGUN_SERIES_OVERFLOW) {
-            (void) ngx_atomic_fetch_add(
-                            &rmcf->store->sh->family[s->family].dropped, 1);
-        }
-    }
 }
 
 

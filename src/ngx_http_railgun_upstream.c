@@ -74,8 +74,7 @@ ngx_http_railgun_upstream_init_peer(ngx_http_request_t *r,
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
 
     /* acquire: the states read by the sync are those of this generation */
-    generation = __atomic_load_n(&rmcf->store->sh->generation,
-                                 __ATOMIC_ACQUIRE);
+    generation = ngx_railgun_store_generation(rmcf->store);
 
     if (generation != ups->applied) {
         ngx_http_railgun_upstream_sync(ups, generation);
@@ -117,10 +116,10 @@ ngx_http_railgun_upstream_sync(ngx_http_railgun_upstream_t *ups,
 
     /* one line per change for all workers: the flag is in the zone */
 
-    was = ups->state->values[0];
+    was = (ngx_uint_t) ngx_railgun_store_value(ups->state, 0);
 
     if (was != all_down
-        && ngx_atomic_cmp_set(&ups->state->values[0], was, all_down))
+        && ngx_railgun_store_cas(ups->state, 0, was, all_down))
     {
         if (all_down) {
             ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
@@ -231,8 +230,7 @@ ngx_http_railgun_upstream_init_worker(ngx_cycle_t *cycle)
 
         /* apply the states the zone already has */
         ngx_http_railgun_upstream_sync(rscf->upstream,
-                              __atomic_load_n(&rmcf->store->sh->generation,
-                                              __ATOMIC_ACQUIRE));
+                                 ngx_railgun_store_generation(rmcf->store));
     }
 
     return NGX_OK;

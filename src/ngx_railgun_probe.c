@@ -62,14 +62,13 @@ static ngx_railgun_store_t  *ngx_railgun_probe_store;
 ngx_uint_t
 ngx_railgun_probe_is_up(ngx_railgun_probe_t *probe)
 {
-    ngx_atomic_uint_t  state;
+    uint64_t  state;
 
     if (probe->disabled) {
         return probe->initial_up;
     }
 
-    state = __atomic_load_n(&probe->state->values[NGX_RAILGUN_PROBE_STATE],
-                            __ATOMIC_RELAXED);
+    state = ngx_railgun_store_value(probe->state, NGX_RAILGUN_PROBE_STATE);
 
     if (state == NGX_RAILGUN_PROBE_UNKNOWN) {
         return probe->initial_up;
@@ -83,7 +82,6 @@ static void
 ngx_railgun_probe_timer_handler(ngx_event_t *ev)
 {
     ngx_msec_t            now, due, next, delay;
-    ngx_atomic_t         *next_due;
     ngx_railgun_probe_t  *probe;
 
     probe = ev->data;
@@ -92,10 +90,9 @@ ngx_railgun_probe_timer_handler(ngx_event_t *ev)
         return;
     }
 
-    next_due = &probe->state->values[NGX_RAILGUN_PROBE_NEXT_DUE];
-
     now = ngx_current_msec;
-    due = *next_due;
+    due = (ngx_msec_t) ngx_railgun_store_value(probe->state,
+                                               NGX_RAILGUN_PROBE_NEXT_DUE);
 
     if (probe->exchange == NULL && (ngx_msec_int_t) (now - due) >= 0) {
 
@@ -107,11 +104,14 @@ ngx_railgun_probe_timer_handler(ngx_event_t *ev)
 
         /* one worker wins the round; the others see the new due time */
 
-        if (ngx_atomic_cmp_set(next_due, due, next)) {
+        if (ngx_railgun_store_cas(probe->state, NGX_RAILGUN_PROBE_NEXT_DUE,
+                                  due, next))
+        {
             ngx_railgun_probe_start(probe);
         }
 
-        due = *next_due;
+        due = (ngx_msec_t) ngx_railgun_store_value(probe->state,
+                                                   NGX_RAILGUN_PROBE_NEXT_DUE);
     }
 
     delay = (ngx_msec_int_t) (due - now) > 0 ? due - now : 1;
@@ -509,9 +509,10 @@ static void
 ngx_railgun_probe_record(ngx_railgun_probe_t *probe,
     ngx_railgun_probe_exchange_t *x, uint64_t us)
 {
-    ngx_uint_t     up, was_up;
-    ngx_atomic_t  *v;
+    uint64_t    *v;
+    ngx_uint_t   up, was_up;
 
+    /* only the winner of the round writes these, and the gate reads STATE */
     v = probe->state->values;
 
     was_up = ngx_railgun_probe_is_up(probe);
@@ -534,19 +535,18 @@ ngx_railgun_probe_record(ngx_railgun_probe_t *probe,
         }
     }
 
-    __atomic_store_n(&v[NGX_RAILGUN_PROBE_STATE],
-                     up ? NGX_RAILGUN_PROBE_UP : NGX_RAILGUN_PROBE_DOWN,
-                     __ATOMIC_RELAXED);
+    ngx_railgun_store_set(probe->state, NGX_RAILGUN_PROBE_STATE,
+                          up ? NGX_RAILGUN_PROBE_UP : NGX_RAILGUN_PROBE_DOWN);
 
-    probe->up->values[0] = up;
+    ngx_railgun_store_set(probe->up, 0, up);
 
     ngx_railgun_store_add(probe->checks[x->result], 1);
     ngx_railgun_store_observe(probe->duration, us);
 
     if (x->have_info) {
-        probe->memory_used->values[0] = x->memory_used;
-        probe->memory_max->values[0] = x->memory_max;
-        probe->clients->values[0] = x->clients;
+        ngx_railgun_store_set(probe->memory_used, 0, x->memory_used);
+        ngx_railgun_store_set(probe->memory_max, 0, x->memory_max);
+        ngx_railgun_store_set(probe->clients, 0, x->clients);
     }
 
     if (up == was_up) {
@@ -556,12 +556,11 @@ ngx_railgun_probe_record(ngx_railgun_probe_t *probe,
     ngx_railgun_store_add(probe->transitions[up], 1);
 
     /*
-     * balancers resynchronise their peers when this moves: release, so
-     * that the state written above is seen by whoever sees the new
-     * generation (ngx_railgun_store.h)
+     * balancers resynchronise their peers when this moves: a release, so
+     * that whoever sees the new generation sees the state written above
+     * (ngx_railgun_store.h)
      */
-    (void) __atomic_fetch_add(&ngx_railgun_probe_store->sh->generation, 1,
-                              __ATOMIC_RELEASE);
+    ngx_railgun_store_changed(ngx_railgun_probe_store);
 
     if (up) {
         ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
@@ -669,7 +668,8 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
         }
 
         /* before any result the gauge tells the initial state */
-        probe[i].up->values[0] = ngx_railgun_probe_is_up(&probe[i]);
+        ngx_railgun_store_set(probe[i].up, 0,
+                              ngx_railgun_probe_is_up(&probe[i]));
 
         ngx_railgun_store_own(store, probe[i].up);
 
