@@ -85,11 +85,12 @@ typedef struct ngx_http_railgun_ws_s  ngx_http_railgun_ws_t;
 
 
 typedef struct {
-    uint64_t                    start;       /* microseconds, monotonic */
-    ngx_http_railgun_ws_t      *ws;          /* set at an upgrade's 101 */
+    uint64_t                      start;     /* microseconds, monotonic */
+    ngx_http_railgun_ws_t        *ws;        /* set at an upgrade's 101  */
     ngx_http_railgun_loc_conf_t  *rlcf;      /* the location that decides */
-    unsigned                    moved:1;     /* by a redirect */
-    ngx_pool_cleanup_t          cleanup;     /* finds it after a redirect */
+    unsigned                      moved:1;   /* by an error page, or to a
+                                                named location: rlcf stays */
+    ngx_pool_cleanup_t            cleanup;   /* finds it after a redirect */
 } ngx_http_railgun_ctx_t;
 
 
