@@ -114,6 +114,7 @@ struct ngx_railgun_probe_s {
     ngx_event_t                    timer;
     ngx_railgun_probe_exchange_t  *exchange;
     ngx_railgun_series_t          *state;
+    ngx_railgun_series_t          *round;         /* values[0]: prober pid */
     ngx_railgun_series_t          *up;
     ngx_railgun_series_t          *duration;
     ngx_railgun_series_t          *checks[NGX_RAILGUN_PROBE_NRESULTS];

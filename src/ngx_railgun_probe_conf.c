@@ -38,7 +38,7 @@ ngx_railgun_probe_init(ngx_railgun_probe_t *probe, ngx_str_t *name,
     probe->name = *name;
     probe->check = check;
     probe->interval = 2000;
-    probe->timeout = 1000;
+    probe->timeout = NGX_CONF_UNSET_MSEC;   /* the smaller of 1s and interval */
     probe->rise = 2;
     probe->fall = 3;
     probe->db = -1;
@@ -305,10 +305,19 @@ ngx_railgun_probe_parse_params(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
         goto invalid;
     }
 
-    if (probe->timeout >= probe->interval) {
+    /*
+     * any timeout is accepted, a longer one than the interval too (NGINX
+     * Plus's usual shape): a round never starts before the last one ended
+     */
+
+    if (probe->timeout == NGX_CONF_UNSET_MSEC) {
+        probe->timeout = ngx_min(1000, probe->interval);
+    }
+
+    if (probe->jitter > probe->interval) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "railgun: probe \"%V\": timeout must be less than "
-                           "interval", &probe->name);
+                           "railgun: probe \"%V\": jitter must not be more "
+                           "than interval", &probe->name);
         return NGX_CONF_ERROR;
     }
 

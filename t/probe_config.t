@@ -75,12 +75,12 @@ my @cases = (
 		qr/port/ ],
 	[ 'tcp without port', 'HTTP', 'railgun_probe a tcp://127.0.0.1;',
 		qr/port/ ],
-	[ 'timeout equal to interval', 'HTTP',
-		"railgun_probe a $R interval=1s timeout=1s;",
-		qr/timeout must be less than interval/ ],
-	[ 'timeout above the default interval', 'HTTP',
-		"railgun_probe a $R timeout=3s;",
-		qr/timeout must be less than interval/ ],
+	[ 'jitter above interval', 'HTTP',
+		"railgun_probe a $R interval=1s jitter=1001ms;",
+		qr/jitter must not be more than interval/ ],
+	[ 'jitter above the default interval', 'HTTP',
+		"railgun_probe a $R jitter=3s;",
+		qr/jitter must not be more than interval/ ],
 	[ 'duplicate name', 'HTTP', "railgun_probe ok_one $R;",
 		qr/duplicate probe "ok_one"/ ],
 	[ 'interval not a time', 'HTTP', "railgun_probe a $R interval=soon;",
@@ -147,7 +147,9 @@ my ($rc, $out) = $t->nginx_t(conf(HTTP => join ' ',
 	'railgun_probe cache redis://probe:s3cret@127.0.0.1:6380/2',
 		'role=replica interval=1s timeout=300ms initial=down;',
 	'railgun_probe pw redis://:s3cret@127.0.0.1:6379 role=master;',
-	'railgun_probe port tcp://127.0.0.1:5432 interval=10s;'));
+	'railgun_probe port tcp://127.0.0.1:5432 interval=10s;',
+	"railgun_probe short $R interval=500ms;",
+	"railgun_probe plus $H interval=200ms timeout=5s jitter=200ms;"));
 
 is($rc, 0, 'valid configuration') or diag($out);
 like($out, qr/test is successful/, 'valid configuration output');
