@@ -118,6 +118,8 @@ ngx_int_t ngx_http_railgun_upstream_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_railgun_upstream_init_worker(ngx_cycle_t *cycle);
 ngx_uint_t ngx_http_railgun_upstream_healthy(
     ngx_http_railgun_upstream_t *ups, ngx_uint_t *total);
+ngx_uint_t ngx_http_railgun_upstream_nservers(
+    ngx_http_railgun_upstream_t *ups);
 char *ngx_http_railgun_check(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 

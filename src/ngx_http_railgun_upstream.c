@@ -182,6 +182,15 @@ ngx_http_railgun_upstream_healthy(ngx_http_railgun_upstream_t *ups,
 }
 
 
+/* the addresses of its servers, those marked down included */
+
+ngx_uint_t
+ngx_http_railgun_upstream_nservers(ngx_http_railgun_upstream_t *ups)
+{
+    return ups->nprobes;
+}
+
+
 /*
  * In each worker: find the peers of every checked upstream (with "zone" they
  * are in shared memory only now) and pair each with the probe of its address.
@@ -426,6 +435,32 @@ ngx_http_railgun_upstream_init(ngx_conf_t *cf)
                                "\"%V\" in %s:%ui", &uscfp[i]->host,
                                uscfp[i]->file_name, uscfp[i]->line);
             return NGX_ERROR;
+        }
+
+        /*
+         * one name, one thing: a probe named as a checked upstream would
+         * share its state records (the same name and target) and the gate
+         * would mix their verdicts
+         */
+
+        probe = rmcf->probes.elts;
+
+        for (s = 0; s < rmcf->probes.nelts; s++) {
+            if (!probe[s].check
+                && probe[s].name.len == uscfp[i]->host.len
+                && ngx_strncmp(probe[s].name.data, uscfp[i]->host.data,
+                               probe[s].name.len)
+                   == 0)
+            {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "railgun: probe \"%V\" has the name of an "
+                              "upstream with railgun_check (in %V:%ui), "
+                              "a name is one thing in %V:%ui",
+                              &probe[s].name, &ups->check.file,
+                              ups->check.line, &probe[s].file,
+                              probe[s].line);
+                return NGX_ERROR;
+            }
         }
 
         ups->first = rmcf->probes.nelts;

@@ -80,6 +80,8 @@ typedef struct {
 
 struct ngx_railgun_probe_s {
     ngx_str_t                      name;
+    ngx_str_t                      file;          /* where it is configured */
+    ngx_uint_t                     line;
     ngx_str_t                      target;        /* host:port, the label */
     ngx_addr_t                     addr;
     ngx_uint_t                     type;
