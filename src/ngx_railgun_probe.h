@@ -29,6 +29,9 @@
 #define NGX_RAILGUN_PROBE_REDIS    1
 #define NGX_RAILGUN_PROBE_TCP      2
 
+/* body=: the longest text, matched across the chunks of a reply */
+#define NGX_RAILGUN_PROBE_MAX_BODY  1024
+
 #define NGX_RAILGUN_ROLE_ANY       0
 #define NGX_RAILGUN_ROLE_MASTER    1
 #define NGX_RAILGUN_ROLE_REPLICA   2

@@ -61,7 +61,21 @@ ngx_railgun_probe_init_request(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
     ngx_railgun_probe_proto_t  *proto;
 
     if (probe->type == NGX_RAILGUN_PROBE_HTTP && probe->host.len == 0) {
-        probe->host = probe->target;
+
+        if (probe->target.len > 5
+            && ngx_strncmp(probe->target.data, "unix:", 5) == 0)
+        {
+            /* a real Host for a unix socket: the upstream's name */
+            if (probe->check) {
+                probe->host = probe->name;
+
+            } else {
+                ngx_str_set(&probe->host, "localhost");
+            }
+
+        } else {
+            probe->host = probe->target;
+        }
     }
 
     proto = ngx_railgun_probe_proto(probe);
@@ -298,7 +312,8 @@ ngx_railgun_probe_parse_params(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
             }
 
             if (ngx_strncmp(params[i].data, "body=", 5) == 0
-                && params[i].len > 5)
+                && params[i].len > 5
+                && params[i].len - 5 <= NGX_RAILGUN_PROBE_MAX_BODY)
             {
                 probe->body.data = params[i].data + 5;
                 probe->body.len = params[i].len - 5;
