@@ -29,6 +29,7 @@ typedef struct {
     ngx_railgun_probe_t           *probe;
     ngx_uint_t                     configured_down;
     ngx_uint_t                     up;          /* as read by the last sync */
+    ngx_uint_t                     rose;        /* unsigned  rose:1; */
 } ngx_http_railgun_upstream_peer_t;
 
 
@@ -96,7 +97,8 @@ static void
 ngx_http_railgun_upstream_sync(ngx_http_railgun_upstream_t *ups,
     ngx_atomic_uint_t generation)
 {
-    ngx_uint_t                         i, live, all_down, was;
+    time_t                             now;
+    ngx_uint_t                         i, up, live, all_down, was;
     ngx_http_railgun_upstream_peer_t  *gp;
     ngx_http_upstream_rr_peers_t      *peers;
 
@@ -106,7 +108,10 @@ ngx_http_railgun_upstream_sync(ngx_http_railgun_upstream_t *ups,
     /* each state is read once: the verdict and the flags must agree */
 
     for (i = 0; i < ups->npeers; i++) {
-        gp[i].up = ngx_railgun_probe_is_up(gp[i].probe);
+        up = ngx_railgun_probe_is_up(gp[i].probe);
+
+        gp[i].rose = (up && !gp[i].up);
+        gp[i].up = up;
 
         if (!gp[i].configured_down && gp[i].up) {
             live++;
@@ -139,9 +144,23 @@ ngx_http_railgun_upstream_sync(ngx_http_railgun_upstream_t *ups,
 
     ngx_http_upstream_rr_peers_wlock(peers);
 
+    now = ngx_time();
+
     for (i = 0; i < ups->npeers; i++) {
         gp[i].peer->down = gp[i].configured_down
                            || (!all_down && !gp[i].up);
+
+        /*
+         * up means used: the checks passed rise times since the peer
+         * failed, so nginx's passive state (max_fails, fail_timeout) must
+         * not keep it out any longer
+         */
+
+        if (gp[i].rose) {
+            gp[i].peer->fails = 0;
+            gp[i].peer->accessed = 0;
+            gp[i].peer->checked = now;
+        }
     }
 
     ngx_http_upstream_rr_peers_unlock(peers);
