@@ -38,7 +38,9 @@ ngx_http_railgun_gate_handler(ngx_http_request_t *r)
     ngx_int_t                      rc;
     ngx_buf_t                     *b;
     ngx_uint_t                     i, ready, healthy, total, need;
+    ngx_uint_t                     draining;
     ngx_chain_t                    out;
+    ngx_file_info_t                fi;
     ngx_http_railgun_loc_conf_t   *rlcf;
     ngx_http_railgun_gate_item_t  *item;
 
@@ -63,6 +65,15 @@ ngx_http_railgun_gate_handler(ngx_http_request_t *r)
 
     ready = 1;
     len = sizeof("{\"status\":\"unavailable\"}" CRLF) - 1;
+
+    /*
+     * draining: the node leaves the outer load balancer while the file
+     * exists; the probes and the names' states go on as ever
+     */
+
+    draining = (rlcf->gate_drain.len
+                && ngx_file_info(rlcf->gate_drain.data, &fi)
+                   != NGX_FILE_ERROR);
 
     for (i = 0; i < rlcf->gate->nelts; i++) {
 
@@ -92,7 +103,7 @@ ngx_http_railgun_gate_handler(ngx_http_request_t *r)
     }
 
     p = ngx_sprintf(b->last, "{\"status\":\"%s\"",
-                    ready ? "ready" : "unavailable");
+                    draining ? "draining" : ready ? "ready" : "unavailable");
 
     for (i = 0; i < rlcf->gate->nelts; i++) {
         *p++ = ',';
@@ -109,8 +120,8 @@ ngx_http_railgun_gate_handler(ngx_http_request_t *r)
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
-    r->headers_out.status = ready ? NGX_HTTP_OK
-                                  : NGX_HTTP_SERVICE_UNAVAILABLE;
+    r->headers_out.status = (ready && !draining)
+                            ? NGX_HTTP_OK : NGX_HTTP_SERVICE_UNAVAILABLE;
     r->headers_out.content_length_n = b->last - b->pos;
 
     ngx_str_set(&r->headers_out.content_type, "application/json");
@@ -210,6 +221,29 @@ ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "drain_file=", 11) == 0) {
+
+            if (rlcf->gate_drain.len || value[i].len == 11) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "railgun: an empty or second "
+                                   "\"drain_file=\" in one railgun_gate");
+                return NGX_CONF_ERROR;
+            }
+
+            rlcf->gate_drain.data = value[i].data + 11;
+            rlcf->gate_drain.len = value[i].len - 11;
+
+            /* relative to the prefix, as nginx's own paths; NUL-ended */
+
+            if (ngx_conf_full_name(cf->cycle, &rlcf->gate_drain, 0)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
 
         item = ngx_array_push(rlcf->gate);
         if (item == NULL) {

@@ -76,6 +76,7 @@ typedef struct {
     ngx_railgun_buckets_t      *buckets;
     ngx_railgun_buckets_t      *ws_buckets;
     ngx_array_t                *gate;        /* railgun_gate's items */
+    ngx_str_t                   gate_drain;  /* its drain_file=, or empty */
     ngx_uint_t                  index;       /* in each worker's cache */
 } ngx_http_railgun_loc_conf_t;
 
