@@ -615,6 +615,21 @@ ngx_railgun_probe_record(ngx_railgun_probe_t *probe,
         probe->memory_used->values[0] = x->memory_used;
         probe->memory_max->values[0] = x->memory_max;
         probe->clients->values[0] = x->clients;
+
+        /* Redis' own counters, as it reports them: a restart is a reset */
+        __atomic_store_n(&probe->keyspace_hits->values[0], x->keyspace_hits,
+                         __ATOMIC_RELAXED);
+        __atomic_store_n(&probe->keyspace_misses->values[0],
+                         x->keyspace_misses, __ATOMIC_RELAXED);
+        __atomic_store_n(&probe->evicted_keys->values[0], x->evicted_keys,
+                         __ATOMIC_RELAXED);
+        probe->pubsub_channels->values[0] = x->pubsub_channels;
+
+        /* a replica's, where INFO gave both offsets; 0 for a master */
+
+        probe->replication_lag->values[0] =
+                       (x->offsets && x->master_offset > x->replica_offset)
+                       ? x->master_offset - x->replica_offset : 0;
     }
 
     if (up == was_up) {
@@ -743,6 +758,26 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
             probe[i].clients = ngx_railgun_probe_series(store, fam->clients,
                                                         &probe[i], NULL, NULL,
                                                         NULL);
+            probe[i].keyspace_hits = ngx_railgun_probe_series(store,
+                                                   fam->keyspace_hits,
+                                                   &probe[i], NULL, NULL,
+                                                   NULL);
+            probe[i].keyspace_misses = ngx_railgun_probe_series(store,
+                                                   fam->keyspace_misses,
+                                                   &probe[i], NULL, NULL,
+                                                   NULL);
+            probe[i].evicted_keys = ngx_railgun_probe_series(store,
+                                                   fam->evicted_keys,
+                                                   &probe[i], NULL, NULL,
+                                                   NULL);
+            probe[i].pubsub_channels = ngx_railgun_probe_series(store,
+                                                   fam->pubsub_channels,
+                                                   &probe[i], NULL, NULL,
+                                                   NULL);
+            probe[i].replication_lag = ngx_railgun_probe_series(store,
+                                                   fam->replication_lag,
+                                                   &probe[i], NULL, NULL,
+                                                   NULL);
         }
 
         /* before any result the gauge tells the initial state */
@@ -754,6 +789,8 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
             ngx_railgun_store_own(store, probe[i].memory_used);
             ngx_railgun_store_own(store, probe[i].memory_max);
             ngx_railgun_store_own(store, probe[i].clients);
+            ngx_railgun_store_own(store, probe[i].pubsub_channels);
+            ngx_railgun_store_own(store, probe[i].replication_lag);
         }
 
         /*

@@ -78,6 +78,11 @@ typedef struct {
     ngx_uint_t                     memory_max;
     ngx_uint_t                     clients;
     ngx_uint_t                     peer_up;
+    ngx_uint_t                     keyspace_hits;
+    ngx_uint_t                     keyspace_misses;
+    ngx_uint_t                     evicted_keys;
+    ngx_uint_t                     pubsub_channels;
+    ngx_uint_t                     replication_lag;
 } ngx_railgun_probe_families_t;
 
 
@@ -127,6 +132,11 @@ struct ngx_railgun_probe_s {
     ngx_railgun_series_t          *memory_used;
     ngx_railgun_series_t          *memory_max;
     ngx_railgun_series_t          *clients;
+    ngx_railgun_series_t          *keyspace_hits;
+    ngx_railgun_series_t          *keyspace_misses;
+    ngx_railgun_series_t          *evicted_keys;
+    ngx_railgun_series_t          *pubsub_channels;
+    ngx_railgun_series_t          *replication_lag;
 };
 
 
@@ -149,6 +159,13 @@ struct ngx_railgun_probe_exchange_s {
     uint64_t                       memory_used;
     uint64_t                       memory_max;
     uint64_t                       clients;
+    uint64_t                       keyspace_hits;
+    uint64_t                       keyspace_misses;
+    uint64_t                       evicted_keys;
+    uint64_t                       pubsub_channels;
+    uint64_t                       master_offset;
+    uint64_t                       replica_offset;
+    ngx_uint_t                     offsets;       /* set: a replica's lag */
 };
 
 
