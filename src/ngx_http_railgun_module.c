@@ -347,6 +347,45 @@ ngx_railgun_family_conf_t
       ngx_string("upstream=\"__overflow__\""),
       1 },
 
+    [NGX_HTTP_RAILGUN_REDIS_KEYSPACE_HITS] =
+    { ngx_string("railgun_redis_keyspace_hits_total"),
+      ngx_string("keyspace_hits from the last INFO of a Redis probe, "
+                 "as Redis counts them (a restart of Redis resets it)."),
+      NGX_RAILGUN_COUNTER,
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
+      1 },
+
+    [NGX_HTTP_RAILGUN_REDIS_KEYSPACE_MISSES] =
+    { ngx_string("railgun_redis_keyspace_misses_total"),
+      ngx_string("keyspace_misses from the last INFO of a Redis probe, "
+                 "as Redis counts them (a restart of Redis resets it)."),
+      NGX_RAILGUN_COUNTER,
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
+      1 },
+
+    [NGX_HTTP_RAILGUN_REDIS_EVICTED_KEYS] =
+    { ngx_string("railgun_redis_evicted_keys_total"),
+      ngx_string("evicted_keys from the last INFO of a Redis probe, "
+                 "as Redis counts them (a restart of Redis resets it)."),
+      NGX_RAILGUN_COUNTER,
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
+      1 },
+
+    [NGX_HTTP_RAILGUN_REDIS_PUBSUB_CHANNELS] =
+    { ngx_string("railgun_redis_pubsub_channels"),
+      ngx_string("pubsub_channels from the last INFO of a Redis probe."),
+      NGX_RAILGUN_GAUGE,
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
+      1 },
+
+    [NGX_HTTP_RAILGUN_REDIS_REPLICATION_LAG] =
+    { ngx_string("railgun_redis_replication_lag_bytes"),
+      ngx_string("For a replica, master_repl_offset minus "
+                 "slave_repl_offset from the last INFO of a Redis probe."),
+      NGX_RAILGUN_GAUGE,
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
+      1 },
+
     [NGX_HTTP_RAILGUN_NFAMILIES] =
     { ngx_null_string, ngx_null_string, 0, ngx_null_string, 0 }
 };
@@ -361,7 +400,12 @@ static ngx_railgun_probe_families_t  ngx_http_railgun_probe_families = {
     NGX_HTTP_RAILGUN_REDIS_MEMORY_USED,
     NGX_HTTP_RAILGUN_REDIS_MEMORY_MAX,
     NGX_HTTP_RAILGUN_REDIS_CLIENTS,
-    NGX_HTTP_RAILGUN_UPSTREAM_PEER_UP
+    NGX_HTTP_RAILGUN_UPSTREAM_PEER_UP,
+    NGX_HTTP_RAILGUN_REDIS_KEYSPACE_HITS,
+    NGX_HTTP_RAILGUN_REDIS_KEYSPACE_MISSES,
+    NGX_HTTP_RAILGUN_REDIS_EVICTED_KEYS,
+    NGX_HTTP_RAILGUN_REDIS_PUBSUB_CHANNELS,
+    NGX_HTTP_RAILGUN_REDIS_REPLICATION_LAG
 };
 
 

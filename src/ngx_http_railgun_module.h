@@ -45,6 +45,11 @@ enum {
     NGX_HTTP_RAILGUN_REDIS_CLIENTS,
     NGX_HTTP_RAILGUN_UPSTREAM_PEER_UP,
     NGX_HTTP_RAILGUN_UPSTREAM_NO_LIVE,
+    NGX_HTTP_RAILGUN_REDIS_KEYSPACE_HITS,
+    NGX_HTTP_RAILGUN_REDIS_KEYSPACE_MISSES,
+    NGX_HTTP_RAILGUN_REDIS_EVICTED_KEYS,
+    NGX_HTTP_RAILGUN_REDIS_PUBSUB_CHANNELS,
+    NGX_HTTP_RAILGUN_REDIS_REPLICATION_LAG,
     NGX_HTTP_RAILGUN_NFAMILIES
 };
 
@@ -77,6 +82,7 @@ typedef struct {
     ngx_railgun_buckets_t      *buckets;
     ngx_railgun_buckets_t      *ws_buckets;
     ngx_array_t                *gate;        /* railgun_gate's items */
+    ngx_str_t                   gate_drain;  /* its drain_file=, or empty */
     ngx_uint_t                  index;       /* in each worker's cache */
 } ngx_http_railgun_loc_conf_t;
 
@@ -125,6 +131,8 @@ ngx_int_t ngx_http_railgun_upstream_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_railgun_upstream_init_worker(ngx_cycle_t *cycle);
 ngx_uint_t ngx_http_railgun_upstream_healthy(
     ngx_http_railgun_upstream_t *ups, ngx_uint_t *total);
+ngx_uint_t ngx_http_railgun_upstream_nservers(
+    ngx_http_railgun_upstream_t *ups);
 char *ngx_http_railgun_check(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
