@@ -68,6 +68,8 @@ static u_char *ngx_http_railgun_sample(u_char *p, ngx_str_t *name,
     char *suffix, size_t suffix_len, ngx_railgun_series_t *s);
 static u_char *ngx_http_railgun_uint(u_char *p, uint64_t n);
 static u_char *ngx_http_railgun_seconds(u_char *p, uint64_t us);
+static ngx_int_t ngx_http_railgun_add_header(ngx_http_request_t *r,
+    char *key, char *lowcase, char *value);
 
 
 /* TYPE words by the store's types, and "unknown" for OpenMetrics */
@@ -127,6 +129,19 @@ ngx_http_railgun_expose_handler(ngx_http_request_t *r)
     r->headers_out.status = NGX_HTTP_OK;
     r->headers_out.content_length_n = rd.size;
 
+    /*
+     * The format is negotiated, so a cache must key on Accept; and a scrape
+     * is "now", never to be served again from a cache.
+     */
+
+    if (ngx_http_railgun_add_header(r, "Vary", "vary", "Accept") != NGX_OK
+        || ngx_http_railgun_add_header(r, "Cache-Control", "cache-control",
+                                       "no-store")
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     rc = ngx_http_send_header(r);
 
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
@@ -137,6 +152,31 @@ ngx_http_railgun_expose_handler(ngx_http_request_t *r)
     rd.buf->last_in_chain = 1;
 
     return ngx_http_output_filter(r, rd.out);
+}
+
+
+static ngx_int_t
+ngx_http_railgun_add_header(ngx_http_request_t *r, char *key, char *lowcase,
+    char *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->value.data = (u_char *) value;
+    h->value.len = ngx_strlen(value);
+    h->lowcase_key = (u_char *) lowcase;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return NGX_OK;
 }
 
 
@@ -423,12 +463,14 @@ ngx_http_railgun_render_status(ngx_http_railgun_render_t *rd,
     ngx_uint_t                f;
     ngx_railgun_family_sh_t  *fam;
 
+#if (NGX_STAT_STUB)
     static ngx_str_t  states[] = {
         ngx_string("state=\"active\""),
         ngx_string("state=\"reading\""),
         ngx_string("state=\"writing\""),
         ngx_string("state=\"waiting\"")
     };
+#endif
 
     static ngx_str_t  zone[] = {
         ngx_string("state=\"used\""),
