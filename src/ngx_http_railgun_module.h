@@ -18,6 +18,9 @@
 
 #define NGX_HTTP_RAILGUN_VERSION  "0.1.0"
 
+/* concurrent scrapes a worker sends before it answers 503 */
+#define NGX_HTTP_RAILGUN_MAX_SCRAPES  32
+
 
 /* family numbers are the zone's layout: append, never reorder */
 
@@ -44,6 +47,7 @@ enum {
     NGX_HTTP_RAILGUN_REDIS_MEMORY_MAX,
     NGX_HTTP_RAILGUN_REDIS_CLIENTS,
     NGX_HTTP_RAILGUN_UPSTREAM_PEER_UP,
+    NGX_HTTP_RAILGUN_SCRAPES_REJECTED,
     NGX_HTTP_RAILGUN_NFAMILIES
 };
 
@@ -77,6 +81,7 @@ typedef struct {
     ngx_railgun_buckets_t      *ws_buckets;
     ngx_array_t                *gate;        /* railgun_gate's items */
     ngx_uint_t                  index;       /* in each worker's cache */
+    ngx_uint_t                  max_scrapes; /* railgun_metrics; 0: default */
 } ngx_http_railgun_loc_conf_t;
 
 

@@ -19,7 +19,7 @@
 
 
 #define NGX_RAILGUN_STORE_MAGIC   0x6e67726c   /* "ngrl" */
-#define NGX_RAILGUN_STORE_LAYOUT  5
+#define NGX_RAILGUN_STORE_LAYOUT  6
 
 /* a zone byte budget per slot: 16m gives 65536 slots, 512k of pointers */
 #define NGX_RAILGUN_STORE_SLOT_BYTES  256

@@ -20,7 +20,7 @@ use Test::Railgun;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->has_daemon('promtool')->plan(20)
+my $t = Test::Railgun->new()->has_daemon('promtool')->plan(21)
 	->write_file_expand('nginx.conf', <<'EOF');
 
 %%TEST_GLOBALS%%
@@ -110,7 +110,10 @@ is($t->metrics(accept => 'application/openmetrics-text')
 	->{headers}{'content-type'}, $OM_CT, 'OpenMetrics without version');
 is($t->metrics(accept => 'text/plain')->{headers}{'content-type'}, $TEXT_CT,
 	'text/plain');
-is($t->metrics(accept => 'application/json')->{headers}{'content-type'},
+is(http_header(scalar http_get('/metrics',
+	headers => [ 'Accept: application/json' ]),
+	'Content-Type'), 'application/json', 'application/json');
+is($t->metrics(accept => 'application/xml')->{headers}{'content-type'},
 	$TEXT_CT, 'unsupported type falls back to text');
 
 my ($status, $h, $hbody) = http_split(http_get('/metrics', method => 'HEAD',
