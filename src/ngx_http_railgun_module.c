@@ -232,7 +232,7 @@ ngx_railgun_family_conf_t
       0 },
 
     [NGX_HTTP_RAILGUN_WS_CONNECTIONS_TOTAL] =
-    { ngx_string("railgun_websocket_connections_total"),
+    { ngx_string("railgun_websocket_connections_opened_total"),
       ngx_string("WebSocket sessions opened (101 sent to the client)."),
       NGX_RAILGUN_COUNTER,
       ngx_string("server=\"__overflow__\",path=\"__overflow__\""),

@@ -12,9 +12,9 @@
 
 /*
  * The text formats: Prometheus 0.0.4 and OpenMetrics 1.0.  They differ in
- * the HELP/TYPE names of counters (OpenMetrics drops "_total"), in the "le"
- * values (OpenMetrics writes floats canonically: "1.0", not "1") and in the
- * final "# EOF".
+ * the HELP/TYPE names of counters (OpenMetrics drops "_total"; no family
+ * name is another's without it), in the "le" values (OpenMetrics writes
+ * floats canonically: "1.0", not "1") and in the final "# EOF".
  */
 
 
@@ -54,7 +54,6 @@ static ngx_str_t  ngx_http_railgun_types[] = {
     ngx_string("gauge")
 };
 
-static ngx_str_t  ngx_http_railgun_unknown = ngx_string("unknown");
 
 
 static ngx_int_t
@@ -67,10 +66,9 @@ ngx_http_railgun_text_begin(ngx_http_railgun_render_t *rd)
 static ngx_int_t
 ngx_http_railgun_text_family(ngx_http_railgun_render_t *rd)
 {
-    u_char      *p;
-    size_t       len;
-    ngx_str_t   *name, *type, *other;
-    ngx_uint_t   f;
+    u_char     *p;
+    size_t      len;
+    ngx_str_t  *name, *type;
 
     name = &rd->family.name;
     type = &ngx_http_railgun_types[rd->family.type];
@@ -86,25 +84,6 @@ ngx_http_railgun_text_family(ngx_http_railgun_render_t *rd)
         && len > 6 && ngx_strncmp(name->data + len - 6, "_total", 6) == 0)
     {
         len -= 6;
-
-        /*
-         * ... unless that name is another family's, as the gauge
-         * railgun_websocket_connections is for the counter
-         * railgun_websocket_connections_total: then the counter keeps its
-         * name as a family of type "unknown", which OpenMetrics allows.
-         */
-
-        for (f = 0; f < rd->store->nfamilies; f++) {
-            other = &rd->store->families[f].name;
-
-            if (other->len == len
-                && ngx_strncmp(other->data, name->data, len) == 0)
-            {
-                len += 6;
-                type = &ngx_http_railgun_unknown;
-                break;
-            }
-        }
     }
 
     p = rd->buf->last;
@@ -260,7 +239,7 @@ ngx_http_railgun_text_le(ngx_http_railgun_render_t *rd,
         p = ngx_cpymem(p, ",le=\"", 5);
 
         if (i < b->n) {
-            p = ngx_http_railgun_seconds(p, b->bound[i], 0);
+            p = ngx_http_railgun_seconds(p, b->bound[i], rd->openmetrics);
 
         } else {
             p = ngx_cpymem(p, "+Inf", 4);
