@@ -25,6 +25,9 @@
 #define NGX_HTTP_RAILGUN_BUF_SIZE      (64 * 1024)
 #define NGX_HTTP_RAILGUN_NBUFS         2
 
+/* buffers a worker renders in one round of its event loop, all scrapes */
+#define NGX_HTTP_RAILGUN_ROUND         2
+
 #define NGX_HTTP_RAILGUN_TEXT          0
 #define NGX_HTTP_RAILGUN_OPENMETRICS   1
 #define NGX_HTTP_RAILGUN_JSON          2
@@ -50,6 +53,8 @@ static ngx_int_t ngx_http_railgun_expose_send(ngx_http_request_t *r,
 static ngx_http_railgun_scrape_t *ngx_http_railgun_get_scrape(
     ngx_http_request_t *r);
 static void ngx_http_railgun_scrape_cleanup(void *data);
+static ngx_uint_t ngx_http_railgun_may_render(void);
+static void ngx_http_railgun_round_reset(ngx_event_t *ev);
 static ngx_int_t ngx_http_railgun_add_header(ngx_http_request_t *r,
     char *key, char *lowcase, char *value);
 
@@ -59,6 +64,10 @@ static ngx_uint_t             ngx_http_railgun_scrapes;
 
 /* railgun_scrapes_rejected_total, found once per worker */
 static ngx_railgun_series_t  *ngx_http_railgun_rejected;
+
+/* buffers rendered in this round, and the event that starts the next */
+static ngx_uint_t             ngx_http_railgun_rendered;
+static ngx_event_t            ngx_http_railgun_round;
 
 
 static ngx_str_t  ngx_http_railgun_types[] = {
@@ -399,11 +408,11 @@ ngx_http_railgun_expose_send(ngx_http_request_t *r,
             break;
         }
 
-        if (rendered) {
+        if (rendered || !ngx_http_railgun_may_render()) {
             /*
-             * One buffer an event: the socket takes more, but the other
-             * connections of this worker come first.  Posted to the next
-             * cycle, after the events that are ready now.
+             * One buffer an event, a few a round: the socket takes more,
+             * but the other connections of this worker come first.  Posted
+             * to the next round, after the events that are ready then.
              */
             ngx_post_event(wev, &ngx_posted_next_events);
             return NGX_DONE;
@@ -484,6 +493,41 @@ ngx_http_railgun_expose_send(ngx_http_request_t *r,
     }
 
     return NGX_DONE;
+}
+
+
+/*
+ * However many scrapes a worker sends, one round of its event loop renders
+ * at most NGX_HTTP_RAILGUN_ROUND buffers, so that a request, a probe's
+ * reply or the gate waits for a few buffers at most, not one per scrape.
+ * The round ends with the events posted to ngx_posted_next_events: the
+ * first render of a round posts the event that resets the count, ahead of
+ * the scrapes it puts off.
+ */
+
+static ngx_uint_t
+ngx_http_railgun_may_render(void)
+{
+    if (ngx_http_railgun_rendered == 0) {
+        ngx_http_railgun_round.handler = ngx_http_railgun_round_reset;
+        ngx_http_railgun_round.log = ngx_cycle->log;
+        ngx_post_event(&ngx_http_railgun_round, &ngx_posted_next_events);
+    }
+
+    if (ngx_http_railgun_rendered >= NGX_HTTP_RAILGUN_ROUND) {
+        return 0;
+    }
+
+    ngx_http_railgun_rendered++;
+
+    return 1;
+}
+
+
+static void
+ngx_http_railgun_round_reset(ngx_event_t *ev)
+{
+    ngx_http_railgun_rendered = 0;
 }
 
 
