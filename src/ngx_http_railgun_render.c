@@ -499,22 +499,6 @@ ngx_http_railgun_set(ngx_http_railgun_render_t *rd, char *key,
 }
 
 
-u_char *
-ngx_http_railgun_uint(u_char *p, uint64_t n)
-{
-    u_char   tmp[NGX_INT64_LEN], *t;
-
-    t = tmp + NGX_INT64_LEN;
-
-    do {
-        *--t = (u_char) (n % 10 + '0');
-        n /= 10;
-    } while (n);
-
-    return ngx_cpymem(p, t, tmp + NGX_INT64_LEN - t);
-}
-
-
 /*
  * Microseconds as seconds, the shortest way: 5000 is "0.005", 1e6 is "1";
  * or, with dot, always with a fraction ("1.0"), as OpenMetrics writes a

@@ -109,8 +109,41 @@ void ngx_http_railgun_render_init(ngx_http_railgun_render_t *rd,
     ngx_railgun_store_t *store, ngx_http_railgun_format_t *format);
 ngx_int_t ngx_http_railgun_render(ngx_http_railgun_render_t *rd);
 
-u_char *ngx_http_railgun_uint(u_char *p, uint64_t n);
 u_char *ngx_http_railgun_seconds(u_char *p, uint64_t us, ngx_uint_t dot);
+
+/*
+ * A number in decimal: most sample values are one digit (bucket counts,
+ * request counts), so that is the short way; otherwise the length first,
+ * then the digits from the last one, straight into the output.
+ */
+
+static ngx_inline u_char *
+ngx_http_railgun_uint(u_char *p, uint64_t n)
+{
+    u_char    *e;
+    uint64_t   t;
+
+    if (n < 10) {
+        *p = (u_char) ('0' + n);
+        return p + 1;
+    }
+
+    e = p + 2;
+
+    for (t = n / 100; t; t /= 10) {
+        e++;
+    }
+
+    p = e;
+
+    do {
+        *--p = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    return e;
+}
+
 
 extern ngx_http_railgun_format_t  ngx_http_railgun_format_text;
 extern ngx_http_railgun_format_t  ngx_http_railgun_format_json;

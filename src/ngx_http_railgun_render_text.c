@@ -32,8 +32,6 @@ static ngx_int_t ngx_http_railgun_text_family_end(
 static ngx_int_t ngx_http_railgun_text_end(ngx_http_railgun_render_t *rd);
 static void ngx_http_railgun_text_le(ngx_http_railgun_render_t *rd,
     ngx_railgun_buckets_t *b);
-static u_char *ngx_http_railgun_text_name(u_char *p,
-    ngx_http_railgun_render_t *rd, char *suffix, size_t len);
 
 
 ngx_http_railgun_format_t  ngx_http_railgun_format_text = {
@@ -104,18 +102,22 @@ ngx_http_railgun_text_family(ngx_http_railgun_render_t *rd)
 }
 
 
-/* "name[suffix]{key} ", or "name[suffix] " for a sample without labels */
+/*
+ * The sample writers copy what they use into locals: every byte written
+ * through an u_char pointer may alias the render state as far as the
+ * compiler knows, and would make it read each field again.
+ */
 
-static u_char *
-ngx_http_railgun_text_name(u_char *p, ngx_http_railgun_render_t *rd,
-    char *suffix, size_t len)
+static ngx_inline u_char *
+ngx_http_railgun_text_name(u_char *p, ngx_str_t *name, char *suffix,
+    size_t len, u_char *key, size_t key_len)
 {
-    p = ngx_cpymem(p, rd->family.name.data, rd->family.name.len);
+    p = ngx_cpymem(p, name->data, name->len);
     p = ngx_cpymem(p, suffix, len);
 
-    if (rd->sample.key_len) {
+    if (key_len) {
         *p++ = '{';
-        p = ngx_cpymem(p, rd->sample.key, rd->sample.key_len);
+        p = ngx_cpymem(p, key, key_len);
         *p++ = '}';
     }
 
@@ -129,6 +131,7 @@ static ngx_int_t
 ngx_http_railgun_text_sample(ngx_http_railgun_render_t *rd)
 {
     u_char                     *p;
+    ngx_str_t                   name;
     ngx_http_railgun_sample_t  *x;
 
     if (rd->family.type == NGX_RAILGUN_HISTOGRAM) {
@@ -136,14 +139,16 @@ ngx_http_railgun_text_sample(ngx_http_railgun_render_t *rd)
     }
 
     x = &rd->sample;
+    name = rd->family.name;
+    p = rd->buf->last;
 
-    if (!ngx_http_railgun_room(rd, rd->family.name.len + x->key_len
-                                   + NGX_HTTP_RAILGUN_LINE_ROOM))
+    if ((size_t) (rd->buf->end - p)
+        < name.len + x->key_len + NGX_HTTP_RAILGUN_LINE_ROOM)
     {
         return NGX_AGAIN;
     }
 
-    p = ngx_http_railgun_text_name(rd->buf->last, rd, "", 0);
+    p = ngx_http_railgun_text_name(p, &name, "", 0, x->key, x->key_len);
 
     if (x->negative) {
         *p++ = '-';
@@ -163,9 +168,11 @@ ngx_http_railgun_text_sample(ngx_http_railgun_render_t *rd)
 static ngx_int_t
 ngx_http_railgun_text_histogram(ngx_http_railgun_render_t *rd)
 {
-    u_char                     *p;
-    size_t                      need;
-    ngx_uint_t                  n;
+    u_char                     *p, *end, *key;
+    size_t                      need, key_len;
+    uint64_t                   *v;
+    ngx_str_t                   name, *le;
+    ngx_uint_t                  n, line;
     ngx_http_railgun_sample_t  *x;
 
     x = &rd->sample;
@@ -175,48 +182,57 @@ ngx_http_railgun_text_histogram(ngx_http_railgun_render_t *rd)
         ngx_http_railgun_text_le(rd, x->buckets);
     }
 
-    need = rd->family.name.len + x->key_len + NGX_HTTP_RAILGUN_LE_LEN
+    name = rd->family.name;
+    key = x->key;
+    key_len = x->key_len;
+    v = x->v;
+    le = rd->le;
+    line = rd->line;
+
+    need = name.len + key_len + NGX_HTTP_RAILGUN_LE_LEN
            + NGX_HTTP_RAILGUN_LINE_ROOM;
 
     p = rd->buf->last;
+    end = rd->buf->end;
 
-    for ( /* void */ ; rd->line < n + 3; rd->line++) {
+    for ( /* void */ ; line < n + 3; line++) {
 
-        if ((size_t) (rd->buf->end - p) < need) {
+        if ((size_t) (end - p) < need) {
             rd->buf->last = p;
+            rd->line = line;
             return NGX_AGAIN;
         }
 
-        if (rd->line <= n) {
-            p = ngx_cpymem(p, rd->family.name.data, rd->family.name.len);
+        if (line <= n) {
+            p = ngx_cpymem(p, name.data, name.len);
             p = ngx_cpymem(p, "_bucket{", 8);
 
-            if (x->key_len) {
-                p = ngx_cpymem(p, x->key, x->key_len);
-                p = ngx_cpymem(p, rd->le[rd->line].data,
-                               rd->le[rd->line].len);
+            if (key_len) {
+                p = ngx_cpymem(p, key, key_len);
+                p = ngx_cpymem(p, le[line].data, le[line].len);
 
             } else {
                 /* no comma before "le" */
-                p = ngx_cpymem(p, rd->le[rd->line].data + 1,
-                               rd->le[rd->line].len - 1);
+                p = ngx_cpymem(p, le[line].data + 1, le[line].len - 1);
             }
 
-            p = ngx_http_railgun_uint(p, x->v[rd->line]);
+            p = ngx_http_railgun_uint(p, v[line]);
 
-        } else if (rd->line == n + 1) {
-            p = ngx_http_railgun_text_name(p, rd, "_sum", 4);
-            p = ngx_http_railgun_seconds(p, x->v[n + 1], 0);
+        } else if (line == n + 1) {
+            p = ngx_http_railgun_text_name(p, &name, "_sum", 4, key, key_len);
+            p = ngx_http_railgun_seconds(p, v[n + 1], 0);
 
         } else {
-            p = ngx_http_railgun_text_name(p, rd, "_count", 6);
-            p = ngx_http_railgun_uint(p, x->v[n]);
+            p = ngx_http_railgun_text_name(p, &name, "_count", 6, key,
+                                           key_len);
+            p = ngx_http_railgun_uint(p, v[n]);
         }
 
         *p++ = '\n';
     }
 
     rd->buf->last = p;
+    rd->line = line;
 
     return NGX_OK;
 }
