@@ -18,6 +18,9 @@
 
 #define NGX_HTTP_RAILGUN_VERSION  "0.1.0"
 
+/* concurrent scrapes a worker sends before it answers 503 */
+#define NGX_HTTP_RAILGUN_MAX_SCRAPES  32
+
 
 /* family numbers are the zone's layout: append, never reorder */
 
@@ -50,6 +53,7 @@ enum {
     NGX_HTTP_RAILGUN_REDIS_EVICTED_KEYS,
     NGX_HTTP_RAILGUN_REDIS_PUBSUB_CHANNELS,
     NGX_HTTP_RAILGUN_REDIS_REPLICATION_LAG,
+    NGX_HTTP_RAILGUN_SCRAPES_REJECTED,
     NGX_HTTP_RAILGUN_NFAMILIES
 };
 
@@ -84,6 +88,7 @@ typedef struct {
     ngx_array_t                *gate;        /* railgun_gate's items */
     ngx_str_t                   gate_drain;  /* its drain_file=, or empty */
     ngx_uint_t                  index;       /* in each worker's cache */
+    ngx_uint_t                  max_scrapes; /* railgun_metrics; 0: default */
 } ngx_http_railgun_loc_conf_t;
 
 
