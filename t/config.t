@@ -73,7 +73,7 @@ my @cases = (
 	[ 'max_series abc', 'HTTP', 'railgun_max_series abc;',
 		qr/"abc"|"railgun_max_series" directive invalid number/ ],
 	[ 'metrics with argument', 'LOCATION', 'railgun_metrics on;',
-		qr/invalid number of arguments/ ],
+		qr/invalid parameter "on"/ ],
 	[ 'zone in server', 'SERVER', 'railgun_zone 16m;',
 		qr/"railgun_zone" directive is not allowed here/ ],
 	[ 'zone in main', 'MAIN', 'railgun_zone 16m;',
