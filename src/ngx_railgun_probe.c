@@ -17,8 +17,6 @@
 
 
 static void ngx_railgun_probe_timer_handler(ngx_event_t *ev);
-static ngx_uint_t ngx_railgun_probe_gone(ngx_railgun_probe_t *probe,
-    ngx_atomic_uint_t owner);
 static void ngx_railgun_probe_end_round(ngx_railgun_probe_t *probe,
     ngx_uint_t recorded);
 static void ngx_railgun_probe_start(ngx_railgun_probe_t *probe);
@@ -115,8 +113,11 @@ ngx_railgun_probe_timer_handler(ngx_event_t *ev)
 
     if (owner) {
 
-        if (ngx_railgun_probe_gone(probe, owner)) {
-            /* its round is over, and the next one due */
+        if (owner == (ngx_atomic_uint_t) ngx_pid
+            ? probe->exchange == NULL
+            : kill((ngx_pid_t) owner, 0) == -1 && ngx_errno == NGX_ESRCH)
+        {
+            /* the prober is gone: its round is over, the next is due */
             (void) ngx_atomic_cmp_set(round, owner, 0);
         }
 
@@ -154,23 +155,6 @@ next:
 
     /* wake a little after the due time: the winner is whoever is first */
     ngx_add_timer(ev, delay + ngx_random() % 10);
-}
-
-
-/*
- * Whether the worker holding a round is gone: another one that died (a
- * stopped or busy one is alive, and keeps its round), or this one with no
- * exchange (a pid reused after a crash)
- */
-
-static ngx_uint_t
-ngx_railgun_probe_gone(ngx_railgun_probe_t *probe, ngx_atomic_uint_t owner)
-{
-    if (owner == (ngx_atomic_uint_t) ngx_pid) {
-        return probe->exchange == NULL;
-    }
-
-    return kill((ngx_pid_t) owner, 0) == -1 && ngx_errno == NGX_ESRCH;
 }
 
 
