@@ -41,7 +41,7 @@ http {
     upstream app {
         server 127.0.0.1:%%PORT_8081%% max_fails=1 fail_timeout=10s;
         server 127.0.0.1:%%PORT_8082%% max_fails=1 fail_timeout=10s;
-        railgun_check uri=/health interval=200ms timeout=150ms rise=2 fall=2;
+        railgun_check uri=/health interval=300ms timeout=200ms rise=2 fall=3;
     }
 
     server {
@@ -107,7 +107,7 @@ wait_for(4, sub {
 }, 0.02);
 
 my $after = $first ? $first->{time} - $started : -1;
-ok($first && $after <= 0.4 + 1,
+ok($first && $after <= 0.6 + 1,
 	sprintf('traffic %.3f s after the restart, within rise x interval + 1 s '
 		. '(fail_timeout is 10 s)', $after));
 
