@@ -735,6 +735,7 @@ ngx_http_railgun_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_railgun_main_conf_t *rmcf = conf;
 
     ssize_t     size;
+    ngx_shm_t   shm;
     ngx_str_t  *value;
 
     if (rmcf->shm_zone) {
@@ -758,6 +759,26 @@ ngx_http_railgun_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            (size_t) NGX_HTTP_RAILGUN_ZONE_MIN / 1024);
         return NGX_CONF_ERROR;
     }
+
+    /*
+     * nginx maps its zones after the whole configuration is read, and a size
+     * the system refuses is then reported with no file and line: map it once
+     * here, the way nginx will, and unmap it at once.
+     */
+
+    ngx_memzero(&shm, sizeof(ngx_shm_t));
+
+    shm.size = size;
+    ngx_str_set(&shm.name, "railgun");
+    shm.log = cf->log;
+
+    if (ngx_shm_alloc(&shm) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone size \"%V\" cannot be mapped", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_shm_free(&shm);
 
     if (ngx_http_railgun_add_zone(cf, rmcf, size) != NGX_OK) {
         return NGX_CONF_ERROR;

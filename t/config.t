@@ -57,6 +57,8 @@ my @cases = (
 		qr/invalid number of arguments/ ],
 	[ 'zone size 10x', 'HTTP', 'railgun_zone 10x;', qr/"10x"/ ],
 	[ 'zone size 1k', 'HTTP', 'railgun_zone 1k;', qr/"1k"/ ],
+	[ 'zone too big to map', 'HTTP', 'railgun_zone 100000000m;',
+		qr/zone size "100000000m" cannot be mapped/ ],
 	[ 'second zone', 'HTTP', 'railgun_zone 16m; railgun_zone 32m;',
 		qr/duplicate/ ],
 	[ 'buckets decreasing', 'LOCATION', 'railgun_buckets 0.1 0.05;',
