@@ -32,25 +32,38 @@
 #define NGX_HTTP_RAILGUN_WS_FLUSH  65536
 
 
+/* one direction of a session */
+
+typedef struct {
+    ngx_send_pt               send;
+    ngx_railgun_wsframe_t     frame;
+    uint64_t                  counted;     /* payload bytes in the zone */
+    ngx_railgun_series_t     *messages;
+    ngx_railgun_series_t     *bytes;
+    ngx_railgun_series_t     *errors;
+} ngx_http_railgun_ws_dir_t;
+
+
 struct ngx_http_railgun_ws_s {
-    uint64_t                  start;
-    ngx_uint_t                session;     /* unsigned  session:1; */
-    ngx_uint_t                slot;        /* of the gauge, 0 if none */
-    ngx_send_pt               send[2];
-    ngx_connection_t         *connection[2];
-    ngx_railgun_wsframe_t     frame[2];
-    uint64_t                  counted[2];  /* payload bytes in the zone */
-    ngx_railgun_series_t     *active;
-    ngx_railgun_series_t     *duration;
-    ngx_railgun_series_t     *messages[2];
-    ngx_railgun_series_t     *bytes[2];
-    ngx_railgun_series_t     *errors[2];
+    uint64_t                   start;
+    ngx_uint_t                 session;    /* unsigned  session:1; */
+    ngx_uint_t                 slot;       /* of the gauge, 0 if none */
+    ngx_http_railgun_ws_dir_t  dir[2];
+    ngx_railgun_series_t      *active;
+    ngx_railgun_series_t      *duration;
 };
 
 
 static ngx_int_t ngx_http_railgun_websocket_filter(ngx_http_request_t *r);
-static ssize_t ngx_http_railgun_websocket_send(ngx_connection_t *c,
+static ssize_t ngx_http_railgun_websocket_send_in(ngx_connection_t *c,
     u_char *buf, size_t size);
+static ssize_t ngx_http_railgun_websocket_send_out(ngx_connection_t *c,
+    u_char *buf, size_t size);
+static ngx_inline ssize_t ngx_http_railgun_websocket_send(ngx_connection_t *c,
+    u_char *buf, size_t size, ngx_uint_t d);
+static void ngx_http_railgun_websocket_count(ngx_connection_t *c,
+    ngx_http_railgun_ws_dir_t *wd, u_char *buf, size_t n, ngx_uint_t d)
+    __attribute__((noinline));
 static ngx_int_t ngx_http_railgun_websocket_series(ngx_http_request_t *r,
     ngx_http_railgun_ws_t *ws);
 static ngx_uint_t ngx_http_railgun_is_websocket(ngx_http_request_t *r);
@@ -94,7 +107,7 @@ ngx_http_railgun_websocket_start(ngx_http_request_t *r)
 {
     off_t                          sent;
     ngx_int_t                      rc;
-    ngx_uint_t                     d, websocket;
+    ngx_uint_t                     websocket;
     ngx_chain_t                   *cl;
     ngx_connection_t              *c;
     ngx_http_railgun_ws_t         *ws;
@@ -161,14 +174,15 @@ ngx_http_railgun_websocket_start(ngx_http_request_t *r)
 
     ws->session = 1;
     ws->start = ngx_railgun_now_us();
-    ws->connection[NGX_HTTP_RAILGUN_WS_IN] = r->upstream->peer.connection;
-    ws->connection[NGX_HTTP_RAILGUN_WS_OUT] = r->connection;
+    /* a wrapper per direction: the connection tells it, and nothing else */
 
-    for (d = 0; d < 2; d++) {
-        c = ws->connection[d];
-        ws->send[d] = c->send;
-        c->send = ngx_http_railgun_websocket_send;
-    }
+    c = r->upstream->peer.connection;
+    ws->dir[NGX_HTTP_RAILGUN_WS_IN].send = c->send;
+    c->send = ngx_http_railgun_websocket_send_in;
+
+    c = r->connection;
+    ws->dir[NGX_HTTP_RAILGUN_WS_OUT].send = c->send;
+    c->send = ngx_http_railgun_websocket_send_out;
 
     /* the session leaves the gauge in the slot it entered it */
 
@@ -271,42 +285,123 @@ ngx_http_railgun_has_websocket(ngx_str_t *value)
 
 
 static ssize_t
-ngx_http_railgun_websocket_send(ngx_connection_t *c, u_char *buf, size_t size)
+ngx_http_railgun_websocket_send_in(ngx_connection_t *c, u_char *buf,
+    size_t size)
 {
-    ssize_t                  n;
-    uint64_t                 messages, bytes;
-    ngx_uint_t               d;
-    ngx_http_request_t      *r;
-    ngx_http_railgun_ws_t   *ws;
-    ngx_http_railgun_ctx_t  *ctx;
-    ngx_railgun_wsframe_t   *f;
+    return ngx_http_railgun_websocket_send(c, buf, size,
+                                           NGX_HTTP_RAILGUN_WS_IN);
+}
+
+
+static ssize_t
+ngx_http_railgun_websocket_send_out(ngx_connection_t *c, u_char *buf,
+    size_t size)
+{
+    return ngx_http_railgun_websocket_send(c, buf, size,
+                                           NGX_HTTP_RAILGUN_WS_OUT);
+}
+
+
+/*
+ * Every write of the tunnel comes here: the hot path is the middle of a
+ * payload, a few compares however big the frame; the rest is counted out
+ * of line, so that this stays small.
+ */
+
+static ngx_inline ssize_t
+ngx_http_railgun_websocket_send(ngx_connection_t *c, u_char *buf,
+    size_t size, ngx_uint_t d)
+{
+    ssize_t                      n;
+    ngx_http_request_t          *r;
+    ngx_railgun_wsframe_t       *f;
+    ngx_http_railgun_ctx_t      *ctx;
+    ngx_http_railgun_ws_dir_t   *wd;
 
     /* both tunnel connections have the request as their data */
 
     r = c->data;
     ctx = ngx_http_get_module_ctx(r, ngx_http_railgun_module);
-    ws = ctx->ws;
+    wd = &ctx->ws->dir[d];
 
-    /* bytes sent to the client came from the upstream: "out" */
-    d = (c == ws->connection[NGX_HTTP_RAILGUN_WS_OUT])
-        ? NGX_HTTP_RAILGUN_WS_OUT : NGX_HTTP_RAILGUN_WS_IN;
-
-    n = ws->send[d](c, buf, size);
+    n = wd->send(c, buf, size);
 
     if (n <= 0) {
         return n;
     }
 
-    f = &ws->frame[d];
+    f = &wd->frame;
+
+    /* a failed reader is never in the payload state */
+
+    if (f->state == NGX_RAILGUN_WSFRAME_PAYLOAD && !f->control) {
+
+        if (f->remaining > (size_t) n
+            && f->bytes + n - wd->counted < NGX_HTTP_RAILGUN_WS_FLUSH)
+        {
+            f->remaining -= n;
+            f->bytes += n;
+            return n;
+        }
+
+        if (f->remaining == (size_t) n && f->fin) {
+            /* the end of a message's last frame */
+            f->remaining = 0;
+            f->state = NGX_RAILGUN_WSFRAME_FIRST;
+            f->fragmented = 0;
+            f->messages++;
+            f->bytes += n;
+
+            ngx_railgun_store_add(wd->messages, 1);
+            ngx_railgun_store_add(wd->bytes, f->bytes - wd->counted);
+            wd->counted = f->bytes;
+
+            return n;
+        }
+    }
+
+    ngx_http_railgun_websocket_count(c, wd, buf, n, d);
+
+    return n;
+}
+
+
+static void
+ngx_http_railgun_websocket_count(ngx_connection_t *c,
+    ngx_http_railgun_ws_dir_t *wd, u_char *buf, size_t n, ngx_uint_t d)
+{
+    off_t                   len;
+    uint64_t                messages, bytes;
+    ngx_railgun_wsframe_t  *f;
+
+    f = &wd->frame;
+
+    /*
+     * A write that is one whole small frame: at a frame's start every byte
+     * counted so far is in the zone, so the deltas are this frame's.
+     */
+
+    len = ngx_railgun_wsframe_whole(f, buf, n);
+
+    if (len >= 0) {
+        ngx_railgun_store_add(wd->messages, 1);
+
+        if (len) {
+            ngx_railgun_store_add(wd->bytes, len);
+            wd->counted = f->bytes;
+        }
+
+        return;
+    }
 
     if (f->failed) {
-        return n;
+        return;
     }
 
     messages = f->messages;
 
     if (ngx_railgun_wsframe_count(f, buf, n) != NGX_OK) {
-        ngx_railgun_store_add(ws->errors[d], 1);
+        ngx_railgun_store_add(wd->errors, 1);
 
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "railgun: websocket frames %s the client break "
@@ -318,25 +413,23 @@ ngx_http_railgun_websocket_send(ngx_connection_t *c, u_char *buf, size_t size)
      * Deltas go to the zone as they come, so that long sessions show live
      * rates: messages at once, a payload's bytes when the frame ends or
      * every NGX_HTTP_RAILGUN_WS_FLUSH bytes of it, so that the writes of a
-     * big frame add nothing but the reader's compares.
+     * big frame add nothing but the compares above.
      */
 
     if (f->messages != messages) {
-        ngx_railgun_store_add(ws->messages[d], f->messages - messages);
+        ngx_railgun_store_add(wd->messages, f->messages - messages);
     }
 
-    bytes = f->bytes - ws->counted[d];
+    bytes = f->bytes - wd->counted;
 
     if (bytes
         && (f->state != NGX_RAILGUN_WSFRAME_PAYLOAD
             || bytes >= NGX_HTTP_RAILGUN_WS_FLUSH
             || f->failed))
     {
-        ngx_railgun_store_add(ws->bytes[d], bytes);
-        ws->counted[d] = f->bytes;
+        ngx_railgun_store_add(wd->bytes, bytes);
+        wd->counted = f->bytes;
     }
-
-    return n;
 }
 
 
@@ -344,8 +437,9 @@ void
 ngx_http_railgun_websocket_end(ngx_http_request_t *r,
     ngx_http_railgun_ctx_t *ctx)
 {
-    ngx_uint_t              d;
-    ngx_http_railgun_ws_t  *ws;
+    ngx_uint_t                  d;
+    ngx_http_railgun_ws_t      *ws;
+    ngx_http_railgun_ws_dir_t  *wd;
 
     ws = ctx->ws;
 
@@ -355,17 +449,18 @@ ngx_http_railgun_websocket_end(ngx_http_request_t *r,
 
     /* the upstream connection is closed by now; the client's is not yet */
 
-    if (r->connection->send == ngx_http_railgun_websocket_send) {
-        r->connection->send = ws->send[NGX_HTTP_RAILGUN_WS_OUT];
+    if (r->connection->send == ngx_http_railgun_websocket_send_out) {
+        r->connection->send = ws->dir[NGX_HTTP_RAILGUN_WS_OUT].send;
     }
 
     /* the bytes of a frame cut short by the close */
 
     for (d = 0; d < 2; d++) {
-        if (ws->frame[d].bytes != ws->counted[d]) {
-            ngx_railgun_store_add(ws->bytes[d],
-                                  ws->frame[d].bytes - ws->counted[d]);
-            ws->counted[d] = ws->frame[d].bytes;
+        wd = &ws->dir[d];
+
+        if (wd->frame.bytes != wd->counted) {
+            ngx_railgun_store_add(wd->bytes, wd->frame.bytes - wd->counted);
+            wd->counted = wd->frame.bytes;
         }
     }
 
@@ -434,13 +529,13 @@ ngx_http_railgun_websocket_series(ngx_http_request_t *r,
                        ngx_http_railgun_directions[d].len);
         *p++ = '"';
 
-        ws->messages[d] = ngx_railgun_store_series(store,
+        ws->dir[d].messages = ngx_railgun_store_series(store,
                                                NGX_HTTP_RAILGUN_WS_MESSAGES,
                                                key, p - key, NULL);
-        ws->bytes[d] = ngx_railgun_store_series(store,
+        ws->dir[d].bytes = ngx_railgun_store_series(store,
                                                 NGX_HTTP_RAILGUN_WS_BYTES,
                                                 key, p - key, NULL);
-        ws->errors[d] = ngx_railgun_store_series(store,
+        ws->dir[d].errors = ngx_railgun_store_series(store,
                                         NGX_HTTP_RAILGUN_WS_PROTOCOL_ERRORS,
                                         key, p - key, NULL);
     }

@@ -196,6 +196,8 @@ ngx_railgun_wsframe_feed(ngx_railgun_wsframe_t *f, u_char *p, size_t n)
 
 failed:
 
+    /* out of the payload state, where the tunnel's inline path would count */
+    f->state = ngx_railgun_wsframe_first;
     f->failed = 1;
 
     return NGX_ERROR;

@@ -51,7 +51,56 @@ ngx_int_t ngx_railgun_wsframe_feed(ngx_railgun_wsframe_t *f, u_char *p,
 
 
 /*
- * The same, with the common cases of a tunnel's write read inline: bytes in
+ * The write of a small message: n bytes that are exactly one unfragmented
+ * data frame, header and payload, at a frame's start.  Counts it and
+ * returns its payload length, or returns -1 and counts nothing.
+ */
+
+static ngx_inline off_t
+ngx_railgun_wsframe_whole(ngx_railgun_wsframe_t *f, u_char *p, size_t n)
+{
+    u_char  c;
+    size_t  need, len;
+
+    if (f->state != NGX_RAILGUN_WSFRAME_FIRST || f->fragmented || f->failed
+        || n < 2)
+    {
+        return -1;
+    }
+
+    /* FIN, text or binary; RSV1 may be permessage-deflate's */
+    c = p[0] & 0xbf;
+
+    if (c != 0x81 && c != 0x82) {
+        return -1;
+    }
+
+    len = p[1] & 0x7f;
+    need = (p[1] & 0x80) ? 6 : 2;
+
+    if (len >= 126) {
+        if (len == 127 || n < 4) {
+            return -1;
+        }
+
+        len = (p[2] << 8) | p[3];
+        need += 2;
+    }
+
+    if (need + len != n) {
+        return -1;
+    }
+
+    f->messages++;
+    f->bytes += len;
+
+    return (off_t) len;
+}
+
+
+/*
+ * The same as ngx_railgun_wsframe_feed(), with the common cases of a
+ * tunnel's write read inline: bytes in
  * the middle of a payload or that end it, and an unfragmented data frame
  * with a 7- or 16-bit length at the start of the bytes.  A write of a big
  * frame's payload so costs a few compares, however big the frame.
@@ -133,6 +182,19 @@ ngx_railgun_wsframe_count(ngx_railgun_wsframe_t *f, u_char *p, size_t n)
     }
 
     return ngx_railgun_wsframe_feed(f, p, n);
+}
+
+
+/* what the tunnel does with a write: both of the above */
+
+static ngx_inline ngx_int_t
+ngx_railgun_wsframe_tunnel(ngx_railgun_wsframe_t *f, u_char *p, size_t n)
+{
+    if (ngx_railgun_wsframe_whole(f, p, n) >= 0) {
+        return NGX_OK;
+    }
+
+    return ngx_railgun_wsframe_count(f, p, n);
 }
 
 

@@ -90,7 +90,7 @@ feed(ngx_railgun_wsframe_t *f, u_char *copy, size_t n, uint64_t *fed,
     before = *f;
 
     /* the split pieces go the tunnel's way, its inline path first */
-    rc = tunnel ? ngx_railgun_wsframe_count(f, copy, n)
+    rc = tunnel ? ngx_railgun_wsframe_tunnel(f, copy, n)
                 : ngx_railgun_wsframe_feed(f, copy, n);
 
     *fed += n;

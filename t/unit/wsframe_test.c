@@ -4,7 +4,7 @@
  *
  * Unit tests of the passive WebSocket frame reader: every sequence is fed
  * whole and then again one byte at a time, and through the tunnel's inline
- * path (ngx_railgun_wsframe_count) in writes of many sizes, and must count
+ * path (ngx_railgun_wsframe_tunnel) in writes of many sizes, and must count
  * the same.
  */
 
@@ -92,7 +92,7 @@ check(const char *name, u_char *buf, size_t n, uint64_t messages,
         count_rc = NGX_OK;
 
         for (i = 0; i < n; i += pieces[k]) {
-            if (ngx_railgun_wsframe_count(&counted, buf + i,
+            if (ngx_railgun_wsframe_tunnel(&counted, buf + i,
                                           ngx_min(pieces[k], n - i))
                 != NGX_OK)
             {
