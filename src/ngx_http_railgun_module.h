@@ -60,6 +60,7 @@ typedef struct {
 
 
 typedef struct ngx_http_railgun_upstream_s  ngx_http_railgun_upstream_t;
+typedef struct ngx_http_railgun_status_s    ngx_http_railgun_status_t;
 
 
 typedef struct {
@@ -77,6 +78,7 @@ typedef struct {
     ngx_railgun_buckets_t      *ws_buckets;
     ngx_array_t                *gate;        /* railgun_gate's items */
     ngx_uint_t                  index;       /* in each worker's cache */
+    ngx_http_railgun_status_t  *status;      /* railgun_status */
 } ngx_http_railgun_loc_conf_t;
 
 
@@ -117,6 +119,10 @@ ngx_int_t ngx_http_railgun_gate_init_worker(ngx_cycle_t *cycle);
 char *ngx_http_railgun_check(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+char *ngx_http_railgun_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_railgun_status_handler(ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_RAILGUN_MODULE_H_INCLUDED_ */
