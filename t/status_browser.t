@@ -74,6 +74,11 @@ http {
             proxy_pass http://api;
         }
 
+        location /many/ {
+            railgun_path $uri;
+            return 204;
+        }
+
         location /ws/ {
             proxy_pass http://ws_up;
             proxy_set_header Upgrade $http_upgrade;
@@ -127,7 +132,7 @@ unless ((http_header($json, 'content-type') || '') =~ m!application/json!) {
 }
 
 my $b = Test::Railgun::Browser->new($t);
-$t->plan(26);
+$t->plan(27);
 
 ###############################################################################
 
@@ -261,6 +266,31 @@ my $lines = $b->js(<<'JS');
 JS
 ok(grep({ /^localhost \/api\/=(\d*\.?\d+)/ && $1 > 0 } @$lines),
 	'rate chart has /api/ traffic') or diag("@$lines");
+
+# hundreds of series: 20 rows, the rest summed in one, the total exact
+
+my $many = 150;
+http_get("/many/$_") for 1 .. $many;
+
+my $series = 2 + $many + 1;    # /api/, /ws/, the /many/ paths, other's /
+my $total = $sent{api} + $sent{other} + 3 + $many;
+
+my $shape = $b->wait_for(<<'JS', 10, $total);
+    var rows = document.querySelectorAll('#http tbody tr'), n = 0, rest = '',
+        all = null;
+    for (var i = 0; i < rows.length; i++) {
+        var c = rows[i].cells;
+        if (/^\/many\//.test(c[1].textContent)) n++;
+        if (rows[i].className === 'rest') rest = c[0].textContent;
+        if (rows[i].className === 'total') all = c[8].textContent;
+    }
+    return all && all.replace(/,/g, '') == arguments[0]
+        && [rows.length, n, rest, all];
+JS
+ok($shape && $shape->[0] == 22 && $shape->[2] eq 'the other ' . ($series - 20)
+	&& $shape->[3] =~ s/,//gr == $total,
+	"$series series: 20 rows, the other summed, total $total")
+	or diag(explain($shape));
 
 if ($ENV{RAILGUN_STATUS_SCREENSHOT}) {
 	$b->screenshot($ENV{RAILGUN_STATUS_SCREENSHOT});
