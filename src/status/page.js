@@ -23,6 +23,7 @@
     var HISTORY = 600;      /* seconds of chart points kept */
     var TOP_ROWS = 20;      /* table rows before "the rest" */
     var TOP_LINES = 5;      /* chart lines before "the rest" */
+    var SMOOTH = 5;         /* seconds: each chart point's rate window */
 
     var snaps = [];         /* {time, start, fams} oldest first */
     var points = [];        /* chart points, oldest first */
@@ -325,14 +326,19 @@
 
     /* ------------------------------------------------------ sections */
 
-    function windowStart(b) {
+    /* the oldest snapshot at most s seconds before b, never b itself */
+    function since(b, s) {
         var i;
         for (i = 0; i < snaps.length - 1; i++) {
-            if (snaps[i].time >= b.time - WINDOW - INTERVAL / 2000) {
+            if (snaps[i].time >= b.time - s - INTERVAL / 2000) {
                 return snaps[i];
             }
         }
         return snaps.length > 1 ? snaps[snaps.length - 2] : null;
+    }
+
+    function windowStart(b) {
+        return since(b, WINDOW);
     }
 
     var HTTP_KEY = ['server', 'path'];
@@ -658,7 +664,8 @@
                 plugins: { legend: { position: 'bottom',
                                      labels: { boxWidth: 12 } } },
                 scales: {
-                    x: { ticks: { maxTicksLimit: 6, autoSkip: true } },
+                    x: { ticks: { maxTicksLimit: 6, autoSkip: true,
+                                  maxRotation: 0 } },
                     y: { beginAtZero: true,
                          title: { display: true, text: yTitle } }
                 }
@@ -690,7 +697,7 @@
         chart.update('none');
     }
 
-    /* one chart point: rates and quantiles between the last two snapshots */
+    /* one chart point: rates and quantiles over the last SMOOTH seconds */
     function point(a, b) {
         var dt = b.time - a.time, p = { t: b.time }, k, all = null;
         var hg = httpGroups(a, b), inc, g;
@@ -826,7 +833,7 @@
             snaps.shift();
         }
         if (prev) {
-            points.push(point(prev, b));
+            points.push(point(since(b, SMOOTH), b));
             while (points.length && points[0].t < b.time - HISTORY) {
                 points.shift();
             }
