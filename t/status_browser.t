@@ -50,8 +50,10 @@ events {
 http {
     %%TEST_GLOBALS_HTTP%%
 
+    # checks seldom next to the page's polls: the page must catch the
+    # one failed check when Redis stops
     railgun_probe cache redis://127.0.0.1:%%PORT_6380%%
-                  interval=300ms timeout=200ms rise=1 fall=1;
+                  interval=3s timeout=500ms rise=1 fall=1;
 
     upstream api {
         server 127.0.0.1:%%PORT_8081%%;
@@ -119,7 +121,7 @@ http {
 
 EOF
 
-redis_start($t, 6380, maxmemory => '64mb');
+my $redis = redis_start($t, 6380, maxmemory => '64mb');
 $t->http_backend(8081);
 ws_backend($t, 8083);
 $t->run();
@@ -132,7 +134,7 @@ unless ((http_header($json, 'content-type') || '') =~ m!application/json!) {
 }
 
 my $b = Test::Railgun::Browser->new($t);
-$t->plan(27);
+$t->plan(30);
 
 ###############################################################################
 
@@ -189,7 +191,7 @@ sleep 1;
 
 my $text = $b->js('return document.body.innerText');
 
-for my $name ('localhost', 'other.example', '/api/', '/ws/', 'api',
+for my $name ('localhost', 'other.example', '/api/', '/ws/', 'api', 'ws_up',
 	$PEER1, $PEER2, 'cache', '127.0.0.1:' . port(6380))
 {
 	ok(index($text, $name) >= 0, "page names $name")
@@ -220,6 +222,12 @@ is($gone && $gone->[2], 'down', 'dead peer down');
 my ($probe) = grep { $_->[0] eq 'cache' } @{$rows->{probes}};
 ok($probe && $probe->[2] eq 'up' && $probe->[3] eq 'ok',
 	'probe up, last result ok') or diag(explain($probe));
+my ($check) = grep { $_->[0] eq 'api' && $_->[1] eq $PEER2 }
+	@{$rows->{probes}};
+ok($check && $check->[2] eq 'down' && $check->[3] eq 'refused'
+	&& $check->[4] =~ /^refused \d+$/,
+	'dead peer\'s check down, last result refused')
+	or diag(explain($check));
 like($probe && $probe->[6], qr!/ 64\.0 MiB \(\d+\.\d%\)!,
 	'Redis memory used against max');
 
@@ -295,6 +303,24 @@ ok($shape && $shape->[0] == 22 && $shape->[2] eq 'the other ' . ($series - 20)
 if ($ENV{RAILGUN_STATUS_SCREENSHOT}) {
 	$b->screenshot($ENV{RAILGUN_STATUS_SCREENSHOT});
 }
+
+# a dependency dies while the page is open: state and last result follow
+
+redis_stop($redis);
+
+my $cache = $b->wait_for(<<'JS', 10);
+    var rows = document.querySelectorAll('#probes tbody tr');
+    for (var i = 0; i < rows.length; i++) {
+        var c = rows[i].cells;
+        if (c[0].textContent === 'cache' && c[2].textContent === 'down') {
+            return [c[3].textContent, c[4].textContent];
+        }
+    }
+    return false;
+JS
+ok($cache && $cache->[0] eq 'refused' && $cache->[1] =~ /^ok \d+ \S refused \d+$/,
+	'stopped Redis: probe down, last result refused')
+	or diag(explain($cache));
 
 my @errors = $b->console_errors();
 ok(!@errors, 'no console errors') or diag(join "\n", @errors);

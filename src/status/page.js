@@ -520,6 +520,35 @@
         fill('websocket', rows, 'no WebSocket sessions yet');
     }
 
+    /*
+     * The result of the last check, from the counters that grew since the
+     * previous poll; when several grew, or on the first poll (all counts),
+     * the one that agrees with the state: ok for a probe up, the commonest
+     * failure for one down.
+     */
+
+    function latest(results, state, first) {
+        var grew = results.filter(function (x) {
+            return first ? x.n > 0 : x.d > 0;
+        });
+        var fail = grew.filter(function (x) { return x.result !== 'ok'; })
+            .sort(function (x, y) {
+                return first ? y.n - x.n : y.d - x.d;
+            });
+        var ok = grew.length > fail.length;
+
+        if (!grew.length) {
+            return undefined;
+        }
+        if (grew.length === 1) {
+            return grew[0].result;
+        }
+        if (state === 0 && fail.length) {
+            return fail[0].result;
+        }
+        return ok && state ? 'ok' : fail.length ? fail[0].result : 'ok';
+    }
+
     function renderProbes(a, b) {
         var up = sums(b, 'railgun_probe_up', PROBE_KEY);
         var checks = sums(b, 'railgun_probe_checks_total',
@@ -541,13 +570,8 @@
             p = key(c.labels, PROBE_KEY);
             all[p] = all[p] || c.labels;
             byResult[p] = byResult[p] || [];
-            byResult[p].push({ result: c.labels.result, n: c.value });
-            if (prev[k] && c.value > prev[k].value) {
-                lastResult[p] = c.labels.result;
-            } else if (!prev[k] && !a && c.value > 0
-                       && lastResult[p] === undefined) {
-                lastResult[p] = c.labels.result;
-            }
+            byResult[p].push({ result: c.labels.result, n: c.value,
+                               d: c.value - (prev[k] ? prev[k].value : 0) });
         }
         for (k in all) {
             list.push({ k: k, labels: all[k] });
@@ -561,6 +585,10 @@
                                peer: list[i].labels.target }, PEER_KEY)];
             state = state === undefined ? null
                 : typeof state === 'object' ? state.value : state;
+            last = latest(byResult[k] || [], state, !a);
+            if (last !== undefined) {
+                lastResult[k] = last;
+            }
             last = lastResult[k];
             cell = (byResult[k] || []).filter(function (x) { return x.n > 0; })
                 .sort(function (x, y) { return y.n - x.n; })

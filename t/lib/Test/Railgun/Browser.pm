@@ -64,7 +64,7 @@ sub new {
 		pid => $pid,
 		base => "http://127.0.0.1:$port",
 		http => HTTP::Tiny->new(timeout => 60),
-		json => JSON::PP->new->canonical->allow_nonref,
+		json => JSON::PP->new->utf8->canonical->allow_nonref,
 	}, $class;
 
 	waitforsocket("127.0.0.1:$port")
