@@ -246,7 +246,10 @@ ngx_http_railgun_render_family(ngx_http_railgun_render_t *rd,
         return NGX_ERROR;
     }
 
-    for (s = fam->head; s; s = s->next) {
+    for (s = ngx_railgun_store_first(store, f);
+         s;
+         s = ngx_railgun_store_next(s))
+    {
 
         if (fc->type == NGX_RAILGUN_GAUGE
             && s->epoch < (uint32_t) store->epoch)
@@ -269,7 +272,7 @@ ngx_http_railgun_render_family(ngx_http_railgun_render_t *rd,
     s = fam->overflow;
 
     for (i = 0; i < s->nvalues; i++) {
-        if (s->values[i]) {
+        if (ngx_railgun_store_value(s, i)) {
             return ngx_http_railgun_render_series(rd, fc, s);
         }
     }
@@ -298,15 +301,15 @@ ngx_http_railgun_render_series(ngx_http_railgun_render_t *rd,
         p = ngx_http_railgun_sample(p, &fc->name, "", 0, s);
 
         if (fc->type == NGX_RAILGUN_COUNTER) {
-            p = ngx_http_railgun_uint(p, s->values[0]);
+            p = ngx_http_railgun_uint(p, ngx_railgun_store_value(s, 0));
 
         } else {
-            gauge = (int64_t) s->values[0];
+            gauge = (int64_t) ngx_railgun_store_value(s, 0);
 
             if (fc->type == NGX_RAILGUN_WORKER_GAUGE) {
                 for (i = 1; i < NGX_RAILGUN_STORE_SLOTS; i++) {
                     if (rd->live[i]) {
-                        gauge += (int64_t) s->values[i];
+                        gauge += (int64_t) ngx_railgun_store_value(s, i);
                     }
                 }
             }
@@ -342,7 +345,7 @@ ngx_http_railgun_render_series(ngx_http_railgun_render_t *rd,
     total = 0;
 
     for (i = 0; i <= b->n; i++) {
-        total += s->values[i];
+        total += ngx_railgun_store_value(s, i);
 
         p = ngx_cpymem(p, fc->name.data, fc->name.len);
         p = ngx_cpymem(p, "_bucket{", 8);
@@ -353,7 +356,7 @@ ngx_http_railgun_render_series(ngx_http_railgun_render_t *rd,
     }
 
     p = ngx_http_railgun_sample(p, &fc->name, "_sum", 4, s);
-    p = ngx_http_railgun_seconds(p, s->values[b->n + 1]);
+    p = ngx_http_railgun_seconds(p, ngx_railgun_store_value(s, b->n + 1));
     *p++ = '\n';
 
     p = ngx_http_railgun_sample(p, &fc->name, "_count", 6, s);
@@ -418,10 +421,9 @@ static ngx_int_t
 ngx_http_railgun_render_status(ngx_http_railgun_render_t *rd,
     ngx_railgun_store_t *store)
 {
-    u_char                   *p;
-    ngx_str_t                 name;
-    ngx_uint_t                f;
-    ngx_railgun_family_sh_t  *fam;
+    u_char      *p;
+    ngx_str_t    name;
+    ngx_uint_t   f;
 
     static ngx_str_t  states[] = {
         ngx_string("state=\"active\""),
@@ -455,7 +457,6 @@ ngx_http_railgun_render_status(ngx_http_railgun_render_t *rd,
     }
 
     for (f = 0; f < store->nfamilies; f++) {
-        fam = &store->sh->family[f];
 
         if (store->families[f].type == NGX_RAILGUN_STATE) {
             continue;
@@ -468,7 +469,7 @@ ngx_http_railgun_render_status(ngx_http_railgun_render_t *rd,
 
         p = ngx_sprintf(p, "railgun_series_dropped_total{family=\"%V\"} ",
                         &store->families[f].name);
-        p = ngx_http_railgun_uint(p, fam->dropped);
+        p = ngx_http_railgun_uint(p, ngx_railgun_store_dropped(store, f));
         *p++ = '\n';
 
         rd->buf->last = p;

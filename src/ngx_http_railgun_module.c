@@ -346,6 +346,14 @@ ngx_railgun_family_conf_t
       ngx_string("upstream=\"__overflow__\",peer=\"__overflow__\""),
       1 },
 
+    [NGX_HTTP_RAILGUN_UPSTREAM_NO_LIVE] =
+    { ngx_string("railgun_upstream_no_live_peers_total"),
+      ngx_string("Requests that found no live server in an upstream "
+                 "(nginx's \"no live upstreams\"); not peer attempts."),
+      NGX_RAILGUN_COUNTER,
+      ngx_string("upstream=\"__overflow__\""),
+      1 },
+
     [NGX_HTTP_RAILGUN_NFAMILIES] =
     { ngx_null_string, ngx_null_string, 0, ngx_null_string, 0 }
 };
@@ -414,7 +422,7 @@ ngx_http_railgun_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return ngx_http_railgun_gate_init_worker(cycle);
+    return ngx_http_railgun_upstream_init_worker(cycle);
 }
 
 
@@ -847,6 +855,19 @@ ngx_http_railgun_init(ngx_conf_t *cf)
 
     *h = ngx_http_railgun_post_read_handler;
 
+    /*
+     * The first handler of the location rewrite phase (handlers pushed later
+     * run first, and the module loads after ngx_http_rewrite_module): it
+     * sees the location before a "return" or "rewrite" of the location runs.
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_railgun_location_handler;
+
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
     if (h == NULL) {
         return NGX_ERROR;
@@ -860,7 +881,7 @@ ngx_http_railgun_init(ngx_conf_t *cf)
 
     /* checks become probes, then gates find the probes and upstreams */
 
-    if (ngx_http_railgun_gate_init(cf) != NGX_OK) {
+    if (ngx_http_railgun_upstream_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 

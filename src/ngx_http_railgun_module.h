@@ -44,6 +44,7 @@ enum {
     NGX_HTTP_RAILGUN_REDIS_MEMORY_MAX,
     NGX_HTTP_RAILGUN_REDIS_CLIENTS,
     NGX_HTTP_RAILGUN_UPSTREAM_PEER_UP,
+    NGX_HTTP_RAILGUN_UPSTREAM_NO_LIVE,
     NGX_HTTP_RAILGUN_NFAMILIES
 };
 
@@ -87,7 +88,9 @@ typedef struct ngx_http_railgun_ws_s  ngx_http_railgun_ws_t;
 
 typedef struct {
     uint64_t                    start;       /* microseconds, monotonic */
-    ngx_http_railgun_ws_t      *ws;          /* set at a WebSocket's 101 */
+    ngx_http_railgun_ws_t      *ws;          /* set at an upgrade's 101 */
+    ngx_http_railgun_loc_conf_t  *rlcf;      /* the location that decides */
+    unsigned                    moved:1;     /* by a redirect */
     ngx_pool_cleanup_t          cleanup;     /* finds it after a redirect */
 } ngx_http_railgun_ctx_t;
 
@@ -97,12 +100,15 @@ extern ngx_railgun_family_conf_t  ngx_http_railgun_families[];
 
 
 ngx_int_t ngx_http_railgun_post_read_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_railgun_location_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_railgun_log_handler(ngx_http_request_t *r);
+ngx_http_railgun_loc_conf_t *ngx_http_railgun_account_conf(
+    ngx_http_request_t *r, ngx_http_railgun_ctx_t *ctx);
 ngx_int_t ngx_http_railgun_request_init_worker(ngx_cycle_t *cycle,
     ngx_uint_t nlocations);
 ngx_http_railgun_ctx_t *ngx_http_railgun_get_ctx(ngx_http_request_t *r);
 void ngx_http_railgun_account(ngx_http_request_t *r,
-    ngx_http_railgun_ctx_t *ctx, ngx_uint_t status);
+    ngx_http_railgun_ctx_t *ctx, ngx_uint_t status, off_t sent);
 
 ngx_int_t ngx_http_railgun_websocket_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_railgun_websocket_start(ngx_http_request_t *r);
@@ -113,12 +119,15 @@ ngx_int_t ngx_http_railgun_expose_handler(ngx_http_request_t *r);
 
 ngx_int_t ngx_http_railgun_gate_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_railgun_no_cache(ngx_http_request_t *r);
-ngx_int_t ngx_http_railgun_gate_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_railgun_gate_resolve(ngx_conf_t *cf, ngx_array_t *gate);
-ngx_int_t ngx_http_railgun_gate_init_worker(ngx_cycle_t *cycle);
+char *ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+ngx_int_t ngx_http_railgun_upstream_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_railgun_upstream_init_worker(ngx_cycle_t *cycle);
+ngx_uint_t ngx_http_railgun_upstream_healthy(
+    ngx_http_railgun_upstream_t *ups, ngx_uint_t *total);
 char *ngx_http_railgun_check(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-char *ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 char *ngx_http_railgun_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

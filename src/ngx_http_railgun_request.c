@@ -37,12 +37,39 @@ struct ngx_http_railgun_slot_s {
     uint32_t                  hash;
     uint32_t                  len;
     u_char                   *text;
-    ngx_uint_t                overflow;    /* unsigned  overflow:1; */
     ngx_railgun_series_t     *series[4];
 };
 
 
+/*
+ * What an entry of r->upstream_states names: nginx records the address of
+ * the peer's name (ngx_http_upstream_rr_peer_t.name), or of its upstream's
+ * name when no server was live.  Both live as long as the configuration, so
+ * each worker maps them to their upstream once; a name not in the map was
+ * made at run time, from a proxy_pass with variables.
+ */
+
+#define NGX_HTTP_RAILGUN_NO_LIVE  1000    /* past every status code */
+
+
+typedef struct {
+    ngx_str_t                *name;        /* the key: nginx's pointer */
+    ngx_str_t                *upstream;    /* the label */
+    ngx_uint_t                no_live;     /* the upstream's own name */
+} ngx_http_railgun_peer_t;
+
+
 static void ngx_http_railgun_cleanup(void *data);
+static ngx_int_t ngx_http_railgun_peers_init(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_railgun_peers_add(ngx_cycle_t *cycle,
+    ngx_http_upstream_srv_conf_t *uscf, ngx_uint_t add);
+static void ngx_http_railgun_peer_add(ngx_str_t *name, ngx_str_t *upstream,
+    ngx_uint_t no_live);
+static ngx_http_railgun_peer_t *ngx_http_railgun_peer_find(ngx_str_t *name);
+static ngx_http_railgun_slot_t *ngx_http_railgun_cached(
+    ngx_http_railgun_main_conf_t *rmcf, ngx_http_railgun_loc_conf_t *rlcf,
+    ngx_str_t *upstream, ngx_str_t *peer, void *key, ngx_uint_t status,
+    ngx_http_railgun_slot_t *value);
 static void ngx_http_railgun_account_upstream(ngx_http_request_t *r,
     ngx_http_railgun_main_conf_t *rmcf, ngx_http_railgun_loc_conf_t *rlcf);
 static ngx_uint_t ngx_http_railgun_method(ngx_http_request_t *r);
@@ -61,8 +88,6 @@ static void ngx_http_railgun_upstream_series(
     ngx_http_railgun_main_conf_t *rmcf, ngx_http_railgun_loc_conf_t *rlcf,
     ngx_str_t *upstream, ngx_str_t *peer, ngx_uint_t status,
     ngx_http_railgun_slot_t *value);
-static void ngx_http_railgun_count_drops(ngx_http_railgun_main_conf_t *rmcf,
-    ngx_http_railgun_slot_t *slot, ngx_uint_t n);
 static u_char *ngx_http_railgun_label(u_char *p, const char *name,
     size_t len, ngx_str_t *value);
 static u_char *ngx_http_railgun_status_label(u_char *p, ngx_uint_t status);
@@ -88,6 +113,14 @@ static ngx_uint_t                ngx_http_railgun_loc_slots;
 static u_char                   *ngx_http_railgun_cache_text;
 static u_char                   *ngx_http_railgun_cache_text_end;
 
+static ngx_http_railgun_peer_t  *ngx_http_railgun_peers;
+static ngx_uint_t                ngx_http_railgun_npeers;   /* a power of 2 */
+static ngx_uint_t                ngx_http_railgun_nmapped;
+
+/* the labels of an attempt to an address chosen at run time */
+static ngx_str_t  ngx_http_railgun_dynamic_upstream = ngx_null_string;
+static ngx_str_t  ngx_http_railgun_dynamic_peer = ngx_string("dynamic");
+
 
 ngx_int_t
 ngx_http_railgun_post_read_handler(ngx_http_request_t *r)
@@ -101,6 +134,8 @@ ngx_http_railgun_post_read_handler(ngx_http_request_t *r)
 
     ctx->start = ngx_railgun_now_us();
     ctx->ws = NULL;
+    ctx->rlcf = NULL;
+    ctx->moved = 0;
 
     /*
      * Internal redirects and error_page wipe r->ctx: the context is also
@@ -120,6 +155,61 @@ ngx_http_railgun_post_read_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * The location that matched decides whether and how a request is counted.
+ * An internal redirect (error_page, try_files, X-Accel-Redirect) or a named
+ * location wipes r->ctx: a request found here without its context has been
+ * moved by nginx and keeps the location it had.  A "rewrite ... last" keeps
+ * r->ctx: the operator routed the request, and where it lands decides.
+ */
+
+ngx_int_t
+ngx_http_railgun_location_handler(ngx_http_request_t *r)
+{
+    ngx_http_railgun_ctx_t  *ctx;
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_railgun_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_http_railgun_get_ctx(r);
+
+        if (ctx == NULL) {
+            return NGX_DECLINED;
+        }
+
+        /* a redirect before any location was seen leaves nothing to keep */
+        if (ctx->rlcf) {
+            ctx->moved = 1;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_railgun_module);
+    }
+
+    if (!ctx->moved) {
+        ctx->rlcf = ngx_http_get_module_loc_conf(r, ngx_http_railgun_module);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+ngx_http_railgun_loc_conf_t *
+ngx_http_railgun_account_conf(ngx_http_request_t *r,
+    ngx_http_railgun_ctx_t *ctx)
+{
+    if (ctx && ctx->rlcf) {
+        return ctx->rlcf;
+    }
+
+    /* rejected before a location was found: the server's configuration */
+    return ngx_http_get_module_loc_conf(r, ngx_http_railgun_module);
+}
+
+
 ngx_int_t
 ngx_http_railgun_log_handler(ngx_http_request_t *r)
 {
@@ -134,12 +224,12 @@ ngx_http_railgun_log_handler(ngx_http_request_t *r)
     ctx = ngx_http_railgun_get_ctx(r);
 
     if (ctx && ctx->ws) {
-        /* an upgraded request was accounted at its 101: the session ends */
+        /* an upgraded request was accounted at its 101: the tunnel ends */
         ngx_http_railgun_websocket_end(r, ctx);
         return NGX_OK;
     }
 
-    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_railgun_module);
+    rlcf = ngx_http_railgun_account_conf(r, ctx);
 
     if (!rlcf->enable) {
         return NGX_OK;
@@ -152,7 +242,7 @@ ngx_http_railgun_log_handler(ngx_http_request_t *r)
         status = r->headers_out.status;
     }
 
-    ngx_http_railgun_account(r, ctx, status);
+    ngx_http_railgun_account(r, ctx, status, r->connection->sent);
 
     return NGX_OK;
 }
@@ -160,12 +250,13 @@ ngx_http_railgun_log_handler(ngx_http_request_t *r)
 
 /*
  * Accounts a request in the request families and its upstream attempts in
- * the upstream families: at the log phase, or at the 101 of a WebSocket.
+ * the upstream families: at the log phase, or at the 101 of an upgrade,
+ * with the bytes of the 101 as "sent".
  */
 
 void
 ngx_http_railgun_account(ngx_http_request_t *r, ngx_http_railgun_ctx_t *ctx,
-    ngx_uint_t status)
+    ngx_uint_t status, off_t sent)
 {
     uint64_t                       us;
     ngx_str_t                      path, *text;
@@ -175,7 +266,7 @@ ngx_http_railgun_account(ngx_http_request_t *r, ngx_http_railgun_ctx_t *ctx,
     ngx_http_railgun_loc_conf_t   *rlcf;
     ngx_http_railgun_main_conf_t  *rmcf;
 
-    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_railgun_module);
+    rlcf = ngx_http_railgun_account_conf(r, ctx);
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
 
     if (ctx) {
@@ -243,11 +334,7 @@ found:
     ngx_railgun_store_add(slot->series[0], 1);
     ngx_railgun_store_observe(slot->series[1], us);
     ngx_railgun_store_add(slot->series[2], r->request_length);
-    ngx_railgun_store_add(slot->series[3], r->connection->sent);
-
-    if (slot->overflow) {
-        ngx_http_railgun_count_drops(rmcf, slot, 4);
-    }
+    ngx_railgun_store_add(slot->series[3], sent);
 
     if (r->upstream_states && r->upstream_states->nelts) {
         ngx_http_railgun_account_upstream(r, rmcf, rlcf);
@@ -288,22 +375,16 @@ static void
 ngx_http_railgun_account_upstream(ngx_http_request_t *r,
     ngx_http_railgun_main_conf_t *rmcf, ngx_http_railgun_loc_conf_t *rlcf)
 {
-    u_char                         buf[NGX_SOCKADDR_STRLEN + 64];
-    ngx_str_t                      name;
-    ngx_uint_t                     i, status;
-    ngx_http_upstream_t           *u;
-    ngx_http_upstream_state_t     *state;
-    ngx_http_railgun_slot_t       *slot, *free, value;
-    ngx_http_upstream_srv_conf_t  *uscf;
-
-    u = r->upstream;
-    uscf = u ? u->upstream : NULL;
+    ngx_uint_t                   i, status;
+    ngx_http_railgun_peer_t     *peer;
+    ngx_http_railgun_slot_t     *slot, value;
+    ngx_http_upstream_state_t   *state;
 
     state = r->upstream_states->elts;
 
     for (i = 0; i < r->upstream_states->nelts; i++) {
 
-        /* no peer was tried: "no live upstreams", or a cache hit */
+        /* nothing was asked of an upstream: a cache hit, for one */
         if (state[i].peer == NULL) {
             continue;
         }
@@ -314,44 +395,33 @@ ngx_http_railgun_account_upstream(ngx_http_request_t *r,
             status = 0;
         }
 
-        /*
-         * A peer of a configured upstream is known by its name's address,
-         * which lives as long as the configuration: no text to hash.  Peers
-         * resolved at run time (uscf == NULL) are not cached.
-         */
+        peer = ngx_http_railgun_peer_find(state[i].peer);
 
-        slot = uscf ? ngx_http_railgun_cache_find(state[i].peer->data, status,
-                                                  NULL, &free)
-                    : NULL;
+        if (peer == NULL) {
+            /*
+             * Resolved at run time from a proxy_pass with variables: its
+             * host may come from the client, and labels never do.
+             */
+            slot = ngx_http_railgun_cached(rmcf, rlcf,
+                                           &ngx_http_railgun_dynamic_upstream,
+                                           &ngx_http_railgun_dynamic_peer,
+                                           &ngx_http_railgun_dynamic_peer,
+                                           status, &value);
 
-        if (slot == NULL) {
+        } else if (peer->no_live) {
+            /* "no live upstreams": no server was tried, nothing to time */
+            slot = ngx_http_railgun_cached(rmcf, rlcf, peer->upstream, NULL,
+                                           peer, NGX_HTTP_RAILGUN_NO_LIVE,
+                                           &value);
 
-            if (uscf == NULL) {
-                /*
-                 * Resolved at run time from a proxy_pass with variables: its
-                 * host may come from the client, and labels never do.
-                 */
-                ngx_str_null(&name);
+            ngx_railgun_store_add(slot->series[0], 1);
 
-            } else if (uscf->flags & NGX_HTTP_UPSTREAM_CREATE) {
-                name = uscf->host;
+            continue;
 
-            } else {
-                /* proxy_pass to an address: its implicit upstream */
-                name.data = buf;
-                name.len = ngx_snprintf(buf, sizeof(buf), "%V:%d",
-                                        &uscf->host, (int) uscf->port)
-                           - buf;
-            }
-
-            slot = &value;
-            ngx_http_railgun_upstream_series(rmcf, rlcf, &name,
-                                             state[i].peer, status, slot);
-
-            if (uscf) {
-                ngx_http_railgun_cache_store(free, state[i].peer->data, status,
-                                             NULL, slot);
-            }
+        } else {
+            slot = ngx_http_railgun_cached(rmcf, rlcf, peer->upstream,
+                                           state[i].peer, state[i].peer,
+                                           status, &value);
         }
 
         ngx_railgun_store_add(slot->series[0], 1);
@@ -365,11 +435,36 @@ ngx_http_railgun_account_upstream(ngx_http_request_t *r,
             ngx_railgun_store_observe(slot->series[2],
                                       state[i].header_time * 1000);
         }
-
-        if (slot->overflow) {
-            ngx_http_railgun_count_drops(rmcf, slot, 3);
-        }
     }
+}
+
+
+/*
+ * The series of an upstream attempt, cached by a key that alone decides its
+ * labels (a peer's name in the configuration, an upstream's entry in the
+ * map, or the fixed labels of run-time addresses), so that no request can
+ * leave a label in the cache for another.
+ */
+
+static ngx_http_railgun_slot_t *
+ngx_http_railgun_cached(ngx_http_railgun_main_conf_t *rmcf,
+    ngx_http_railgun_loc_conf_t *rlcf, ngx_str_t *upstream, ngx_str_t *peer,
+    void *key, ngx_uint_t status, ngx_http_railgun_slot_t *value)
+{
+    ngx_http_railgun_slot_t  *slot, *free;
+
+    slot = ngx_http_railgun_cache_find(key, status, NULL, &free);
+
+    if (slot) {
+        return slot;
+    }
+
+    ngx_http_railgun_upstream_series(rmcf, rlcf, upstream, peer, status,
+                                     value);
+
+    ngx_http_railgun_cache_store(free, key, status, NULL, value);
+
+    return value;
 }
 
 
@@ -526,7 +621,6 @@ ngx_http_railgun_cache_store(ngx_http_railgun_slot_t *slot, void *conf,
 
     slot->conf = conf;
     slot->code = code;
-    slot->overflow = value->overflow;
     ngx_memcpy(slot->series, value->series, sizeof(value->series));
 }
 
@@ -539,7 +633,6 @@ ngx_http_railgun_request_series(ngx_http_request_t *r,
 {
     u_char                       *p, key[NGX_HTTP_RAILGUN_KEY_LEN];
     size_t                        server_path, with_method;
-    ngx_uint_t                    i;
     ngx_railgun_store_t          *store;
     ngx_http_railgun_srv_conf_t  *rscf;
 
@@ -572,14 +665,6 @@ ngx_http_railgun_request_series(ngx_http_request_t *r,
                                                NGX_HTTP_RAILGUN_RESPONSE_BYTES,
                                                key, server_path,
                                                rlcf->buckets);
-
-    value->overflow = 0;
-
-    for (i = 0; i < 4; i++) {
-        if (value->series[i]->flags & NGX_RAILGUN_SERIES_OVERFLOW) {
-            value->overflow = 1;
-        }
-    }
 }
 
 
@@ -590,12 +675,22 @@ ngx_http_railgun_upstream_series(ngx_http_railgun_main_conf_t *rmcf,
 {
     u_char               *p, key[NGX_HTTP_RAILGUN_KEY_LEN];
     size_t                upstream_peer;
-    ngx_uint_t            i;
     ngx_railgun_store_t  *store;
 
     store = rmcf->store;
 
     p = ngx_http_railgun_label(key, "upstream", 0, upstream);
+
+    if (peer == NULL) {
+        value->series[0] = ngx_railgun_store_series(store,
+                                            NGX_HTTP_RAILGUN_UPSTREAM_NO_LIVE,
+                                            key, p - key, rlcf->buckets);
+        value->series[1] = NULL;
+        value->series[2] = NULL;
+        value->series[3] = NULL;
+        return;
+    }
+
     p = ngx_http_railgun_label(p, "peer", 1, peer);
     upstream_peer = p - key;
 
@@ -611,32 +706,6 @@ ngx_http_railgun_upstream_series(ngx_http_railgun_main_conf_t *rmcf,
                                             NGX_HTTP_RAILGUN_UPSTREAM_HEADER,
                                             key, upstream_peer, rlcf->buckets);
     value->series[3] = NULL;
-
-    value->overflow = 0;
-
-    for (i = 0; i < 3; i++) {
-        if (value->series[i]->flags & NGX_RAILGUN_SERIES_OVERFLOW) {
-            value->overflow = 1;
-        }
-    }
-}
-
-
-static void
-ngx_http_railgun_count_drops(ngx_http_railgun_main_conf_t *rmcf,
-    ngx_http_railgun_slot_t *slot, ngx_uint_t n)
-{
-    ngx_uint_t             i;
-    ngx_railgun_series_t  *s;
-
-    for (i = 0; i < n; i++) {
-        s = slot->series[i];
-
-        if (s->flags & NGX_RAILGUN_SERIES_OVERFLOW) {
-            (void) ngx_atomic_fetch_add(
-                            &rmcf->store->sh->family[s->family].dropped, 1);
-        }
-    }
 }
 
 
@@ -695,5 +764,207 @@ ngx_http_railgun_request_init_worker(ngx_cycle_t *cycle,
 
     ngx_http_railgun_cache_text_end = ngx_http_railgun_cache_text + size;
 
+    return ngx_http_railgun_peers_init(cycle);
+}
+
+
+/*
+ * With "zone" the peers are in shared memory only once the zone is set up:
+ * the map is made in each worker, as the gate makes its own.
+ */
+
+static ngx_int_t
+ngx_http_railgun_peers_init(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                      i, n;
+    ngx_http_upstream_srv_conf_t  **uscfp;
+    ngx_http_upstream_main_conf_t  *umcf;
+
+    umcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_upstream_module);
+
+    if (umcf == NULL) {
+        return NGX_OK;
+    }
+
+    uscfp = umcf->upstreams.elts;
+    n = 0;
+
+    for (i = 0; i < umcf->upstreams.nelts; i++) {
+        n += ngx_http_railgun_peers_add(cycle, uscfp[i], 0);
+    }
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    /* at most half full: probes stay short */
+
+    for (ngx_http_railgun_npeers = 4;
+         ngx_http_railgun_npeers < 2 * n;
+         ngx_http_railgun_npeers *= 2)
+    {
+        /* void */
+    }
+
+    ngx_http_railgun_peers = ngx_pcalloc(cycle->pool,
+                                         ngx_http_railgun_npeers
+                                         * sizeof(ngx_http_railgun_peer_t));
+    if (ngx_http_railgun_peers == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < umcf->upstreams.nelts; i++) {
+        if (ngx_http_railgun_peers_add(cycle, uscfp[i], 1) == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+    }
+
     return NGX_OK;
+}
+
+
+/*
+ * Counts (add == 0) or maps the names an upstream's peers have in
+ * r->upstream_states: every primary and backup server's, and the list's
+ * own, which nginx reports when no server of the list is live.
+ */
+
+static ngx_int_t
+ngx_http_railgun_peers_add(ngx_cycle_t *cycle,
+    ngx_http_upstream_srv_conf_t *uscf, ngx_uint_t add)
+{
+    u_char                        *p;
+    size_t                         len;
+    ngx_int_t                      n;
+    ngx_str_t                     *upstream;
+    ngx_http_upstream_rr_peer_t   *peer;
+    ngx_http_upstream_rr_peers_t  *peers, *list;
+
+    peers = uscf->peer.data;
+
+    if (peers == NULL) {
+        return 0;
+    }
+
+    upstream = NULL;
+
+    if (add) {
+        upstream = ngx_palloc(cycle->pool, sizeof(ngx_str_t));
+        if (upstream == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (uscf->flags & NGX_HTTP_UPSTREAM_CREATE) {
+            /* an upstream{} block: its name */
+            *upstream = uscf->host;
+
+        } else {
+            /* proxy_pass to an address: its implicit upstream, host:port */
+            len = uscf->host.len + sizeof(":65535") - 1;
+
+            p = ngx_pnalloc(cycle->pool, len);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            upstream->data = p;
+            upstream->len = (uscf->port ? ngx_sprintf(p, "%V:%d", &uscf->host,
+                                                      (int) uscf->port)
+                                        : ngx_cpymem(p, uscf->host.data,
+                                                     uscf->host.len))
+                            - p;
+        }
+    }
+
+    n = 0;
+
+    ngx_http_upstream_rr_peers_rlock(peers);
+
+    for (list = peers; list; list = list->next) {
+
+        if (add && list->name) {
+            ngx_http_railgun_peer_add(list->name, upstream, 1);
+        }
+
+        n++;
+
+        for (peer = list->peer; peer; peer = peer->next) {
+
+            if (add) {
+                ngx_http_railgun_peer_add(&peer->name, upstream, 0);
+            }
+
+            n++;
+        }
+    }
+
+    ngx_http_upstream_rr_peers_unlock(peers);
+
+    return n;
+}
+
+
+/*
+ * The map has room for twice the peers counted and never takes more than
+ * half of it (should the lists grow between the count and the adds), so
+ * that a lookup always ends at a free entry.
+ */
+
+static void
+ngx_http_railgun_peer_add(ngx_str_t *name, ngx_str_t *upstream,
+    ngx_uint_t no_live)
+{
+    ngx_uint_t                i, mask;
+    ngx_http_railgun_peer_t  *p;
+
+    if (ngx_http_railgun_nmapped >= ngx_http_railgun_npeers / 2) {
+        return;
+    }
+
+    mask = ngx_http_railgun_npeers - 1;
+
+    for (i = ((uintptr_t) name >> 3) * 0x9e3779b1; /* void */; i++) {
+
+        p = &ngx_http_railgun_peers[i & mask];
+
+        if (p->name == name) {
+            /* an upstream met twice: the first one keeps its label */
+            return;
+        }
+
+        if (p->name == NULL) {
+            p->name = name;
+            p->upstream = upstream;
+            p->no_live = no_live;
+            ngx_http_railgun_nmapped++;
+            return;
+        }
+    }
+}
+
+
+static ngx_http_railgun_peer_t *
+ngx_http_railgun_peer_find(ngx_str_t *name)
+{
+    ngx_uint_t                i, mask;
+    ngx_http_railgun_peer_t  *p;
+
+    if (ngx_http_railgun_peers == NULL) {
+        return NULL;
+    }
+
+    mask = ngx_http_railgun_npeers - 1;
+
+    for (i = ((uintptr_t) name >> 3) * 0x9e3779b1; /* void */; i++) {
+
+        p = &ngx_http_railgun_peers[i & mask];
+
+        if (p->name == name) {
+            return p;
+        }
+
+        if (p->name == NULL) {
+            return NULL;
+        }
+    }
 }

@@ -508,8 +508,8 @@ ngx_http_railgun_status_handler(ngx_http_request_t *r)
 
     /*
      * revalidated on every load, answered 304 by nginx's not_modified
-     * filter when If-None-Match holds the ETag: a reload of nginx with a
-     * new module or a new Chart.js shows at once
+     * filter when If-None-Match holds the ETag: a new Chart.js after a
+     * reload, or a new module after a restart, shows at once
      */
 
     ngx_str_set(&cache, "no-cache");

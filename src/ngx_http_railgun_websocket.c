@@ -13,12 +13,16 @@
 
 /*
  * A proxied request that upgrades is accounted as a request at its 101, so
- * the session's life never reaches request latency.  Its frames are counted
+ * the tunnel's life never reaches request latency, and its response bytes
+ * are those of the 101 itself.  Only an upgrade to WebSocket, asked by the
+ * client and answered by the upstream, is a session: its frames are counted
  * by wrapping the send of both tunnel connections: nginx moves every
  * tunnelled byte, those buffered at the upgrade included, through exactly
  * one dst->send (ngx_http_upstream_process_upgraded), and under TLS the
- * client connection's send sees plaintext.  The session ends at the log
- * phase, which for an upgraded request runs when the tunnel closes.
+ * client connection's send sees plaintext.  Any other protocol (h2c, a
+ * custom one) is a tunnel whose bytes are never looked at.  The session
+ * ends at the log phase, which for an upgraded request runs when the tunnel
+ * closes.
  */
 
 #define NGX_HTTP_RAILGUN_WS_IN   0        /* from the client */
@@ -27,6 +31,8 @@
 
 struct ngx_http_railgun_ws_s {
     uint64_t                  start;
+    ngx_uint_t                session;     /* unsigned  session:1; */
+    ngx_uint_t                slot;        /* of the gauge, 0 if none */
     ngx_send_pt               send[2];
     ngx_connection_t         *connection[2];
     ngx_railgun_wsframe_t     frame[2];
@@ -43,6 +49,8 @@ static ssize_t ngx_http_railgun_websocket_send(ngx_connection_t *c,
     u_char *buf, size_t size);
 static ngx_int_t ngx_http_railgun_websocket_series(ngx_http_request_t *r,
     ngx_http_railgun_ws_t *ws);
+static ngx_uint_t ngx_http_railgun_is_websocket(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_railgun_has_websocket(ngx_str_t *value);
 
 
 static ngx_str_t  ngx_http_railgun_directions[] = {
@@ -63,9 +71,7 @@ ngx_http_railgun_websocket_filter(ngx_http_request_t *r)
         && r->upstream->peer.connection
         && r == r->main)
     {
-        if (ngx_http_railgun_websocket_start(r) != NGX_OK) {
-            return NGX_ERROR;
-        }
+        return ngx_http_railgun_websocket_start(r);
     }
 
     return ngx_http_next_header_filter(r);
@@ -74,13 +80,18 @@ ngx_http_railgun_websocket_filter(ngx_http_request_t *r)
 
 /*
  * Not static: the header filter runs for every response, and this, kept out
- * of line, leaves it a few compares and a jump for all but a 101.
+ * of line, leaves it a few compares and a jump for all but a 101.  It runs
+ * the rest of the header filters itself, so that the 101 is written when the
+ * request is accounted.
  */
 
 ngx_int_t
 ngx_http_railgun_websocket_start(ngx_http_request_t *r)
 {
-    ngx_uint_t                     d;
+    off_t                          sent;
+    ngx_int_t                      rc;
+    ngx_uint_t                     d, websocket;
+    ngx_chain_t                   *cl;
     ngx_connection_t              *c;
     ngx_http_railgun_ws_t         *ws;
     ngx_http_railgun_ctx_t        *ctx;
@@ -90,24 +101,52 @@ ngx_http_railgun_websocket_start(ngx_http_request_t *r)
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_railgun_module);
 
     if (!rlcf->enable) {
-        return NGX_OK;
+        return ngx_http_next_header_filter(r);
     }
 
     ctx = ngx_http_railgun_get_ctx(r);
 
     if (ctx == NULL || ctx->ws) {
-        return NGX_OK;
+        return ngx_http_next_header_filter(r);
     }
 
     /* the context may have been found through its cleanup only */
     ngx_http_set_ctx(r, ctx, ngx_http_railgun_module);
 
-    /* the handshake is the request: status 101, latency to now */
-    ngx_http_railgun_account(r, ctx, NGX_HTTP_SWITCHING_PROTOCOLS);
+    websocket = ngx_http_railgun_is_websocket(r);
+
+    rc = ngx_http_next_header_filter(r);
+
+    if (rc == NGX_ERROR) {
+        return rc;
+    }
+
+    /*
+     * The handshake is the request: status 101, latency to now, and the
+     * bytes of the 101, sent or still waiting in r->out for the flush that
+     * ngx_http_upstream_upgrade() does next.
+     */
+
+    sent = r->connection->sent;
+
+    for (cl = r->out; cl; cl = cl->next) {
+        sent += ngx_buf_size(cl->buf);
+    }
+
+    ngx_http_railgun_account(r, ctx, NGX_HTTP_SWITCHING_PROTOCOLS, sent);
 
     ws = ngx_pcalloc(r->pool, sizeof(ngx_http_railgun_ws_t));
     if (ws == NULL) {
         return NGX_ERROR;
+    }
+
+    /* the log phase finds a tunnel accounted already */
+    ctx->ws = ws;
+
+    if (!websocket) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "railgun upgrade is not to websocket, not counted");
+        return rc;
     }
 
     if (ngx_http_railgun_websocket_series(r, ws) != NGX_OK) {
@@ -116,6 +155,7 @@ ngx_http_railgun_websocket_start(ngx_http_request_t *r)
 
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
 
+    ws->session = 1;
     ws->start = ngx_railgun_now_us();
     ws->connection[NGX_HTTP_RAILGUN_WS_IN] = r->upstream->peer.connection;
     ws->connection[NGX_HTTP_RAILGUN_WS_OUT] = r->connection;
@@ -126,14 +166,103 @@ ngx_http_railgun_websocket_start(ngx_http_request_t *r)
         c->send = ngx_http_railgun_websocket_send;
     }
 
-    ngx_railgun_store_gauge_add(rmcf->store, ws->active, 1);
+    /* the session leaves the gauge in the slot it entered it */
 
-    ctx->ws = ws;
+    ws->slot = ngx_railgun_store_slot(rmcf->store);
+    ngx_railgun_store_gauge_add(ws->active, ws->slot, 1);
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "railgun websocket session start");
 
-    return NGX_OK;
+    return rc;
+}
+
+
+/*
+ * Both the client's Upgrade and the upstream's answer name "websocket"
+ * (RFC 6455, 4.1 and 4.2.2): a comma-separated list of protocols, each
+ * compared without case, a "/version" allowed.
+ */
+
+static ngx_uint_t
+ngx_http_railgun_is_websocket(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    if (r->headers_in.upgrade == NULL
+        || !ngx_http_railgun_has_websocket(&r->headers_in.upgrade->value))
+    {
+        return 0;
+    }
+
+    part = &r->upstream->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash
+            && h[i].key.len == sizeof("Upgrade") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Upgrade",
+                               sizeof("Upgrade") - 1)
+               == 0
+            && ngx_http_railgun_has_websocket(&h[i].value))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_uint_t
+ngx_http_railgun_has_websocket(ngx_str_t *value)
+{
+    u_char  *p, *last, *start;
+
+    p = value->data;
+    last = p + value->len;
+
+    while (p < last) {
+
+        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
+            p++;
+        }
+
+        start = p;
+
+        while (p < last && *p != ',' && *p != '/' && *p != ' '
+               && *p != '\t')
+        {
+            p++;
+        }
+
+        if (p - start == sizeof("websocket") - 1
+            && ngx_strncasecmp(start, (u_char *) "websocket",
+                               sizeof("websocket") - 1)
+               == 0)
+        {
+            return 1;
+        }
+
+        while (p < last && *p != ',') {
+            p++;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -200,11 +329,13 @@ void
 ngx_http_railgun_websocket_end(ngx_http_request_t *r,
     ngx_http_railgun_ctx_t *ctx)
 {
-    ngx_http_railgun_ws_t         *ws;
-    ngx_http_railgun_main_conf_t  *rmcf;
+    ngx_http_railgun_ws_t  *ws;
 
     ws = ctx->ws;
-    rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
+
+    if (!ws->session) {
+        return;
+    }
 
     /* the upstream connection is closed by now; the client's is not yet */
 
@@ -214,7 +345,7 @@ ngx_http_railgun_websocket_end(ngx_http_request_t *r,
 
     ngx_railgun_store_observe(ws->duration,
                               ngx_railgun_now_us() - ws->start);
-    ngx_railgun_store_gauge_add(rmcf->store, ws->active, -1);
+    ngx_railgun_store_gauge_add(ws->active, ws->slot, -1);
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "railgun websocket session end");

@@ -18,24 +18,18 @@
 
 static void ngx_railgun_probe_timer_handler(ngx_event_t *ev);
 static void ngx_railgun_probe_start(ngx_railgun_probe_t *probe);
+static void ngx_railgun_probe_connect_handler(ngx_event_t *ev);
 static void ngx_railgun_probe_write_handler(ngx_event_t *wev);
 static void ngx_railgun_probe_read_handler(ngx_event_t *rev);
+static void ngx_railgun_probe_dummy_handler(ngx_event_t *ev);
 static void ngx_railgun_probe_timeout_handler(ngx_event_t *ev);
-static ngx_int_t ngx_railgun_probe_test_connect(ngx_connection_t *c,
-    ngx_railgun_probe_exchange_t *x);
+static ngx_uint_t ngx_railgun_probe_connect_error(ngx_err_t err,
+    const char **reason);
 static void ngx_railgun_probe_done(ngx_railgun_probe_exchange_t *x,
     ngx_uint_t result, const char *reason);
 static void ngx_railgun_probe_close(ngx_railgun_probe_exchange_t *x);
 static void ngx_railgun_probe_record(ngx_railgun_probe_t *probe,
     ngx_railgun_probe_exchange_t *x, uint64_t us);
-static ngx_railgun_probe_proto_t *ngx_railgun_probe_proto(
-    ngx_railgun_probe_t *probe);
-static char *ngx_railgun_probe_parse_redis(ngx_conf_t *cf,
-    ngx_railgun_probe_t *probe, ngx_str_t *url);
-static char *ngx_railgun_probe_parse_status(ngx_conf_t *cf,
-    ngx_railgun_probe_t *probe, ngx_str_t *value);
-static char *ngx_railgun_probe_address(ngx_conf_t *cf,
-    ngx_railgun_probe_t *probe, ngx_str_t *hostport, in_port_t port);
 static ngx_railgun_series_t *ngx_railgun_probe_series(
     ngx_railgun_store_t *store, ngx_uint_t family, ngx_railgun_probe_t *probe,
     const char *label, ngx_str_t *value, ngx_railgun_buckets_t *buckets);
@@ -68,13 +62,13 @@ static ngx_railgun_store_t  *ngx_railgun_probe_store;
 ngx_uint_t
 ngx_railgun_probe_is_up(ngx_railgun_probe_t *probe)
 {
-    ngx_atomic_uint_t  state;
+    uint64_t  state;
 
     if (probe->disabled) {
         return probe->initial_up;
     }
 
-    state = probe->state->values[NGX_RAILGUN_PROBE_STATE];
+    state = ngx_railgun_store_value(probe->state, NGX_RAILGUN_PROBE_STATE);
 
     if (state == NGX_RAILGUN_PROBE_UNKNOWN) {
         return probe->initial_up;
@@ -88,7 +82,6 @@ static void
 ngx_railgun_probe_timer_handler(ngx_event_t *ev)
 {
     ngx_msec_t            now, due, next, delay;
-    ngx_atomic_t         *next_due;
     ngx_railgun_probe_t  *probe;
 
     probe = ev->data;
@@ -97,10 +90,9 @@ ngx_railgun_probe_timer_handler(ngx_event_t *ev)
         return;
     }
 
-    next_due = &probe->state->values[NGX_RAILGUN_PROBE_NEXT_DUE];
-
     now = ngx_current_msec;
-    due = *next_due;
+    due = (ngx_msec_t) ngx_railgun_store_value(probe->state,
+                                               NGX_RAILGUN_PROBE_NEXT_DUE);
 
     if (probe->exchange == NULL && (ngx_msec_int_t) (now - due) >= 0) {
 
@@ -112,11 +104,14 @@ ngx_railgun_probe_timer_handler(ngx_event_t *ev)
 
         /* one worker wins the round; the others see the new due time */
 
-        if (ngx_atomic_cmp_set(next_due, due, next)) {
+        if (ngx_railgun_store_cas(probe->state, NGX_RAILGUN_PROBE_NEXT_DUE,
+                                  due, next))
+        {
             ngx_railgun_probe_start(probe);
         }
 
-        due = *next_due;
+        due = (ngx_msec_t) ngx_railgun_store_value(probe->state,
+                                                   NGX_RAILGUN_PROBE_NEXT_DUE);
     }
 
     delay = (ngx_msec_int_t) (due - now) > 0 ? due - now : 1;
@@ -131,8 +126,11 @@ ngx_railgun_probe_timer_handler(ngx_event_t *ev)
 static void
 ngx_railgun_probe_start(ngx_railgun_probe_t *probe)
 {
+    ngx_err_t                      err;
     ngx_int_t                      rc;
+    ngx_uint_t                     result;
     ngx_pool_t                    *pool;
+    const char                    *reason;
     ngx_connection_t              *c;
     ngx_railgun_probe_proto_t     *proto;
     ngx_railgun_probe_exchange_t  *x;
@@ -190,7 +188,7 @@ ngx_railgun_probe_start(ngx_railgun_probe_t *probe)
     rc = ngx_event_connect_peer(&x->peer);
 
     ngx_log_debug2(NGX_LOG_DEBUG_EVENT, ngx_cycle->log, 0,
-                   "railgun probe \"%V\" connect: %i", &probe->name, rc);
+                   "railgun: probe \"%V\" connect: %i", &probe->name, rc);
 
     if (rc == NGX_ERROR || rc == NGX_BUSY) {
         ngx_railgun_probe_done(x, NGX_RAILGUN_PROBE_ERROR, "connect failed");
@@ -198,22 +196,79 @@ ngx_railgun_probe_start(ngx_railgun_probe_t *probe)
     }
 
     if (rc == NGX_DECLINED) {
-        /* refused at once: ngx_event_connect_peer closed the socket */
+        /*
+         * connect() failed at once and ngx_event_connect_peer closed the
+         * socket; its errno survives the close, which succeeded
+         */
+        err = ngx_socket_errno;
         x->peer.connection = NULL;
-        ngx_railgun_probe_done(x, NGX_RAILGUN_PROBE_REFUSED,
-                               "connection refused");
+
+        result = ngx_railgun_probe_connect_error(err, &reason);
+        ngx_railgun_probe_done(x, result, reason);
         return;
     }
+
+    /*
+     * A handler per state, as nginx's OCSP client has them: until the
+     * connection is known to be up, either event only tests it; the read
+     * handler, which uses x->in, is installed only for a protocol, which
+     * has allocated it.  A target that speaks or closes first thus meets
+     * the handler of the state the exchange is in.
+     */
 
     c = x->peer.connection;
     c->data = x;
     c->pool = pool;
+    c->read->handler = ngx_railgun_probe_connect_handler;
+    c->write->handler = ngx_railgun_probe_connect_handler;
+
+    if (rc == NGX_OK) {
+        ngx_railgun_probe_connect_handler(c->write);
+    }
+}
+
+
+static void
+ngx_railgun_probe_connect_handler(ngx_event_t *ev)
+{
+    int                            err;
+    socklen_t                      len;
+    ngx_uint_t                     result;
+    const char                    *reason;
+    ngx_connection_t              *c;
+    ngx_railgun_probe_exchange_t  *x;
+
+    c = ev->data;
+    x = c->data;
+
+    /* a late refusal or an unreachable host shows in SO_ERROR */
+
+    err = 0;
+    len = sizeof(int);
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, (void *) &err, &len) == -1) {
+        err = ngx_socket_errno;
+    }
+
+    if (err) {
+        result = ngx_railgun_probe_connect_error(err, &reason);
+        ngx_railgun_probe_done(x, result, reason);
+        return;
+    }
+
+    if (ngx_railgun_probe_proto(x->probe) == NULL) {
+        /*
+         * a connect check: connected is all it asks, whatever the target
+         * sends or does next (a banner, a close at maxclients)
+         */
+        ngx_railgun_probe_done(x, NGX_RAILGUN_PROBE_OK, NULL);
+        return;
+    }
+
     c->read->handler = ngx_railgun_probe_read_handler;
     c->write->handler = ngx_railgun_probe_write_handler;
 
-    if (rc == NGX_OK) {
-        ngx_railgun_probe_write_handler(c->write);
-    }
+    ngx_railgun_probe_write_handler(c->write);
 }
 
 
@@ -226,10 +281,6 @@ ngx_railgun_probe_write_handler(ngx_event_t *wev)
 
     c = wev->data;
     x = c->data;
-
-    if (ngx_railgun_probe_test_connect(c, x) != NGX_OK) {
-        return;
-    }
 
     while (x->out < x->out_end) {
 
@@ -253,17 +304,17 @@ ngx_railgun_probe_write_handler(ngx_event_t *wev)
         x->out += n;
     }
 
-    if (ngx_railgun_probe_proto(x->probe) == NULL) {
-        /* a connect check: connected is all it asks */
-        ngx_railgun_probe_done(x, NGX_RAILGUN_PROBE_OK, NULL);
-        return;
-    }
+    /* sent: only the read handler acts from now on */
+
+    wev->handler = ngx_railgun_probe_dummy_handler;
 
     if (wev->active && ngx_del_event(wev, NGX_WRITE_EVENT, 0) != NGX_OK) {
         ngx_railgun_probe_done(x, NGX_RAILGUN_PROBE_ERROR,
                                "write event failed");
         return;
     }
+
+    /* a reply, a greeting or a close may have come meanwhile */
 
     if (c->read->ready) {
         ngx_railgun_probe_read_handler(c->read);
@@ -276,6 +327,8 @@ ngx_railgun_probe_write_handler(ngx_event_t *wev)
     }
 }
 
+
+/* reads the reply into x->in: installed only where the protocol made it */
 
 static void
 ngx_railgun_probe_read_handler(ngx_event_t *rev)
@@ -291,10 +344,6 @@ ngx_railgun_probe_read_handler(ngx_event_t *rev)
     x = c->data;
     b = x->in;
     proto = ngx_railgun_probe_proto(x->probe);
-
-    if (ngx_railgun_probe_test_connect(c, x) != NGX_OK) {
-        return;
-    }
 
     for ( ;; ) {
 
@@ -342,6 +391,14 @@ ngx_railgun_probe_read_handler(ngx_event_t *rev)
 
 
 static void
+ngx_railgun_probe_dummy_handler(ngx_event_t *ev)
+{
+    ngx_log_debug0(NGX_LOG_DEBUG_EVENT, ev->log, 0,
+                   "railgun: probe dummy handler");
+}
+
+
+static void
 ngx_railgun_probe_timeout_handler(ngx_event_t *ev)
 {
     ngx_railgun_probe_exchange_t  *x;
@@ -352,38 +409,42 @@ ngx_railgun_probe_timeout_handler(ngx_event_t *ev)
 }
 
 
-static ngx_int_t
-ngx_railgun_probe_test_connect(ngx_connection_t *c,
-    ngx_railgun_probe_exchange_t *x)
+/*
+ * Only a refusal is "refused": the target's host said nothing listens.  An
+ * unreachable network or host, a reset or anything else is "error".
+ */
+
+static ngx_uint_t
+ngx_railgun_probe_connect_error(ngx_err_t err, const char **reason)
 {
-    int        err;
-    socklen_t  len;
+    switch (err) {
 
-    /* a late refusal shows on the first event only */
+    case NGX_ECONNREFUSED:
+        *reason = "connection refused";
+        return NGX_RAILGUN_PROBE_REFUSED;
 
-    if (x->connected) {
-        return NGX_OK;
+    case NGX_ENETUNREACH:
+    case NGX_ENETDOWN:
+        *reason = "network unreachable";
+        return NGX_RAILGUN_PROBE_ERROR;
+
+    case NGX_EHOSTUNREACH:
+    case NGX_EHOSTDOWN:
+        *reason = "host unreachable";
+        return NGX_RAILGUN_PROBE_ERROR;
+
+    case NGX_ETIMEDOUT:
+        *reason = "connect timed out";
+        return NGX_RAILGUN_PROBE_ERROR;
+
+    case NGX_ECONNRESET:
+        *reason = "connection reset";
+        return NGX_RAILGUN_PROBE_ERROR;
+
+    default:
+        *reason = "connect failed";
+        return NGX_RAILGUN_PROBE_ERROR;
     }
-
-    err = 0;
-    len = sizeof(int);
-
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, (void *) &err, &len) == -1) {
-        err = ngx_socket_errno;
-    }
-
-    if (err == 0) {
-        x->connected = 1;
-        return NGX_OK;
-    }
-
-    ngx_railgun_probe_done(x, err == NGX_ECONNREFUSED
-                              ? NGX_RAILGUN_PROBE_REFUSED
-                              : NGX_RAILGUN_PROBE_ERROR,
-                           err == NGX_ECONNREFUSED ? "connection refused"
-                                                   : "connect failed");
-
-    return NGX_ERROR;
 }
 
 
@@ -402,7 +463,7 @@ ngx_railgun_probe_done(ngx_railgun_probe_exchange_t *x, ngx_uint_t result,
     x->reason = reason;
 
     ngx_log_debug3(NGX_LOG_DEBUG_EVENT, ngx_cycle->log, 0,
-                   "railgun probe \"%V\" done: %V %s", &probe->name,
+                   "railgun: probe \"%V\" done: %V %s", &probe->name,
                    &ngx_railgun_probe_results[result],
                    reason ? reason : "");
 
@@ -448,9 +509,10 @@ static void
 ngx_railgun_probe_record(ngx_railgun_probe_t *probe,
     ngx_railgun_probe_exchange_t *x, uint64_t us)
 {
-    ngx_uint_t     up, was_up;
-    ngx_atomic_t  *v;
+    uint64_t    *v;
+    ngx_uint_t   up, was_up;
 
+    /* only the winner of the round writes these, and the gate reads STATE */
     v = probe->state->values;
 
     was_up = ngx_railgun_probe_is_up(probe);
@@ -473,18 +535,18 @@ ngx_railgun_probe_record(ngx_railgun_probe_t *probe,
         }
     }
 
-    v[NGX_RAILGUN_PROBE_STATE] = up ? NGX_RAILGUN_PROBE_UP
-                                    : NGX_RAILGUN_PROBE_DOWN;
+    ngx_railgun_store_set(probe->state, NGX_RAILGUN_PROBE_STATE,
+                          up ? NGX_RAILGUN_PROBE_UP : NGX_RAILGUN_PROBE_DOWN);
 
-    probe->up->values[0] = up;
+    ngx_railgun_store_set(probe->up, 0, up);
 
     ngx_railgun_store_add(probe->checks[x->result], 1);
     ngx_railgun_store_observe(probe->duration, us);
 
     if (x->have_info) {
-        probe->memory_used->values[0] = x->memory_used;
-        probe->memory_max->values[0] = x->memory_max;
-        probe->clients->values[0] = x->clients;
+        ngx_railgun_store_set(probe->memory_used, 0, x->memory_used);
+        ngx_railgun_store_set(probe->memory_max, 0, x->memory_max);
+        ngx_railgun_store_set(probe->clients, 0, x->clients);
     }
 
     if (up == was_up) {
@@ -493,18 +555,22 @@ ngx_railgun_probe_record(ngx_railgun_probe_t *probe,
 
     ngx_railgun_store_add(probe->transitions[up], 1);
 
-    /* balancers resynchronise their peers when this moves */
-    (void) ngx_atomic_fetch_add(&ngx_railgun_probe_store->sh->generation, 1);
+    /*
+     * balancers resynchronise their peers when this moves: a release, so
+     * that whoever sees the new generation sees the state written above
+     * (ngx_railgun_store.h)
+     */
+    ngx_railgun_store_changed(ngx_railgun_probe_store);
 
     if (up) {
         ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
-                      "railgun probe \"%V\" %V is up after %ui "
+                      "railgun: probe \"%V\" %V is up after %ui "
                       "successful checks", &probe->name, &probe->target,
                       probe->rise);
 
     } else {
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                      "railgun probe \"%V\" %V is down after %ui "
+                      "railgun: probe \"%V\" %V is down after %ui "
                       "failed checks, last: %V (%s)", &probe->name,
                       &probe->target, probe->fall,
                       &ngx_railgun_probe_results[x->result],
@@ -513,7 +579,7 @@ ngx_railgun_probe_record(ngx_railgun_probe_t *probe,
 }
 
 
-static ngx_railgun_probe_proto_t *
+ngx_railgun_probe_proto_t *
 ngx_railgun_probe_proto(ngx_railgun_probe_t *probe)
 {
     switch (probe->type) {
@@ -602,7 +668,8 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
         }
 
         /* before any result the gauge tells the initial state */
-        probe[i].up->values[0] = ngx_railgun_probe_is_up(&probe[i]);
+        ngx_railgun_store_set(probe[i].up, 0,
+                              ngx_railgun_probe_is_up(&probe[i]));
 
         ngx_railgun_store_own(store, probe[i].up);
 
@@ -622,7 +689,7 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
 
     if (disabled) {
         ngx_log_error(NGX_LOG_ERR, cycle->log, 0,
-                      "railgun zone is full: %ui of %ui probes are not run "
+                      "railgun: zone is full: %ui of %ui probes are not run "
                       "and keep their initial state, the first is \"%V\" %V",
                       disabled, probes->nelts, &first->name, &first->target);
     }
@@ -686,449 +753,4 @@ ngx_railgun_probe_peer_series(ngx_railgun_store_t *store, ngx_uint_t family,
     *p++ = '"';
 
     return ngx_railgun_store_series(store, family, key, p - key, NULL);
-}
-
-
-/* configuration */
-
-
-/* the defaults of SPEC.md, before parameters */
-
-void
-ngx_railgun_probe_init(ngx_railgun_probe_t *probe, ngx_str_t *name,
-    ngx_uint_t check)
-{
-    ngx_memzero(probe, sizeof(ngx_railgun_probe_t));
-
-    probe->name = *name;
-    probe->check = check;
-    probe->interval = 2000;
-    probe->timeout = 1000;
-    probe->rise = 2;
-    probe->fall = 3;
-    probe->db = -1;
-
-    /* a reload must never open a window where every peer is down */
-    probe->initial_up = check;
-
-    if (check) {
-        probe->type = NGX_RAILGUN_PROBE_HTTP;
-        ngx_str_set(&probe->uri, "/");
-    }
-}
-
-
-ngx_int_t
-ngx_railgun_probe_init_request(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
-{
-    ngx_railgun_probe_proto_t  *proto;
-
-    if (probe->type == NGX_RAILGUN_PROBE_HTTP && probe->host.len == 0) {
-        probe->host = probe->target;
-    }
-
-    proto = ngx_railgun_probe_proto(probe);
-
-    if (proto && proto->init_conf(cf, probe) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-char *
-ngx_railgun_probe_parse(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
-    ngx_str_t *url, ngx_str_t *params, ngx_uint_t nparams)
-{
-    char        *rv;
-    ngx_str_t    hostport;
-    ngx_uint_t   i;
-
-    if (url->len > 8 && ngx_strncasecmp(url->data, (u_char *) "redis://", 8)
-                        == 0)
-    {
-        probe->type = NGX_RAILGUN_PROBE_REDIS;
-
-        rv = ngx_railgun_probe_parse_redis(cf, probe, url);
-        if (rv != NGX_CONF_OK) {
-            return rv;
-        }
-
-    } else if (url->len > 7
-               && ngx_strncasecmp(url->data, (u_char *) "http://", 7) == 0)
-    {
-        probe->type = NGX_RAILGUN_PROBE_HTTP;
-
-        hostport.data = url->data + 7;
-        hostport.len = url->len - 7;
-
-        for (i = 0; i < hostport.len; i++) {
-            if (hostport.data[i] == '/') {
-                break;
-            }
-        }
-
-        probe->uri.data = hostport.data + i;
-        probe->uri.len = hostport.len - i;
-        hostport.len = i;
-
-        if (probe->uri.len == 0) {
-            ngx_str_set(&probe->uri, "/");
-        }
-
-        rv = ngx_railgun_probe_address(cf, probe, &hostport, 80);
-        if (rv != NGX_CONF_OK) {
-            return rv;
-        }
-
-    } else if (url->len > 6
-               && ngx_strncasecmp(url->data, (u_char *) "tcp://", 6) == 0)
-    {
-        probe->type = NGX_RAILGUN_PROBE_TCP;
-
-        hostport.data = url->data + 6;
-        hostport.len = url->len - 6;
-
-        rv = ngx_railgun_probe_address(cf, probe, &hostport, 0);
-        if (rv != NGX_CONF_OK) {
-            return rv;
-        }
-
-    } else {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid probe URL \"%V\", redis://, http:// "
-                           "or tcp:// expected", url);
-        return NGX_CONF_ERROR;
-    }
-
-    return ngx_railgun_probe_parse_params(cf, probe, params, nparams);
-}
-
-
-/*
- * The parameters common to railgun_probe and railgun_check; a check (a probe
- * made for each server of an upstream) also takes type= and uri=.
- */
-
-char *
-ngx_railgun_probe_parse_params(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
-    ngx_str_t *params, ngx_uint_t nparams)
-{
-    ngx_int_t   n;
-    ngx_str_t   s;
-    ngx_uint_t  i;
-
-    for (i = 0; i < nparams; i++) {
-
-        if (probe->check) {
-
-            if (ngx_strcmp(params[i].data, "type=http") == 0) {
-                probe->type = NGX_RAILGUN_PROBE_HTTP;
-                continue;
-            }
-
-            if (ngx_strcmp(params[i].data, "type=tcp") == 0) {
-                probe->type = NGX_RAILGUN_PROBE_TCP;
-                continue;
-            }
-
-            if (ngx_strncmp(params[i].data, "uri=", 4) == 0
-                && params[i].len > 4 && params[i].data[4] == '/')
-            {
-                probe->uri.data = params[i].data + 4;
-                probe->uri.len = params[i].len - 4;
-                continue;
-            }
-        }
-
-        if (ngx_strncmp(params[i].data, "interval=", 9) == 0) {
-            s.data = params[i].data + 9;
-            s.len = params[i].len - 9;
-
-            probe->interval = ngx_parse_time(&s, 0);
-
-            if (probe->interval == (ngx_msec_t) NGX_ERROR
-                || probe->interval == 0)
-            {
-                goto invalid;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(params[i].data, "timeout=", 8) == 0) {
-            s.data = params[i].data + 8;
-            s.len = params[i].len - 8;
-
-            probe->timeout = ngx_parse_time(&s, 0);
-
-            if (probe->timeout == (ngx_msec_t) NGX_ERROR
-                || probe->timeout == 0)
-            {
-                goto invalid;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(params[i].data, "jitter=", 7) == 0) {
-            s.data = params[i].data + 7;
-            s.len = params[i].len - 7;
-
-            probe->jitter = ngx_parse_time(&s, 0);
-
-            if (probe->jitter == (ngx_msec_t) NGX_ERROR) {
-                goto invalid;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(params[i].data, "rise=", 5) == 0) {
-            n = ngx_atoi(params[i].data + 5, params[i].len - 5);
-
-            if (n <= 0) {
-                goto invalid;
-            }
-
-            probe->rise = n;
-            continue;
-        }
-
-        if (ngx_strncmp(params[i].data, "fall=", 5) == 0) {
-            n = ngx_atoi(params[i].data + 5, params[i].len - 5);
-
-            if (n <= 0) {
-                goto invalid;
-            }
-
-            probe->fall = n;
-            continue;
-        }
-
-        if (ngx_strcmp(params[i].data, "initial=up") == 0) {
-            probe->initial_up = 1;
-            continue;
-        }
-
-        if (ngx_strcmp(params[i].data, "initial=down") == 0) {
-            probe->initial_up = 0;
-            continue;
-        }
-
-        if (probe->type == NGX_RAILGUN_PROBE_HTTP) {
-
-            if (ngx_strncmp(params[i].data, "status=", 7) == 0) {
-                s.data = params[i].data + 7;
-                s.len = params[i].len - 7;
-
-                if (ngx_railgun_probe_parse_status(cf, probe, &s)
-                    != NGX_CONF_OK)
-                {
-                    goto invalid;
-                }
-
-                continue;
-            }
-
-            if (ngx_strncmp(params[i].data, "body=", 5) == 0
-                && params[i].len > 5)
-            {
-                probe->body.data = params[i].data + 5;
-                probe->body.len = params[i].len - 5;
-                continue;
-            }
-
-            if (ngx_strncmp(params[i].data, "host=", 5) == 0
-                && params[i].len > 5)
-            {
-                probe->host.data = params[i].data + 5;
-                probe->host.len = params[i].len - 5;
-                continue;
-            }
-        }
-
-        if (probe->type == NGX_RAILGUN_PROBE_REDIS) {
-
-            if (ngx_strcmp(params[i].data, "role=master") == 0) {
-                probe->role = NGX_RAILGUN_ROLE_MASTER;
-                continue;
-            }
-
-            if (ngx_strcmp(params[i].data, "role=replica") == 0) {
-                probe->role = NGX_RAILGUN_ROLE_REPLICA;
-                continue;
-            }
-
-            if (ngx_strcmp(params[i].data, "role=any") == 0) {
-                probe->role = NGX_RAILGUN_ROLE_ANY;
-                continue;
-            }
-        }
-
-        goto invalid;
-    }
-
-    if (probe->timeout >= probe->interval) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "probe \"%V\": timeout must be less than "
-                           "interval", &probe->name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (probe->type == NGX_RAILGUN_PROBE_HTTP && probe->status == NULL) {
-        ngx_str_set(&s, "200-299");
-
-        if (ngx_railgun_probe_parse_status(cf, probe, &s) != NGX_CONF_OK) {
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    if (probe->check) {
-        /* the request is made for each server, once its address is known */
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_railgun_probe_init_request(cf, probe) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid parameter \"%V\"", &params[i]);
-
-    return NGX_CONF_ERROR;
-}
-
-
-/* redis://[[user]:password@]host:port[/db] */
-
-static char *
-ngx_railgun_probe_parse_redis(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
-    ngx_str_t *url)
-{
-    u_char     *p, *end, *at, *colon, *slash;
-    ngx_str_t   hostport;
-
-    p = url->data + 8;
-    end = url->data + url->len;
-
-    slash = ngx_strlchr(p, end, '/');
-    at = NULL;
-
-    for (colon = (slash ? slash : end) - 1; colon >= p; colon--) {
-        if (*colon == '@') {
-            at = colon;
-            break;
-        }
-    }
-
-    if (at) {
-        colon = ngx_strlchr(p, at, ':');
-
-        if (colon == NULL) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid redis URL: \"user:password@\" or "
-                               "\":password@\" expected");
-            return NGX_CONF_ERROR;
-        }
-
-        probe->user.data = p;
-        probe->user.len = colon - p;
-        probe->password.data = colon + 1;
-        probe->password.len = at - colon - 1;
-
-        p = at + 1;
-    }
-
-    hostport.data = p;
-    hostport.len = (slash ? slash : end) - p;
-
-    if (slash) {
-        probe->db = ngx_atoi(slash + 1, end - slash - 1);
-
-        if (probe->db == NGX_ERROR) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid redis database number in \"%V\"",
-                               &probe->name);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    return ngx_railgun_probe_address(cf, probe, &hostport, 6379);
-}
-
-
-/* names are resolved here, at configuration: never in a worker */
-
-static char *
-ngx_railgun_probe_address(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
-    ngx_str_t *hostport, in_port_t port)
-{
-    ngx_url_t  u;
-
-    ngx_memzero(&u, sizeof(ngx_url_t));
-
-    u.url = *hostport;
-    u.default_port = port;
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-        if (u.err) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s in probe \"%V\" address \"%V\"", u.err,
-                               &probe->name, hostport);
-        }
-
-        return NGX_CONF_ERROR;
-    }
-
-    if (u.naddrs == 0 || u.no_port) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "probe \"%V\" needs a host and a port",
-                           &probe->name);
-        return NGX_CONF_ERROR;
-    }
-
-    /* the target label and the Host header are the address as written */
-
-    probe->addr = u.addrs[0];
-    probe->target = *hostport;
-
-    return NGX_CONF_OK;
-}
-
-
-/* status=200-299,301,302 */
-
-static char *
-ngx_railgun_probe_parse_status(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
-    ngx_str_t *value)
-{
-    ngx_int_t                    n;
-    ngx_railgun_probe_status_t   ranges[NGX_RAILGUN_CONF_MAX_STATUS], *st;
-
-    n = ngx_railgun_conf_status(value->data, value->len, ranges,
-                                NGX_RAILGUN_CONF_MAX_STATUS);
-    if (n == NGX_ERROR) {
-        return NGX_CONF_ERROR;
-    }
-
-    probe->status = ngx_array_create(cf->pool, n,
-                                     sizeof(ngx_railgun_probe_status_t));
-    if (probe->status == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    st = ngx_array_push_n(probe->status, n);
-    if (st == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memcpy(st, ranges, n * sizeof(ngx_railgun_probe_status_t));
-
-    return NGX_CONF_OK;
 }

@@ -139,7 +139,6 @@ struct ngx_railgun_probe_exchange_s {
     ngx_uint_t                     result;
     const char                    *reason;
 
-    ngx_uint_t                     connected;     /* unsigned  connected:1; */
     ngx_uint_t                     have_info;     /* unsigned  have_info:1; */
     uint64_t                       memory_used;
     uint64_t                       memory_max;
@@ -179,6 +178,8 @@ ngx_int_t ngx_railgun_probe_init_worker(ngx_cycle_t *cycle,
     ngx_railgun_buckets_t *buckets);
 void ngx_railgun_probe_exit_worker(ngx_array_t *probes);
 ngx_uint_t ngx_railgun_probe_is_up(ngx_railgun_probe_t *probe);
+ngx_railgun_probe_proto_t *ngx_railgun_probe_proto(
+    ngx_railgun_probe_t *probe);
 
 
 #endif /* _NGX_RAILGUN_PROBE_H_INCLUDED_ */

@@ -14,30 +14,55 @@
  * reader probes it without a lock and sees either NULL or a series that was
  * completely written before its pointer was published.  Inserting takes the
  * slab pool's own mutex, the one nginx releases when a worker dies holding
- * it.  Nothing is ever freed, so a reader never meets a stale pointer.
+ * it: see the ordering rules in ngx_railgun_store.h for what a death at any
+ * step leaves, and ngx_railgun_store_recover() for how it is completed.
  */
 
 
 #define NGX_RAILGUN_STORE_MAGIC   0x6e67726c   /* "ngrl" */
-#define NGX_RAILGUN_STORE_LAYOUT  5
+#define NGX_RAILGUN_STORE_LAYOUT  6
 
-/* a zone byte budget per slot: 16m gives 65536 slots, 512k of pointers */
-#define NGX_RAILGUN_STORE_SLOT_BYTES  256
+/*
+ * The table is kept under 3/4 full and has room for as many series as the
+ * zone's bytes hold of the smallest: a counter with 32 bytes of labels.  So
+ * the bytes run out first; the table takes 15% of a zone (8% on 32 bits).
+ */
+#define NGX_RAILGUN_STORE_MIN_SERIES                                          \
+    (offsetof(ngx_railgun_series_t, values) + sizeof(uint64_t) + 32)
+
+#define NGX_RAILGUN_STORE_CHUNK       (64 * 1024)
 
 #define NGX_RAILGUN_STORE_LOG_EVERY   60000
+
+/* a worker that found no slot looks again at most this often, in ms */
+#define NGX_RAILGUN_STORE_SLOT_RETRY  1000
+
+
+/*
+ * The unit test (t/unit/store_test.c) kills the insert at each of these
+ * steps; in the module they are nothing.
+ */
+
+#ifdef NGX_RAILGUN_STORE_TEST
+void ngx_railgun_store_test_step(ngx_uint_t step);
+#define ngx_railgun_store_step(n)  ngx_railgun_store_test_step(n)
+#else
+#define ngx_railgun_store_step(n)
+#endif
 
 
 static ngx_int_t ngx_railgun_store_create(ngx_railgun_store_t *store,
     ngx_shm_zone_t *shm_zone);
 static ngx_railgun_series_t *ngx_railgun_store_find(
-    ngx_railgun_store_sh_t *sh, ngx_uint_t family, u_char *key, size_t len,
+    ngx_railgun_table_t *table, ngx_uint_t family, u_char *key, size_t len,
     uint32_t hash, ngx_uint_t *slot);
 static ngx_railgun_series_t *ngx_railgun_store_insert(
     ngx_railgun_store_t *store, ngx_uint_t family, u_char *key, size_t len,
     uint32_t hash, ngx_railgun_buckets_t *buckets);
+static void ngx_railgun_store_recover(ngx_railgun_store_t *store);
 static ngx_railgun_series_t *ngx_railgun_store_alloc(
     ngx_railgun_store_t *store, ngx_uint_t family, u_char *key, size_t len,
-    uint32_t hash, ngx_railgun_buckets_t *buckets);
+    uint32_t hash, ngx_railgun_buckets_t *buckets, ngx_uint_t overflow);
 static void *ngx_railgun_store_carve(ngx_railgun_store_t *store,
     size_t size);
 static ngx_railgun_buckets_t *ngx_railgun_store_intern(
@@ -47,7 +72,9 @@ static ngx_railgun_series_t *ngx_railgun_store_overflow(
 static ngx_shm_zone_t *ngx_railgun_store_old_zone(ngx_shm_zone_t *shm_zone);
 static void ngx_railgun_store_clear_slot(ngx_railgun_store_t *store,
     ngx_uint_t slot);
-static ngx_uint_t ngx_railgun_store_pid_alive(ngx_pid_t pid);
+static ngx_uint_t ngx_railgun_store_slot_live(ngx_railgun_store_sh_t *sh,
+    ngx_uint_t slot);
+static uint64_t ngx_railgun_store_started(ngx_pid_t pid);
 
 
 ngx_railgun_series_t *
@@ -57,9 +84,7 @@ ngx_railgun_store_series(ngx_railgun_store_t *store, ngx_uint_t family,
     uint32_t                 hash;
     ngx_uint_t               i;
     ngx_railgun_series_t    *s;
-    ngx_railgun_store_sh_t  *sh;
-
-    sh = store->sh;
+    ngx_railgun_table_t     *table;
 
     if (len > NGX_RAILGUN_STORE_MAX_KEY) {
         return ngx_railgun_store_overflow(store, family, "label text too long");
@@ -67,7 +92,9 @@ ngx_railgun_store_series(ngx_railgun_store_t *store, ngx_uint_t family,
 
     hash = ngx_murmur_hash2(key, len) ^ (uint32_t) (family * 0x9e3779b1);
 
-    s = ngx_railgun_store_find(sh, family, key, len, hash, &i);
+    table = __atomic_load_n(&store->sh->table, __ATOMIC_ACQUIRE);
+
+    s = ngx_railgun_store_find(table, family, key, len, hash, &i);
 
     if (s) {
         return s;
@@ -83,17 +110,15 @@ ngx_railgun_store_series(ngx_railgun_store_t *store, ngx_uint_t family,
  */
 
 static ngx_railgun_series_t *
-ngx_railgun_store_find(ngx_railgun_store_sh_t *sh, ngx_uint_t family,
+ngx_railgun_store_find(ngx_railgun_table_t *table, ngx_uint_t family,
     u_char *key, size_t len, uint32_t hash, ngx_uint_t *slot)
 {
-    ngx_uint_t             i, mask;
+    ngx_uint_t             i;
     ngx_railgun_series_t  *s;
 
-    mask = sh->nslots - 1;
+    for (i = hash % table->nslots; /* void */ ; /* void */ ) {
 
-    for (i = hash & mask; /* void */ ; i = (i + 1) & mask) {
-
-        s = sh->slots[i];
+        s = __atomic_load_n(&table->slot[i], __ATOMIC_ACQUIRE);
 
         if (s == NULL) {
             *slot = i;
@@ -107,17 +132,30 @@ ngx_railgun_store_find(ngx_railgun_store_sh_t *sh, ngx_uint_t family,
         {
             return s;
         }
+
+        if (++i == table->nslots) {
+            i = 0;
+        }
     }
 }
 
+
+/*
+ * The steps of an insert, each of which a worker may die after: the new
+ * series is written where no one sees it (1), recorded as pending (2),
+ * linked at the end of its family's list, where a scrape shows it with
+ * zero values (3), made the list's last (4) and counted (5), published in
+ * the table, where samples find it (6), and the record cleared (7).
+ */
 
 static ngx_railgun_series_t *
 ngx_railgun_store_insert(ngx_railgun_store_t *store, ngx_uint_t family,
     u_char *key, size_t len, uint32_t hash, ngx_railgun_buckets_t *buckets)
 {
-    ngx_uint_t                i, total, f;
+    ngx_uint_t                i;
     const char               *why;
-    ngx_railgun_series_t     *s;
+    ngx_railgun_series_t     *s, *last;
+    ngx_railgun_table_t      *table;
     ngx_railgun_store_sh_t   *sh;
     ngx_railgun_family_sh_t  *fam;
 
@@ -127,18 +165,17 @@ ngx_railgun_store_insert(ngx_railgun_store_t *store, ngx_uint_t family,
 
     ngx_shmtx_lock(&store->shpool->mutex);
 
+    ngx_railgun_store_recover(store);
+
+    table = sh->table;
+
     /* another worker may have inserted it since the lock-free probe */
 
-    s = ngx_railgun_store_find(sh, family, key, len, hash, &i);
+    s = ngx_railgun_store_find(table, family, key, len, hash, &i);
 
     if (s) {
         ngx_shmtx_unlock(&store->shpool->mutex);
         return s;
-    }
-
-    total = 0;
-    for (f = 0; f < store->nfamilies; f++) {
-        total += sh->family[f].nseries;
     }
 
     if (fam->nseries >= store->max_series
@@ -146,30 +183,50 @@ ngx_railgun_store_insert(ngx_railgun_store_t *store, ngx_uint_t family,
     {
         why = "railgun_max_series reached";
 
-    } else if (total >= sh->nslots - sh->nslots / 4) {
+    } else if (sh->nseries >= table->nslots - table->nslots / 4) {
         why = "series table full";
 
     } else {
-        s = ngx_railgun_store_alloc(store, family, key, len, hash, buckets);
+        s = ngx_railgun_store_alloc(store, family, key, len, hash, buckets,
+                                    0);
 
         if (s == NULL) {
             why = "zone full";
 
         } else {
-            /* publish only a completely written series */
-            ngx_memory_barrier();
+            ngx_railgun_store_step(1);
 
-            sh->slots[i] = s;
+            sh->pending = s;
 
-            if (fam->last) {
-                fam->last->next = s;
+            ngx_railgun_store_step(2);
+
+            last = fam->last;
+
+            if (last) {
+                __atomic_store_n(&last->next, s, __ATOMIC_RELEASE);
 
             } else {
-                fam->head = s;
+                __atomic_store_n(&fam->head, s, __ATOMIC_RELEASE);
             }
 
+            ngx_railgun_store_step(3);
+
             fam->last = s;
+
+            ngx_railgun_store_step(4);
+
             fam->nseries++;
+            sh->nseries++;
+
+            ngx_railgun_store_step(5);
+
+            __atomic_store_n(&table->slot[i], s, __ATOMIC_RELEASE);
+
+            ngx_railgun_store_step(6);
+
+            sh->pending = NULL;
+
+            ngx_railgun_store_step(7);
         }
     }
 
@@ -183,9 +240,83 @@ ngx_railgun_store_insert(ngx_railgun_store_t *store, ngx_uint_t family,
 }
 
 
+/*
+ * Completes an insert that a dead worker left pending, called under the
+ * mutex: each step is done again unless it is seen done.  The series can
+ * only be at the very end of its list, past a "last" that may lag.
+ */
+
+static void
+ngx_railgun_store_recover(ngx_railgun_store_t *store)
+{
+    ngx_uint_t                i, n, f;
+    ngx_railgun_series_t     *s, *p, *end;
+    ngx_railgun_store_sh_t   *sh;
+    ngx_railgun_family_sh_t  *fam;
+
+    sh = store->sh;
+    s = sh->pending;
+
+    if (s == NULL) {
+        return;
+    }
+
+    fam = &sh->family[s->family];
+
+    end = fam->last ? fam->last : fam->head;
+
+    if (end) {
+        while (end->next) {
+            end = end->next;
+        }
+    }
+
+    if (end != s) {
+        if (end) {
+            __atomic_store_n(&end->next, s, __ATOMIC_RELEASE);
+
+        } else {
+            __atomic_store_n(&fam->head, s, __ATOMIC_RELEASE);
+        }
+    }
+
+    fam->last = s;
+
+    /* the counts, from the lists themselves */
+
+    sh->nseries = 0;
+
+    for (f = 0; f < store->nfamilies; f++) {
+        n = 0;
+
+        for (p = sh->family[f].head; p; p = p->next) {
+            n++;
+        }
+
+        sh->family[f].nseries = n;
+        sh->nseries += n;
+    }
+
+    if (ngx_railgun_store_find(sh->table, s->family,
+                               ngx_railgun_series_key(s), s->key_len,
+                               s->hash, &i)
+        == NULL)
+    {
+        __atomic_store_n(&sh->table->slot[i], s, __ATOMIC_RELEASE);
+    }
+
+    sh->pending = NULL;
+
+    ngx_log_error(NGX_LOG_NOTICE, store->log, 0,
+                  "railgun: a series that a dead worker was adding to "
+                  "\"%V\" is complete", &store->families[s->family].name);
+}
+
+
 static ngx_railgun_series_t *
 ngx_railgun_store_alloc(ngx_railgun_store_t *store, ngx_uint_t family,
-    u_char *key, size_t len, uint32_t hash, ngx_railgun_buckets_t *buckets)
+    u_char *key, size_t len, uint32_t hash, ngx_railgun_buckets_t *buckets,
+    ngx_uint_t overflow)
 {
     size_t                 size;
     ngx_uint_t             nvalues;
@@ -213,8 +344,10 @@ ngx_railgun_store_alloc(ngx_railgun_store_t *store, ngx_uint_t family,
         nvalues = 1;
     }
 
+    /* an overflow series counts the updates it took in one more word */
+
     size = offsetof(ngx_railgun_series_t, values)
-           + nvalues * sizeof(ngx_atomic_t) + len;
+           + (nvalues + (overflow ? 1 : 0)) * sizeof(uint64_t) + len;
 
     s = ngx_railgun_store_carve(store, size);
     if (s == NULL) {
@@ -224,6 +357,7 @@ ngx_railgun_store_alloc(ngx_railgun_store_t *store, ngx_uint_t family,
     s->buckets = buckets;
     s->hash = hash;
     s->family = (uint16_t) family;
+    s->flags = overflow ? NGX_RAILGUN_SERIES_OVERFLOW : 0;
     s->key_len = (uint16_t) len;
     s->nvalues = (uint16_t) nvalues;
     ngx_memcpy(ngx_railgun_series_key(s), key, len);
@@ -232,13 +366,12 @@ ngx_railgun_store_alloc(ngx_railgun_store_t *store, ngx_uint_t family,
 }
 
 
-#define NGX_RAILGUN_STORE_CHUNK  (64 * 1024)
-
-
 /*
  * Series are never freed, so they are carved one after another out of large
  * slab chunks instead of each taking a power-of-two slab slot: a counter
  * with 60 bytes of labels takes 104 bytes, not 128.  Called under the mutex.
+ * A worker dying between the two stores leaves the new chunk with the old
+ * chunk's used count: bytes lost, none handed out twice.
  */
 
 static void *
@@ -248,28 +381,33 @@ ngx_railgun_store_carve(ngx_railgun_store_t *store, size_t size)
     ngx_railgun_store_sh_t  *sh;
 
     sh = store->sh;
-    size = ngx_align(size, sizeof(ngx_atomic_t));
+    size = ngx_align(size, sizeof(uint64_t));
 
     if (size > sh->chunk_size) {
         return NULL;
     }
 
-    if ((size_t) (sh->chunk_end - sh->chunk) < size) {
+    if (sh->chunk == NULL || sh->chunk_size - sh->chunk_used < size) {
         p = ngx_slab_calloc_locked(store->shpool, sh->chunk_size);
         if (p == NULL) {
             return NULL;
         }
 
         sh->chunk = p;
-        sh->chunk_end = p + sh->chunk_size;
+
+        ngx_railgun_store_step(8);
+
+        sh->chunk_used = 0;
     }
 
-    p = sh->chunk;
-    sh->chunk += size;
+    p = sh->chunk + sh->chunk_used;
+    sh->chunk_used += size;
 
     return p;
 }
 
+
+/* bucket lists are only read under the mutex, or through a series */
 
 static ngx_railgun_buckets_t *
 ngx_railgun_store_intern(ngx_railgun_store_t *store,
@@ -349,12 +487,14 @@ ngx_railgun_store_used(ngx_railgun_store_t *store)
 /*
  * A worker claims a slot that is free or whose owner is dead, and clears what
  * the dead owner left in the gauges.  Old and new workers overlap during a
- * reload with the same ngx_worker numbers, hence slots owned by pid.
+ * reload with the same ngx_worker numbers, hence slots owned by pid; and a
+ * pid may be reused, hence the owner's start time beside it.
  */
 
 void
 ngx_railgun_store_claim_slot(ngx_railgun_store_t *store)
 {
+    uint64_t                 started;
     ngx_pid_t                pid;
     ngx_uint_t               i;
     ngx_railgun_store_sh_t  *sh;
@@ -362,42 +502,80 @@ ngx_railgun_store_claim_slot(ngx_railgun_store_t *store)
     sh = store->sh;
     store->slot = 0;
 
+    started = ngx_railgun_store_started(ngx_pid);
+
     for (i = 1; i < NGX_RAILGUN_STORE_SLOTS; i++) {
 
         pid = (ngx_pid_t) sh->worker[i];
 
-        if (pid != 0 && ngx_railgun_store_pid_alive(pid)) {
+        if (pid != 0
+            && (kill(pid, 0) == 0 || ngx_errno != NGX_ESRCH)
+            && (sh->worker_start[i] == 0
+                || ngx_railgun_store_slot_live(sh, i)))
+        {
+            /* alive, or alive and taking the slot this very moment */
             continue;
         }
 
         if (ngx_atomic_cmp_set(&sh->worker[i], (ngx_atomic_uint_t) pid,
                                (ngx_atomic_uint_t) ngx_pid))
         {
-            if (pid != 0) {
-                ngx_railgun_store_clear_slot(store, i);
-            }
+            /* until the start time is ours, readers count nothing here */
+
+            ngx_railgun_store_clear_slot(store, i);
+
+            __atomic_store_n(&sh->worker_start[i], started,
+                             __ATOMIC_RELEASE);
 
             store->slot = i;
             return;
         }
     }
 
+    store->slot_tried = ngx_current_msec;
+
     ngx_log_error(NGX_LOG_WARN, store->log, 0,
-                  "railgun: no free worker slot, gauges of this worker "
-                  "are kept in the shared slot");
+                  "railgun: no free worker slot, WebSocket sessions of this "
+                  "worker are not in railgun_websocket_connections until "
+                  "one is free");
+}
+
+
+/* this worker's slot, looked for again now and then while it has none */
+
+ngx_uint_t
+ngx_railgun_store_slot(ngx_railgun_store_t *store)
+{
+    if (store->slot
+        || ngx_current_msec - store->slot_tried < NGX_RAILGUN_STORE_SLOT_RETRY)
+    {
+        return store->slot;
+    }
+
+    ngx_railgun_store_claim_slot(store);
+
+    return store->slot;
 }
 
 
 void
 ngx_railgun_store_release_slot(ngx_railgun_store_t *store)
 {
-    if (store->slot == 0) {
+    ngx_uint_t  slot;
+
+    slot = store->slot;
+
+    if (slot == 0) {
         return;
     }
 
-    ngx_railgun_store_clear_slot(store, store->slot);
+    store->slot = 0;
 
-    (void) ngx_atomic_cmp_set(&store->sh->worker[store->slot],
+    __atomic_store_n(&store->sh->worker_start[slot], 0, __ATOMIC_RELEASE);
+
+    ngx_railgun_store_clear_slot(store, slot);
+
+    (void) ngx_atomic_cmp_set(&store->sh->worker[slot],
                               (ngx_atomic_uint_t) ngx_pid, 0);
 }
 
@@ -407,14 +585,12 @@ ngx_railgun_store_release_slot(ngx_railgun_store_t *store)
 void
 ngx_railgun_store_live_slots(ngx_railgun_store_t *store, u_char *live)
 {
-    ngx_pid_t   pid;
     ngx_uint_t  i;
 
     live[0] = 1;
 
     for (i = 1; i < NGX_RAILGUN_STORE_SLOTS; i++) {
-        pid = (ngx_pid_t) store->sh->worker[i];
-        live[i] = (pid != 0 && ngx_railgun_store_pid_alive(pid));
+        live[i] = (u_char) ngx_railgun_store_slot_live(store->sh, i);
     }
 }
 
@@ -431,19 +607,103 @@ ngx_railgun_store_clear_slot(ngx_railgun_store_t *store, ngx_uint_t slot)
             continue;
         }
 
-        for (s = store->sh->family[f].head; s; s = s->next) {
-            s->values[slot] = 0;
+        for (s = ngx_railgun_store_first(store, f);
+             s;
+             s = ngx_railgun_store_next(s))
+        {
+            __atomic_store_n(&s->values[slot], 0, __ATOMIC_RELAXED);
         }
 
-        store->sh->family[f].overflow->values[slot] = 0;
+        __atomic_store_n(&store->sh->family[f].overflow->values[slot], 0,
+                         __ATOMIC_RELAXED);
     }
 }
 
 
+/*
+ * The owner is alive if its pid is, and the process with that pid started
+ * when the owner did.  A slot whose start time is not yet written is being
+ * taken over, and counts nothing.
+ */
+
 static ngx_uint_t
-ngx_railgun_store_pid_alive(ngx_pid_t pid)
+ngx_railgun_store_slot_live(ngx_railgun_store_sh_t *sh, ngx_uint_t slot)
 {
-    return kill(pid, 0) == 0 || ngx_errno != NGX_ESRCH;
+    uint64_t   started;
+    ngx_pid_t  pid;
+
+    pid = (ngx_pid_t) __atomic_load_n(&sh->worker[slot], __ATOMIC_ACQUIRE);
+
+    if (pid == 0) {
+        return 0;
+    }
+
+    started = __atomic_load_n(&sh->worker_start[slot], __ATOMIC_ACQUIRE);
+
+    if (started == 0) {
+        return 0;
+    }
+
+    if (kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
+        return 0;
+    }
+
+    return ngx_railgun_store_started(pid) == started;
+}
+
+
+/*
+ * When a process started, in clock ticks after boot: field 22 of
+ * /proc/PID/stat, after the command name in parentheses, which may hold
+ * spaces and parentheses itself.  Without /proc, every process is taken to
+ * have started at 1, and a slot is as live as its pid (a process that is
+ * gone by the time its file is read also gives 1, never its owner's time).
+ */
+
+static uint64_t
+ngx_railgun_store_started(ngx_pid_t pid)
+{
+    u_char     *p, *last, buf[1024], name[64];
+    ssize_t     n;
+    uint64_t    started;
+    ngx_fd_t    fd;
+    ngx_uint_t  field;
+
+    ngx_sprintf(name, "/proc/%P/stat%Z", pid);
+
+    fd = ngx_open_file(name, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        return 1;
+    }
+
+    n = ngx_read_fd(fd, buf, sizeof(buf));
+
+    (void) ngx_close_file(fd);
+
+    if (n <= 0) {
+        return 1;
+    }
+
+    last = buf + n;
+
+    for (p = last; p > buf && p[-1] != ')'; p--) { /* void */ }
+
+    /* ") S ppid ...": the state is field 3 */
+
+    for (field = 2; p < last && field < 22; p++) {
+        if (*p == ' ') {
+            field++;
+        }
+    }
+
+    started = 0;
+
+    while (p < last && *p >= '0' && *p <= '9') {
+        started = started * 10 + (*p++ - '0');
+    }
+
+    return started ? started : 1;
 }
 
 
@@ -511,30 +771,31 @@ ngx_railgun_store_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 static ngx_int_t
 ngx_railgun_store_create(ngx_railgun_store_t *store, ngx_shm_zone_t *shm_zone)
 {
-    size_t                      len, slots;
+    size_t                      len, nslots;
     ngx_uint_t                  f;
     ngx_railgun_store_sh_t     *sh;
     ngx_railgun_family_sh_t    *fam;
     ngx_railgun_family_conf_t  *fc;
 
-    slots = 1;
-    while (slots * 2 * NGX_RAILGUN_STORE_SLOT_BYTES <= shm_zone->shm.size) {
-        slots *= 2;
-    }
+    nslots = shm_zone->shm.size / (NGX_RAILGUN_STORE_MIN_SERIES * 3 / 4);
+    nslots = ngx_max(nslots, 64);
 
     sh = ngx_slab_calloc(store->shpool, sizeof(ngx_railgun_store_sh_t));
     if (sh == NULL) {
         return NGX_ERROR;
     }
 
-    sh->slots = ngx_slab_calloc(store->shpool, slots * sizeof(void *));
-    if (sh->slots == NULL) {
+    sh->table = ngx_slab_calloc(store->shpool,
+                                offsetof(ngx_railgun_table_t, slot)
+                                + nslots * sizeof(ngx_railgun_series_t *));
+    if (sh->table == NULL) {
         return NGX_ERROR;
     }
 
+    sh->table->nslots = nslots;
+
     sh->magic = NGX_RAILGUN_STORE_MAGIC;
     sh->layout = NGX_RAILGUN_STORE_LAYOUT;
-    sh->nslots = slots;
 
     /* a 16m zone carves 64k chunks; the smallest zone, pages */
     sh->chunk_size = ngx_min(ngx_max(shm_zone->shm.size / 256, ngx_pagesize),
@@ -560,10 +821,15 @@ ngx_railgun_store_create(ngx_railgun_store_t *store, ngx_shm_zone_t *shm_zone)
         fam = &sh->family[f];
         fc = &store->families[f];
 
+        ngx_shmtx_lock(&store->shpool->mutex);
+
         fam->overflow = ngx_railgun_store_alloc(store, f,
                                                 fc->overflow_key.data,
                                                 fc->overflow_key.len, 0,
-                                                store->default_buckets);
+                                                store->default_buckets, 1);
+
+        ngx_shmtx_unlock(&store->shpool->mutex);
+
         if (fam->overflow == NULL) {
             ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
                           "railgun zone \"%V\" of %uz bytes is too small "
@@ -571,8 +837,6 @@ ngx_railgun_store_create(ngx_railgun_store_t *store, ngx_shm_zone_t *shm_zone)
                           shm_zone->shm.size);
             return NGX_ERROR;
         }
-
-        fam->overflow->flags = NGX_RAILGUN_SERIES_OVERFLOW;
     }
 
     return NGX_OK;

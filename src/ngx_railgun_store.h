@@ -20,6 +20,51 @@
  */
 
 
+/*
+ * Ordering rules.  Every process that reads or writes the zone without its
+ * mutex follows them; the zone is shared by workers that may run on weakly
+ * ordered CPUs (ARM64, POWER) and that may die at any instruction.
+ *
+ * 1. Values are 64 bits on every architecture (ngx_atomic_t is 32 bits on
+ *    i386 and armhf) and 8-byte aligned.  They are changed only with
+ *    __atomic_fetch_add(), __atomic_store_n() or a compare-and-swap, and read
+ *    with __atomic_load_n(), through the functions below: a plain 64-bit
+ *    access may be split in two on a 32-bit CPU.  Counter and histogram
+ *    updates are __ATOMIC_RELAXED: they order nothing, and a reader may see
+ *    a bucket count before the sum it goes with.
+ *
+ * 2. Pointers that make a structure reachable (a family's head and each
+ *    series' next, the table's slots) are published with a release store,
+ *    after the structure is completely written, and read without the mutex
+ *    with an acquire load (ngx_railgun_store_first(), _next()).  Whoever
+ *    loads such a pointer sees everything written before it was published.
+ *
+ * 3. A series is published in its family's list (where the exposition finds
+ *    it) before its table slot (where samples find it): a sample never goes
+ *    to a series that a scrape cannot show.  Every change of structure takes
+ *    the slab pool's mutex and records its intent (sh->pending) first, so a
+ *    worker killed at any step leaves a state that readers accept and that
+ *    the next holder of the mutex completes (ngx_railgun_store_recover()).
+ *    Nothing in the zone is ever freed, so no reader meets a stale pointer.
+ *
+ * 4. Change markers: a writer that changes state other processes act on
+ *    (the probe states) writes the state first, then increments
+ *    sh->generation with __ATOMIC_RELEASE (ngx_railgun_store_changed()); a
+ *    reader loads sh->generation with __ATOMIC_ACQUIRE
+ *    (ngx_railgun_store_generation()) before it reads the states.  If it
+ *    then acts on generation g, it saw at least the states written before
+ *    g.  Markers are compared for equality only, so they are native words
+ *    (ngx_atomic_t): a wrap does no harm.
+ *
+ * 5. Worker slots: only the owner of a slot writes its gauge values.  An
+ *    owner takes a slot by compare-and-swap of its pid, clears what a dead
+ *    owner left, then publishes its start time (release).  A reader counts a
+ *    slot's values only while the pid and the start time name a live process
+ *    (ngx_railgun_store_live_slots()): a dead worker's share is dropped at
+ *    once, even when its pid was reused.
+ */
+
+
 #define NGX_RAILGUN_STORE_MAX_FAMILIES  32
 #define NGX_RAILGUN_STORE_MAX_BUCKETS   32
 #define NGX_RAILGUN_STORE_MAX_KEY       2048
@@ -28,7 +73,8 @@
 
 /*
  * A gauge keeps one value per worker slot, so that what a dead worker held is
- * dropped with it.  Slot 0 is shared by workers that found no free slot.
+ * dropped with it.  Slot 0 belongs to no worker and stays 0: a worker that
+ * found no free slot does not move per-worker gauges until it gets one.
  */
 #define NGX_RAILGUN_STORE_SLOTS         64
 
@@ -49,8 +95,9 @@ struct ngx_railgun_buckets_s {
 /*
  * A series lives in the zone and is never freed.  values[] holds one word
  * for a counter; for a histogram, one count per bucket (not cumulative) with
- * +Inf last, then the sum of observations in microseconds.  The label text
- * follows the values.
+ * +Inf last, then the sum of observations in microseconds.  An overflow
+ * series has one more word, values[nvalues]: the updates it took, that is
+ * railgun_series_dropped_total.  The label text follows the values.
  */
 
 struct ngx_railgun_series_s {
@@ -62,19 +109,28 @@ struct ngx_railgun_series_s {
     uint16_t                        key_len;
     uint16_t                        nvalues;
     uint32_t                        epoch;       /* see ngx_railgun_store_own */
-    ngx_atomic_t                    values[1];
+    uint64_t                        values[1] __attribute__((aligned(8)));
 };
 
 
-#define ngx_railgun_series_key(s)  ((u_char *) &(s)->values[(s)->nvalues])
+#define ngx_railgun_series_key(s)                                             \
+    ((u_char *) &(s)->values[(s)->nvalues                                     \
+                             + ((s)->flags & NGX_RAILGUN_SERIES_OVERFLOW)])
+
+
+/* the table of series: open addressing, insert only */
+
+typedef struct {
+    ngx_uint_t                      nslots;
+    ngx_railgun_series_t *volatile  slot[1];
+} ngx_railgun_table_t;
 
 
 typedef struct {
-    ngx_atomic_t                    nseries;
-    ngx_atomic_t                    dropped;
+    ngx_uint_t                      nseries;     /* under the mutex */
     ngx_railgun_series_t           *overflow;
     ngx_railgun_series_t *volatile  head;
-    ngx_railgun_series_t           *last;
+    ngx_railgun_series_t           *last;        /* may lag after a crash */
     ngx_atomic_t                    logged;
 } ngx_railgun_family_sh_t;
 
@@ -83,16 +139,18 @@ typedef struct {
     uint32_t                        magic;
     uint32_t                        layout;
     ngx_atomic_t                    worker[NGX_RAILGUN_STORE_SLOTS]; /* pid */
+    uint64_t                        worker_start[NGX_RAILGUN_STORE_SLOTS];
     ngx_atomic_t                    generation;  /* of probe states */
     ngx_atomic_t                    epoch;       /* configurations loaded */
-    ngx_uint_t                      nslots;
     time_t                          start_time;
     ngx_railgun_buckets_t          *buckets;
     u_char                         *chunk;       /* series are carved here */
-    u_char                         *chunk_end;
+    size_t                          chunk_used;
     size_t                          chunk_size;
+    ngx_uint_t                      nseries;     /* in all families */
+    ngx_railgun_series_t           *pending;     /* an insert under way */
+    ngx_railgun_table_t            *table;
     ngx_railgun_family_sh_t         family[NGX_RAILGUN_STORE_MAX_FAMILIES];
-    ngx_railgun_series_t *volatile *slots;
 } ngx_railgun_store_sh_t;
 
 
@@ -127,7 +185,8 @@ typedef struct {
     ngx_uint_t                      nfamilies;
     ngx_railgun_buckets_t          *default_buckets;
     ngx_uint_t                      max_series;
-    ngx_uint_t                      slot;        /* this worker's */
+    ngx_uint_t                      slot;        /* this worker's, or 0 */
+    ngx_msec_t                      slot_tried;  /* when it last found none */
     ngx_uint_t                      epoch;       /* of this configuration */
     ngx_log_t                      *log;
 } ngx_railgun_store_t;
@@ -139,15 +198,105 @@ ngx_railgun_series_t *ngx_railgun_store_series(ngx_railgun_store_t *store,
     ngx_railgun_buckets_t *buckets);
 size_t ngx_railgun_store_used(ngx_railgun_store_t *store);
 void ngx_railgun_store_claim_slot(ngx_railgun_store_t *store);
+ngx_uint_t ngx_railgun_store_slot(ngx_railgun_store_t *store);
 void ngx_railgun_store_release_slot(ngx_railgun_store_t *store);
 void ngx_railgun_store_live_slots(ngx_railgun_store_t *store,
     u_char *live);
 
 
-static ngx_inline void
-ngx_railgun_store_add(ngx_railgun_series_t *s, ngx_atomic_int_t n)
+/* rule 1: every value access */
+
+static ngx_inline uint64_t
+ngx_railgun_store_value(ngx_railgun_series_t *s, ngx_uint_t i)
 {
-    (void) ngx_atomic_fetch_add(&s->values[0], n);
+    return __atomic_load_n(&s->values[i], __ATOMIC_RELAXED);
+}
+
+
+/* an update that went to an overflow series is one dropped sample */
+
+static ngx_inline void
+ngx_railgun_store_count_drop(ngx_railgun_series_t *s)
+{
+    if (s->flags & NGX_RAILGUN_SERIES_OVERFLOW) {
+        (void) __atomic_fetch_add(&s->values[s->nvalues], 1,
+                                  __ATOMIC_RELAXED);
+    }
+}
+
+
+static ngx_inline void
+ngx_railgun_store_add(ngx_railgun_series_t *s, uint64_t n)
+{
+    (void) __atomic_fetch_add(&s->values[0], n, __ATOMIC_RELAXED);
+
+    ngx_railgun_store_count_drop(s);
+}
+
+
+static ngx_inline void
+ngx_railgun_store_set(ngx_railgun_series_t *s, ngx_uint_t i, uint64_t v)
+{
+    __atomic_store_n(&s->values[i], v, __ATOMIC_RELAXED);
+
+    ngx_railgun_store_count_drop(s);
+}
+
+
+/* a full barrier, as ngx_atomic_cmp_set() is */
+
+static ngx_inline ngx_uint_t
+ngx_railgun_store_cas(ngx_railgun_series_t *s, ngx_uint_t i, uint64_t old,
+    uint64_t v)
+{
+    return __atomic_compare_exchange_n(&s->values[i], &old, v, 0,
+                                       __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+
+/* railgun_series_dropped_total of a family */
+
+static ngx_inline uint64_t
+ngx_railgun_store_dropped(ngx_railgun_store_t *store, ngx_uint_t family)
+{
+    ngx_railgun_series_t  *s;
+
+    s = store->sh->family[family].overflow;
+
+    return __atomic_load_n(&s->values[s->nvalues], __ATOMIC_RELAXED);
+}
+
+
+/* rule 2: walking a family's list without the mutex */
+
+static ngx_inline ngx_railgun_series_t *
+ngx_railgun_store_first(ngx_railgun_store_t *store, ngx_uint_t family)
+{
+    return __atomic_load_n(&store->sh->family[family].head,
+                           __ATOMIC_ACQUIRE);
+}
+
+
+static ngx_inline ngx_railgun_series_t *
+ngx_railgun_store_next(ngx_railgun_series_t *s)
+{
+    return __atomic_load_n(&s->next, __ATOMIC_ACQUIRE);
+}
+
+
+/* rule 4: the probe states' change marker */
+
+static ngx_inline void
+ngx_railgun_store_changed(ngx_railgun_store_t *store)
+{
+    (void) __atomic_fetch_add(&store->sh->generation, 1, __ATOMIC_RELEASE);
+}
+
+
+static ngx_inline ngx_atomic_uint_t
+ngx_railgun_store_generation(ngx_railgun_store_t *store)
+{
+    return __atomic_load_n(&store->sh->generation, __ATOMIC_ACQUIRE);
 }
 
 
@@ -179,13 +328,23 @@ ngx_railgun_now_us(void)
 }
 
 
-/* a gauge moves in this worker's slot only */
+/*
+ * A per-worker gauge moves in the slot that ngx_railgun_store_slot()
+ * returned when its session began; slot 0 is no slot, and moves nothing.
+ */
 
 static ngx_inline void
-ngx_railgun_store_gauge_add(ngx_railgun_store_t *store,
-    ngx_railgun_series_t *s, ngx_atomic_int_t n)
+ngx_railgun_store_gauge_add(ngx_railgun_series_t *s, ngx_uint_t slot,
+    int64_t n)
 {
-    (void) ngx_atomic_fetch_add(&s->values[store->slot], n);
+    if (slot == 0) {
+        return;
+    }
+
+    (void) __atomic_fetch_add(&s->values[slot], (uint64_t) n,
+                              __ATOMIC_RELAXED);
+
+    ngx_railgun_store_count_drop(s);
 }
 
 
@@ -203,8 +362,10 @@ ngx_railgun_store_observe(ngx_railgun_series_t *s, uint64_t us)
         }
     }
 
-    (void) ngx_atomic_fetch_add(&s->values[i], 1);
-    (void) ngx_atomic_fetch_add(&s->values[b->n + 1], us);
+    (void) __atomic_fetch_add(&s->values[i], 1, __ATOMIC_RELAXED);
+    (void) __atomic_fetch_add(&s->values[b->n + 1], us, __ATOMIC_RELAXED);
+
+    ngx_railgun_store_count_drop(s);
 }
 
 

@@ -99,6 +99,11 @@ my $conf = rewrite(slurp("$EX/api-proxy.conf"), 'api-proxy.conf',
 	# log the negotiation of every scrape
 	qr!(location = /metrics \{.*?)access_log\s+off;!s =>
 		sub { "${1}access_log $D/scrape.log scrape;" },
+	# an upstream with no live server, for railgun_upstream_no_live_peers_total
+	qr/^(\s*)upstream api_backend \{/m => sub {
+		"${1}upstream gone { server 127.0.0.1:%%PORT_8087%% down; }\n$&" },
+	qr!(\n(\s*)location = /api/v1/health \{)! =>
+		sub { "\n$2location = /api/v1/gone { proxy_pass http://gone; }\n$1" },
 	# the text-format job's way in
 	qr!(\n(\s*)location / \{\s*railgun\s+off;\s*return\s+404;)! =>
 		sub { "\n$2location = /metrics-text {\n"
@@ -131,7 +136,7 @@ $t->run_daemon(['perl', "$EX/demo/ws-echo.pl", '--port', port(8085),
 waitforsocket('127.0.0.1:' . port(8084)) or die "no redis\n";
 waitforsocket('127.0.0.1:' . port(8085)) or die "no websocket backend\n";
 
-$t->plan(40);
+$t->plan(41);
 $t->run();
 
 ###############################################################################
@@ -180,6 +185,7 @@ $got{http_status(http_get('/api/v1/slow'))}++ for 1 .. 10;
 $got{http_status(http_get('/api/v1/fail'))}++ for 1 .. 4;
 is(join(' ', map { "$_ x$got{$_}" } sort keys %got), '200 x30 500 x4',
 	'requests through the example');
+is(http_status(http_get('/api/v1/gone')), 502, 'no live upstreams: 502');
 
 ###############################################################################
 

@@ -111,7 +111,7 @@ cmp_ok($took, '<', 3, 'peer down within a few checks')
 	or diag("took $took s");
 
 like($t->read_file('error.log'),
-	qr/railgun probe "api" \Q$victim->{addr}\E is down after 2 failed/,
+	qr/railgun: probe "api" \Q$victim->{addr}\E is down after 2 failed/,
 	'transition logged');
 
 # a while of load with the peer down

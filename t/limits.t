@@ -125,7 +125,7 @@ cmp_ok($used, '<=', $size, 'zone use within its size');
 my $up = scalar(series($m, 'railgun_probe_up'));
 my $peers = scalar(series($m, 'railgun_upstream_peer_up'));
 my @not_run = $t->read_file('error.log')
-	=~ /railgun zone is full: (\d+) of (\d+) probes are not run/g;
+	=~ /railgun: zone is full: (\d+) of (\d+) probes are not run/g;
 
 ok(@not_run == 2 && $not_run[1] == 2 * $N && $not_run[0] > 0,
 	'probes without a state: one line, with their count')

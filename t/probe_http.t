@@ -207,9 +207,9 @@ my @api = transition_lines($t, 'api');
 my $T = '127\.0\.0\.1:' . port(7100);
 
 is(scalar @api, 4, 'api: four transition lines') or diag(join "\n", @api);
-like($api[0] // '', qr/\[notice\] .*railgun probe "api" $T is up after 3 successful checks$/,
+like($api[0] // '', qr/\[notice\] .*railgun: probe "api" $T is up after 3 successful checks$/,
 	'api: up line');
-like($api[1] // '', qr/\[warn\] .*railgun probe "api" $T is down after 2 failed checks, last: bad_body \(.+\)$/,
+like($api[1] // '', qr/\[warn\] .*railgun: probe "api" $T is down after 2 failed checks, last: bad_body \(.+\)$/,
 	'api: down line, bad_body');
 like($api[2] // '', qr/is up after 3 successful checks$/, 'api: up again');
 like($api[3] // '', qr/is down after 2 failed checks, last: bad_status \(.+\)$/,

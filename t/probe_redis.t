@@ -196,7 +196,7 @@ ok(probe_checks($s, 'm_master')->{refused} > 0, 'stopped master refused');
 my @lines = transition_lines($t, 'r_replica', $off);
 
 is(scalar @lines, 1, 'one transition line') or diag(join "\n", @lines);
-like($lines[0] // '', qr/\[warn\] .*railgun probe "r_replica" \Q$R\E is down after 2 failed checks, last: bad_role \(.*link.*down\)/,
+like($lines[0] // '', qr/\[warn\] .*railgun: probe "r_replica" \Q$R\E is down after 2 failed checks, last: bad_role \(.*link.*down\)/,
 	'transition line says why');
 
 ###############################################################################

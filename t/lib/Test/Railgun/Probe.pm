@@ -33,6 +33,7 @@ our @EXPORT = qw/ redis_start redis_stop redis_pause redis_resume redis_cmd
 use IO::Select;
 use Scalar::Util ();
 use IO::Socket::INET;
+use Socket ();
 use POSIX qw/ :sys_wait_h /;
 use Test::More ();
 use Time::HiRes qw/ sleep time /;
@@ -384,6 +385,10 @@ package Test::Railgun::Probe;
 #   drip        $opts{drip} (default "+" then "x"s, no end of line) one
 #               byte every $opts{every} seconds (0.1), until the peer goes
 #   http        see http_target
+#   greet       send $opts{reply} (default an SMTP banner) at once, before
+#               any request, then read and hold the connection
+#   close_first close at once, before reading anything (FIN)
+#   reset       abort at once with SO_LINGER 0 (RST)
 # Options: who => 1 logs the pid of the nginx process that connected.
 
 sub fake_server {
@@ -557,6 +562,21 @@ sub serve {
 
 	if ($kind eq 'http') {
 		serve_http($c, $port, $d, $opts);
+		return;
+	}
+
+	if ($kind eq 'greet') {
+		write_all($c, $opts->{reply}
+			// "220 mail.example ESMTP ready\r\n");
+		drain($c, 60);
+		return;
+	}
+
+	return if $kind eq 'close_first';
+
+	if ($kind eq 'reset') {
+		setsockopt($c, Socket::SOL_SOCKET(), Socket::SO_LINGER(),
+			pack('ii', 1, 0));
 		return;
 	}
 
@@ -837,7 +857,7 @@ sub transition_lines {
 	my $log = $t->read_file('error.log');
 	$log = substr $log, $offset if $offset;
 
-	my @lines = $log =~ /^.*railgun probe "\Q$probe\E" .* is (?:up|down) after .*$/mg;
+	my @lines = $log =~ /^.*railgun: probe "\Q$probe\E" .* is (?:up|down) after .*$/mg;
 	return @lines;
 }
 

@@ -1,0 +1,471 @@
+
+/*
+ * Copyright (C) ngx-railgun authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <ngx_event_connect.h>
+#include "ngx_railgun_probe.h"
+
+
+/*
+ * The configuration of probes and checks: the defaults, the URL of a
+ * railgun_probe, the parameters both directives share, and the request
+ * bytes made once an address is known.  Names are resolved here, never in
+ * a worker.
+ */
+
+
+static char *ngx_railgun_probe_parse_redis(ngx_conf_t *cf,
+    ngx_railgun_probe_t *probe, ngx_str_t *url);
+static char *ngx_railgun_probe_parse_status(ngx_conf_t *cf,
+    ngx_railgun_probe_t *probe, ngx_str_t *value);
+static char *ngx_railgun_probe_address(ngx_conf_t *cf,
+    ngx_railgun_probe_t *probe, ngx_str_t *hostport, in_port_t port);
+
+
+/* the defaults of SPEC.md, before parameters */
+
+void
+ngx_railgun_probe_init(ngx_railgun_probe_t *probe, ngx_str_t *name,
+    ngx_uint_t check)
+{
+    ngx_memzero(probe, sizeof(ngx_railgun_probe_t));
+
+    probe->name = *name;
+    probe->check = check;
+    probe->interval = 2000;
+    probe->timeout = 1000;
+    probe->rise = 2;
+    probe->fall = 3;
+    probe->db = -1;
+
+    /* a reload must never open a window where every peer is down */
+    probe->initial_up = check;
+
+    if (check) {
+        probe->type = NGX_RAILGUN_PROBE_HTTP;
+        ngx_str_set(&probe->uri, "/");
+    }
+}
+
+
+ngx_int_t
+ngx_railgun_probe_init_request(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
+{
+    ngx_railgun_probe_proto_t  *proto;
+
+    if (probe->type == NGX_RAILGUN_PROBE_HTTP && probe->host.len == 0) {
+        probe->host = probe->target;
+    }
+
+    proto = ngx_railgun_probe_proto(probe);
+
+    if (proto && proto->init_conf(cf, probe) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+char *
+ngx_railgun_probe_parse(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
+    ngx_str_t *url, ngx_str_t *params, ngx_uint_t nparams)
+{
+    char        *rv;
+    ngx_str_t    hostport;
+    ngx_uint_t   i;
+
+    if (url->len > 8 && ngx_strncasecmp(url->data, (u_char *) "redis://", 8)
+                        == 0)
+    {
+        probe->type = NGX_RAILGUN_PROBE_REDIS;
+
+        rv = ngx_railgun_probe_parse_redis(cf, probe, url);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+
+    } else if (url->len > 7
+               && ngx_strncasecmp(url->data, (u_char *) "http://", 7) == 0)
+    {
+        probe->type = NGX_RAILGUN_PROBE_HTTP;
+
+        hostport.data = url->data + 7;
+        hostport.len = url->len - 7;
+
+        for (i = 0; i < hostport.len; i++) {
+            if (hostport.data[i] == '/') {
+                break;
+            }
+        }
+
+        probe->uri.data = hostport.data + i;
+        probe->uri.len = hostport.len - i;
+        hostport.len = i;
+
+        if (probe->uri.len == 0) {
+            ngx_str_set(&probe->uri, "/");
+        }
+
+        rv = ngx_railgun_probe_address(cf, probe, &hostport, 80);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+
+    } else if (url->len > 6
+               && ngx_strncasecmp(url->data, (u_char *) "tcp://", 6) == 0)
+    {
+        probe->type = NGX_RAILGUN_PROBE_TCP;
+
+        hostport.data = url->data + 6;
+        hostport.len = url->len - 6;
+
+        rv = ngx_railgun_probe_address(cf, probe, &hostport, 0);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "railgun: invalid probe URL \"%V\", redis://, "
+                           "http:// or tcp:// expected", url);
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_railgun_probe_parse_params(cf, probe, params, nparams);
+}
+
+
+/*
+ * The parameters common to railgun_probe and railgun_check; a check (a probe
+ * made for each server of an upstream) also takes type= and uri=.
+ */
+
+char *
+ngx_railgun_probe_parse_params(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
+    ngx_str_t *params, ngx_uint_t nparams)
+{
+    ngx_int_t   n;
+    ngx_str_t   s;
+    ngx_uint_t  i;
+
+    for (i = 0; i < nparams; i++) {
+
+        if (probe->check) {
+
+            if (ngx_strcmp(params[i].data, "type=http") == 0) {
+                probe->type = NGX_RAILGUN_PROBE_HTTP;
+                continue;
+            }
+
+            if (ngx_strcmp(params[i].data, "type=tcp") == 0) {
+                probe->type = NGX_RAILGUN_PROBE_TCP;
+                continue;
+            }
+
+            if (ngx_strncmp(params[i].data, "uri=", 4) == 0
+                && params[i].len > 4 && params[i].data[4] == '/')
+            {
+                probe->uri.data = params[i].data + 4;
+                probe->uri.len = params[i].len - 4;
+                continue;
+            }
+        }
+
+        if (ngx_strncmp(params[i].data, "interval=", 9) == 0) {
+            s.data = params[i].data + 9;
+            s.len = params[i].len - 9;
+
+            probe->interval = ngx_parse_time(&s, 0);
+
+            if (probe->interval == (ngx_msec_t) NGX_ERROR
+                || probe->interval == 0)
+            {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(params[i].data, "timeout=", 8) == 0) {
+            s.data = params[i].data + 8;
+            s.len = params[i].len - 8;
+
+            probe->timeout = ngx_parse_time(&s, 0);
+
+            if (probe->timeout == (ngx_msec_t) NGX_ERROR
+                || probe->timeout == 0)
+            {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(params[i].data, "jitter=", 7) == 0) {
+            s.data = params[i].data + 7;
+            s.len = params[i].len - 7;
+
+            probe->jitter = ngx_parse_time(&s, 0);
+
+            if (probe->jitter == (ngx_msec_t) NGX_ERROR) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(params[i].data, "rise=", 5) == 0) {
+            n = ngx_atoi(params[i].data + 5, params[i].len - 5);
+
+            if (n <= 0) {
+                goto invalid;
+            }
+
+            probe->rise = n;
+            continue;
+        }
+
+        if (ngx_strncmp(params[i].data, "fall=", 5) == 0) {
+            n = ngx_atoi(params[i].data + 5, params[i].len - 5);
+
+            if (n <= 0) {
+                goto invalid;
+            }
+
+            probe->fall = n;
+            continue;
+        }
+
+        if (ngx_strcmp(params[i].data, "initial=up") == 0) {
+            probe->initial_up = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(params[i].data, "initial=down") == 0) {
+            probe->initial_up = 0;
+            continue;
+        }
+
+        if (probe->type == NGX_RAILGUN_PROBE_HTTP) {
+
+            if (ngx_strncmp(params[i].data, "status=", 7) == 0) {
+                s.data = params[i].data + 7;
+                s.len = params[i].len - 7;
+
+                if (ngx_railgun_probe_parse_status(cf, probe, &s)
+                    != NGX_CONF_OK)
+                {
+                    goto invalid;
+                }
+
+                continue;
+            }
+
+            if (ngx_strncmp(params[i].data, "body=", 5) == 0
+                && params[i].len > 5)
+            {
+                probe->body.data = params[i].data + 5;
+                probe->body.len = params[i].len - 5;
+                continue;
+            }
+
+            if (ngx_strncmp(params[i].data, "host=", 5) == 0
+                && params[i].len > 5)
+            {
+                probe->host.data = params[i].data + 5;
+                probe->host.len = params[i].len - 5;
+                continue;
+            }
+        }
+
+        if (probe->type == NGX_RAILGUN_PROBE_REDIS) {
+
+            if (ngx_strcmp(params[i].data, "role=master") == 0) {
+                probe->role = NGX_RAILGUN_ROLE_MASTER;
+                continue;
+            }
+
+            if (ngx_strcmp(params[i].data, "role=replica") == 0) {
+                probe->role = NGX_RAILGUN_ROLE_REPLICA;
+                continue;
+            }
+
+            if (ngx_strcmp(params[i].data, "role=any") == 0) {
+                probe->role = NGX_RAILGUN_ROLE_ANY;
+                continue;
+            }
+        }
+
+        goto invalid;
+    }
+
+    if (probe->timeout >= probe->interval) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "railgun: probe \"%V\": timeout must be less than "
+                           "interval", &probe->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (probe->type == NGX_RAILGUN_PROBE_HTTP && probe->status == NULL) {
+        ngx_str_set(&s, "200-299");
+
+        if (ngx_railgun_probe_parse_status(cf, probe, &s) != NGX_CONF_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (probe->check) {
+        /* the request is made for each server, once its address is known */
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_railgun_probe_init_request(cf, probe) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "railgun: invalid parameter \"%V\"", &params[i]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* redis://[[user]:password@]host:port[/db] */
+
+static char *
+ngx_railgun_probe_parse_redis(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
+    ngx_str_t *url)
+{
+    u_char     *p, *end, *at, *colon, *slash;
+    ngx_str_t   hostport;
+
+    p = url->data + 8;
+    end = url->data + url->len;
+
+    slash = ngx_strlchr(p, end, '/');
+    at = NULL;
+
+    for (colon = (slash ? slash : end) - 1; colon >= p; colon--) {
+        if (*colon == '@') {
+            at = colon;
+            break;
+        }
+    }
+
+    if (at) {
+        colon = ngx_strlchr(p, at, ':');
+
+        if (colon == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "railgun: invalid redis URL: "
+                               "\"user:password@\" or \":password@\" "
+                               "expected");
+            return NGX_CONF_ERROR;
+        }
+
+        probe->user.data = p;
+        probe->user.len = colon - p;
+        probe->password.data = colon + 1;
+        probe->password.len = at - colon - 1;
+
+        p = at + 1;
+    }
+
+    hostport.data = p;
+    hostport.len = (slash ? slash : end) - p;
+
+    if (slash) {
+        probe->db = ngx_atoi(slash + 1, end - slash - 1);
+
+        if (probe->db == NGX_ERROR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "railgun: invalid redis database number "
+                               "in \"%V\"",
+                               &probe->name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return ngx_railgun_probe_address(cf, probe, &hostport, 6379);
+}
+
+
+/* names are resolved here, at configuration: never in a worker */
+
+static char *
+ngx_railgun_probe_address(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
+    ngx_str_t *hostport, in_port_t port)
+{
+    ngx_url_t  u;
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = *hostport;
+    u.default_port = port;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        if (u.err) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "railgun: %s in probe \"%V\" address \"%V\"",
+                               u.err, &probe->name, hostport);
+        }
+
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.naddrs == 0 || u.no_port) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "railgun: probe \"%V\" needs a host and a port",
+                           &probe->name);
+        return NGX_CONF_ERROR;
+    }
+
+    /* the target label and the Host header are the address as written */
+
+    probe->addr = u.addrs[0];
+    probe->target = *hostport;
+
+    return NGX_CONF_OK;
+}
+
+
+/* status=200-299,301,302 */
+
+static char *
+ngx_railgun_probe_parse_status(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
+    ngx_str_t *value)
+{
+    ngx_int_t                    n;
+    ngx_railgun_probe_status_t   ranges[NGX_RAILGUN_CONF_MAX_STATUS], *st;
+
+    n = ngx_railgun_conf_status(value->data, value->len, ranges,
+                                NGX_RAILGUN_CONF_MAX_STATUS);
+    if (n == NGX_ERROR) {
+        return NGX_CONF_ERROR;
+    }
+
+    probe->status = ngx_array_create(cf->pool, n,
+                                     sizeof(ngx_railgun_probe_status_t));
+    if (probe->status == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    st = ngx_array_push_n(probe->status, n);
+    if (st == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(st, ranges, n * sizeof(ngx_railgun_probe_status_t));
+
+    return NGX_CONF_OK;
+}

@@ -1,0 +1,788 @@
+
+/*
+ * Copyright (C) ngx-railgun authors
+ *
+ * Unit tests of the store (src/ngx_railgun_store.c), built natively and,
+ * where the compiler can, with -m32 against a tree configured for 32 bits:
+ *
+ * - values are 64 bits: a counter and a histogram sum pass 2^32;
+ * - a worker killed at each step of an insert (the step hooks of
+ *   ngx_railgun_store_step() jump out, the mutex is released as nginx does
+ *   for a dead worker) leaves no series that samples find and a scrape does
+ *   not show, and the next insert completes it without a duplicate;
+ * - every family counts its dropped samples;
+ * - a slot whose owner is dead, or whose pid was reused, counts nothing and
+ *   is taken over cleared;
+ * - a zone's bytes run out before its table does.
+ *
+ * What the store takes from nginx (slab, mutex, logging) is replaced here by
+ * small stand-ins: a bump allocator over pages, a flag, a line counter.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include "ngx_railgun_store.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+
+static int  failures;
+static int  tests;
+
+
+static void
+ok(int cond, const char *name)
+{
+    tests++;
+
+    if (!cond) {
+        failures++;
+    }
+
+    printf("%sok %d - %s\n", cond ? "" : "not ", tests, name);
+}
+
+
+/* nginx's side, reduced to what the store calls */
+
+ngx_uint_t                ngx_pagesize = 4096;
+ngx_pid_t                 ngx_pid;
+volatile ngx_msec_t       ngx_current_msec = 1;
+volatile ngx_cycle_t     *ngx_cycle;
+static ngx_time_t         test_time = { 1700000000, 0, 0 };
+volatile ngx_time_t      *ngx_cached_time = &test_time;
+
+static ngx_log_t          test_log;
+static int                locked;
+static int                lock_errors;
+static int                warnings;
+static char               last_warning[512];
+
+static u_char            *arena_next;
+static u_char            *arena_small;
+static size_t             arena_small_left;
+
+
+void
+ngx_shmtx_lock(ngx_shmtx_t *mtx)
+{
+    if (locked) {
+        lock_errors++;
+    }
+
+    locked = 1;
+}
+
+
+void
+ngx_shmtx_unlock(ngx_shmtx_t *mtx)
+{
+    locked = 0;
+}
+
+
+/* the slab allocator's rounding: pages from half a page up, else 2^n */
+
+void *
+ngx_slab_calloc_locked(ngx_slab_pool_t *pool, size_t size)
+{
+    u_char  *p;
+    size_t   n;
+
+    if (size >= ngx_pagesize / 2) {
+        size = ngx_align(size, ngx_pagesize);
+
+        if ((size_t) (pool->end - arena_next) < size) {
+            return NULL;
+        }
+
+        p = arena_next;
+        arena_next += size;
+        pool->pfree -= size / ngx_pagesize;
+
+        ngx_memzero(p, size);
+        return p;
+    }
+
+    for (n = 8; n < size; n *= 2) { /* void */ }
+
+    if (arena_small_left < n) {
+        if ((size_t) (pool->end - arena_next) < ngx_pagesize) {
+            return NULL;
+        }
+
+        arena_small = arena_next;
+        arena_small_left = ngx_pagesize;
+        arena_next += ngx_pagesize;
+        pool->pfree--;
+    }
+
+    p = arena_small;
+    arena_small += n;
+    arena_small_left -= n;
+
+    ngx_memzero(p, n);
+    return p;
+}
+
+
+void *
+ngx_slab_calloc(ngx_slab_pool_t *pool, size_t size)
+{
+    return ngx_slab_calloc_locked(pool, size);
+}
+
+
+void *
+ngx_slab_alloc(ngx_slab_pool_t *pool, size_t size)
+{
+    return ngx_slab_calloc_locked(pool, size);
+}
+
+
+uint32_t
+ngx_murmur_hash2(u_char *data, size_t len)
+{
+    uint32_t  h;
+
+    /* FNV-1a: the store needs a hash, not this one */
+
+    for (h = 2166136261u; len--; data++) {
+        h = (h ^ *data) * 16777619u;
+    }
+
+    return h;
+}
+
+
+/* the conversions the store uses: %P %V %s %uz %ui %Z */
+
+u_char * ngx_cdecl
+ngx_sprintf(u_char *buf, const char *fmt, ...)
+{
+    va_list     args;
+    ngx_str_t  *v;
+    char       *s;
+
+    va_start(args, fmt);
+
+    while (*fmt) {
+        if (*fmt != '%') {
+            *buf++ = *fmt++;
+            continue;
+        }
+
+        fmt++;
+
+        switch (*fmt++) {
+
+        case 'P':
+            buf += sprintf((char *) buf, "%ld",
+                           (long) va_arg(args, ngx_pid_t));
+            break;
+
+        case 'V':
+            v = va_arg(args, ngx_str_t *);
+            buf = ngx_cpymem(buf, v->data, v->len);
+            break;
+
+        case 's':
+            s = va_arg(args, char *);
+            buf = ngx_cpymem(buf, s, strlen(s));
+            break;
+
+        case 'u':
+            fmt++;
+            buf += sprintf((char *) buf, "%lu",
+                           (unsigned long) va_arg(args, size_t));
+            break;
+
+        case 'Z':
+            *buf++ = '\0';
+            break;
+        }
+    }
+
+    va_end(args);
+
+    return buf;
+}
+
+
+void ngx_cdecl
+ngx_log_error_core(ngx_uint_t level, ngx_log_t *log, ngx_err_t err,
+    const char *fmt, ...)
+{
+    va_list  args;
+
+    if (level <= NGX_LOG_WARN) {
+        warnings++;
+    }
+
+    va_start(args, fmt);
+    (void) vsnprintf(last_warning, sizeof(last_warning), fmt, args);
+    va_end(args);
+}
+
+
+/* the crash: a jump out of the insert at the step chosen */
+
+static jmp_buf     crash;
+static ngx_uint_t  crash_at;
+static ngx_uint_t  crashed;
+
+
+void
+ngx_railgun_store_test_step(ngx_uint_t step)
+{
+    if (step == crash_at) {
+        crash_at = 0;
+        crashed = step;
+        longjmp(crash, 1);
+    }
+}
+
+
+/* a zone */
+
+enum {
+    F_COUNTER = 0,
+    F_HISTOGRAM,
+    F_GAUGE,
+    F_BOUNDED,
+    NFAMILIES
+};
+
+
+static ngx_railgun_family_conf_t  families[NFAMILIES] = {
+    { ngx_string("c_total"), ngx_string(""), NGX_RAILGUN_COUNTER,
+      ngx_string("k=\"__overflow__\""), 0 },
+    { ngx_string("h_seconds"), ngx_string(""), NGX_RAILGUN_HISTOGRAM,
+      ngx_string("k=\"__overflow__\""), 0 },
+    { ngx_string("g"), ngx_string(""), NGX_RAILGUN_WORKER_GAUGE,
+      ngx_string("k=\"__overflow__\""), 0 },
+    { ngx_string("b_total"), ngx_string(""), NGX_RAILGUN_COUNTER,
+      ngx_string("k=\"__overflow__\""), 1 },
+};
+
+
+static struct {
+    ngx_railgun_buckets_t  b;
+    uint64_t               more[2];
+} buckets = { { NULL, 3, { 1000 } }, { 10000, 100000 } };
+
+
+static ngx_shm_zone_t       shm_zone;
+static ngx_railgun_store_t  store;
+static u_char              *arena;
+
+
+static ngx_int_t
+zone(size_t size, ngx_uint_t max_series)
+{
+    ngx_slab_pool_t  *pool;
+
+    free(arena);
+
+    /* page-aligned, as shared memory is */
+    if (posix_memalign((void **) &arena, ngx_pagesize, size) != 0) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(arena, size);
+
+    pool = (ngx_slab_pool_t *) arena;
+    pool->start = arena + ngx_pagesize;
+    pool->end = arena + size;
+    pool->pfree = (size - ngx_pagesize) / ngx_pagesize;
+
+    arena_next = pool->start;
+    arena_small_left = 0;
+    locked = 0;
+
+    ngx_memzero(&shm_zone, sizeof(ngx_shm_zone_t));
+    shm_zone.shm.addr = arena;
+    shm_zone.shm.size = size;
+    ngx_str_set(&shm_zone.shm.name, "railgun");
+    shm_zone.shm.log = &test_log;
+
+    ngx_memzero(&store, sizeof(ngx_railgun_store_t));
+    store.families = families;
+    store.nfamilies = NFAMILIES;
+    store.default_buckets = &buckets.b;
+    store.max_series = max_series;
+    store.log = &test_log;
+    shm_zone.data = &store;
+
+    return ngx_railgun_store_init_zone(&shm_zone, NULL);
+}
+
+
+static ngx_railgun_series_t *
+series(ngx_uint_t family, const char *key)
+{
+    return ngx_railgun_store_series(&store, family, (u_char *) key,
+                                    strlen(key), &buckets.b);
+}
+
+
+/* a lock-free look-up, as a worker's request path makes it */
+
+static ngx_railgun_series_t *
+found(ngx_uint_t family, const char *key)
+{
+    size_t                 len;
+    ngx_uint_t             i;
+    ngx_railgun_table_t   *t;
+    ngx_railgun_series_t  *s;
+
+    len = strlen(key);
+    t = store.sh->table;
+
+    for (i = 0; i < t->nslots; i++) {
+        s = t->slot[i];
+
+        if (s && s->family == family && s->key_len == len
+            && ngx_memcmp(ngx_railgun_series_key(s), key, len) == 0)
+        {
+            return s;
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_uint_t
+listed(ngx_railgun_series_t *want)
+{
+    ngx_uint_t             n;
+    ngx_railgun_series_t  *s;
+
+    n = 0;
+
+    for (s = ngx_railgun_store_first(&store, want->family);
+         s;
+         s = ngx_railgun_store_next(s))
+    {
+        if (s == want) {
+            n++;
+        }
+    }
+
+    return n;
+}
+
+
+/*
+ * What a scrape and the request path must agree on, at any time: every
+ * series in the table is shown once by its family's list.
+ */
+
+static int
+table_in_lists(void)
+{
+    ngx_uint_t             i;
+    ngx_railgun_table_t   *t;
+    ngx_railgun_series_t  *s;
+
+    t = store.sh->table;
+
+    for (i = 0; i < t->nslots; i++) {
+        s = t->slot[i];
+
+        if (s && listed(s) != 1) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* ... and once the mutex is taken again, the counts and the table agree */
+
+static int
+consistent(void)
+{
+    ngx_uint_t             f, n, total, i;
+    ngx_railgun_series_t  *s;
+
+    total = 0;
+
+    for (f = 0; f < NFAMILIES; f++) {
+        n = 0;
+
+        for (s = ngx_railgun_store_first(&store, f);
+             s;
+             s = ngx_railgun_store_next(s))
+        {
+            if (ngx_railgun_store_series(&store, f,
+                                         ngx_railgun_series_key(s),
+                                         s->key_len, &buckets.b)
+                != s)
+            {
+                return 0;
+            }
+
+            if (ngx_railgun_store_next(s) == NULL
+                && store.sh->family[f].last != s)
+            {
+                return 0;
+            }
+
+            n++;
+        }
+
+        if (n != store.sh->family[f].nseries) {
+            return 0;
+        }
+
+        total += n;
+    }
+
+    n = 0;
+
+    for (i = 0; i < store.sh->table->nslots; i++) {
+        if (store.sh->table->slot[i]) {
+            n++;
+        }
+    }
+
+    return total == store.sh->nseries && n == total
+           && store.sh->pending == NULL && !locked;
+}
+
+
+static void
+test_64bit(void)
+{
+    uint64_t               v;
+    ngx_railgun_series_t  *s, *h;
+
+    printf("# ngx_atomic_t is %d bits, pointers %d\n",
+           (int) sizeof(ngx_atomic_t) * 8, (int) sizeof(void *) * 8);
+
+#ifdef STORE_TEST_M32
+    ok(sizeof(void *) == 4 && sizeof(ngx_atomic_t) == 4,
+       "built for 32 bits: ngx_atomic_t is 32 bits here");
+#endif
+
+    ok(zone(1024 * 1024, 100) == NGX_OK, "zone created");
+
+    s = series(F_COUNTER, "k=\"bytes\"");
+    ok(s != NULL && !(s->flags & NGX_RAILGUN_SERIES_OVERFLOW),
+       "counter series");
+    ok(((uintptr_t) &s->values[0] & 7) == 0, "values 8-byte aligned");
+
+    ngx_railgun_store_add(s, 0xffffffffu);
+    ngx_railgun_store_add(s, 2);
+    v = ngx_railgun_store_value(s, 0);
+    ok(v == 0x100000001ull, "counter passes 2^32");
+
+    ngx_railgun_store_add(s, 3ull << 32);
+    ok(ngx_railgun_store_value(s, 0) == 0x400000001ull,
+       "an add of more than 2^32");
+
+    /* 72 minutes of latency in microseconds is 2^32 */
+
+    h = series(F_HISTOGRAM, "k=\"slow\"");
+    ngx_railgun_store_observe(h, 4000000000ull);
+    ngx_railgun_store_observe(h, 4000000000ull);
+    ok(ngx_railgun_store_value(h, buckets.b.n + 1) == 8000000000ull,
+       "histogram sum passes 2^32 microseconds");
+    ok(ngx_railgun_store_value(h, buckets.b.n) == 2, "+Inf bucket counted");
+
+    ok(ngx_railgun_store_cas(s, 0, 0x400000001ull, 0x500000000ull)
+       && ngx_railgun_store_value(s, 0) == 0x500000000ull,
+       "compare-and-swap of 64 bits");
+    ok(!ngx_railgun_store_cas(s, 0, 0x400000001ull, 1),
+       "compare-and-swap fails on the high word");
+}
+
+
+static void
+test_drops(void)
+{
+    ngx_uint_t             slot;
+    ngx_railgun_series_t  *a, *b, *o, *h, *g;
+
+    ok(zone(1024 * 1024, 2) == NGX_OK, "zone with a cap of 2");
+
+    a = series(F_COUNTER, "k=\"a\"");
+    b = series(F_COUNTER, "k=\"b\"");
+    o = series(F_COUNTER, "k=\"c\"");
+
+    ok(a != b && !(b->flags & NGX_RAILGUN_SERIES_OVERFLOW), "two series");
+    ok(o->flags & NGX_RAILGUN_SERIES_OVERFLOW, "the third overflows");
+    ok(warnings > 0 && strstr(last_warning, "overflow") != NULL,
+       "overflow logged");
+
+    ngx_railgun_store_add(a, 5);
+    ngx_railgun_store_add(o, 7);
+    ngx_railgun_store_add(o, 1);
+
+    ok(ngx_railgun_store_dropped(&store, F_COUNTER) == 2,
+       "counter: each update to the overflow series is a drop");
+    ok(ngx_railgun_store_value(o, 0) == 8, "overflow series counts");
+
+    (void) series(F_HISTOGRAM, "k=\"a\"");
+    (void) series(F_HISTOGRAM, "k=\"b\"");
+    h = series(F_HISTOGRAM, "k=\"c\"");
+    ngx_railgun_store_observe(h, 5);
+
+    ok(ngx_railgun_store_dropped(&store, F_HISTOGRAM) == 1,
+       "histogram drop counted");
+    ok(ngx_railgun_store_value(h, 0) == 1, "in its bucket all the same");
+
+    ngx_pid = getpid();
+    ngx_railgun_store_claim_slot(&store);
+    slot = ngx_railgun_store_slot(&store);
+
+    (void) series(F_GAUGE, "k=\"a\"");
+    (void) series(F_GAUGE, "k=\"b\"");
+    g = series(F_GAUGE, "k=\"c\"");
+    ngx_railgun_store_gauge_add(g, slot, 1);
+    ngx_railgun_store_gauge_add(g, slot, -1);
+
+    ok(ngx_railgun_store_dropped(&store, F_GAUGE) == 2,
+       "per-worker gauge drops counted");
+
+    ngx_railgun_store_set(h, 0, 3);
+    ok(ngx_railgun_store_dropped(&store, F_HISTOGRAM) == 2, "a set counts");
+
+    ok(ngx_railgun_store_dropped(&store, F_BOUNDED) == 0,
+       "no drop elsewhere");
+
+    ngx_railgun_store_release_slot(&store);
+}
+
+
+/*
+ * A worker dies at each step of an insert.  Steps 1-7 are the insert's own;
+ * 8 is the switch to a new chunk, reached by inserting until one is needed.
+ */
+
+static void
+test_crash(ngx_uint_t step)
+{
+    char                    name[64], key[64];
+    ngx_uint_t              i, n, dup;
+    ngx_railgun_series_t   *s, *again, *p;
+
+    ok(zone(1024 * 1024, 100000) == NGX_OK, "zone for a crash");
+
+    (void) series(F_COUNTER, "k=\"first\"");
+    (void) series(F_HISTOGRAM, "k=\"first\"");
+
+    crashed = 0;
+    crash_at = step;
+    n = 0;
+    key[0] = '\0';
+
+    if (setjmp(crash) == 0) {
+        for (n = 0; n < 10000 && !crashed; n++) {
+            snprintf(key, sizeof(key), "k=\"victim%u\"", (unsigned) n);
+            (void) series(n % 2 ? F_HISTOGRAM : F_COUNTER, key);
+        }
+    }
+
+    snprintf(name, sizeof(name), "step %u: the worker died there",
+             (unsigned) step);
+    ok(crashed == step && locked, name);
+
+    /* nginx releases the slab mutex of a worker that died holding it */
+    locked = 0;
+
+    snprintf(name, sizeof(name),
+             "step %u: every series samples find is shown", (unsigned) step);
+    ok(table_in_lists(), name);
+
+    /* the next worker to insert completes what was left */
+
+    (void) series(F_COUNTER, "k=\"next\"");
+
+    snprintf(name, sizeof(name), "step %u: zone consistent after the next "
+             "insert", (unsigned) step);
+    ok(consistent(), name);
+
+    /* the dead worker's key again: one series, listed once */
+
+    i = n % 2 ? F_HISTOGRAM : F_COUNTER;
+    again = series(i, key);
+    s = found(i, key);
+
+    dup = 0;
+    for (p = ngx_railgun_store_first(&store, i);
+         p;
+         p = ngx_railgun_store_next(p))
+    {
+        if (p->key_len == strlen(key)
+            && ngx_memcmp(ngx_railgun_series_key(p), key, p->key_len) == 0)
+        {
+            dup++;
+        }
+    }
+
+    snprintf(name, sizeof(name), "step %u: the key once, found and shown",
+             (unsigned) step);
+    ok(again == s && dup == 1 && !(again->flags & NGX_RAILGUN_SERIES_OVERFLOW),
+       name);
+
+    ngx_railgun_store_add(again, 1);
+
+    snprintf(name, sizeof(name), "step %u: no lock left held",
+             (unsigned) step);
+    ok(lock_errors == 0 && !locked, name);
+}
+
+
+static void
+test_slots(void)
+{
+    pid_t                  child;
+    ngx_uint_t             mine, other;
+    ngx_railgun_series_t  *g;
+    u_char                 live[NGX_RAILGUN_STORE_SLOTS];
+
+    ok(zone(1024 * 1024, 100) == NGX_OK, "zone for slots");
+
+    g = series(F_GAUGE, "k=\"ws\"");
+
+    ngx_pid = getpid();
+    ngx_railgun_store_claim_slot(&store);
+    mine = ngx_railgun_store_slot(&store);
+    ok(mine == 1, "first slot taken");
+
+    ngx_railgun_store_gauge_add(g, mine, 3);
+    ngx_railgun_store_gauge_add(g, 0, 5);
+    ok(ngx_railgun_store_value(g, 0) == 0, "slot 0 moves nothing");
+
+    ngx_railgun_store_live_slots(&store, live);
+    ok(live[mine] && !live[2], "own slot live, a free one not");
+
+    /* a dead owner: a child that exited */
+
+    child = fork();
+    if (child == 0) {
+        _exit(0);
+    }
+    (void) waitpid(child, NULL, 0);
+
+    other = 2;
+    store.sh->worker[other] = (ngx_atomic_uint_t) child;
+    store.sh->worker_start[other] = 12345;
+    g->values[other] = 7;
+
+    /* a reused pid: this very process, started at another time */
+
+    store.sh->worker[3] = (ngx_atomic_uint_t) getpid();
+    store.sh->worker_start[3] = store.sh->worker_start[mine] + 1;
+    g->values[3] = 11;
+
+    ngx_railgun_store_live_slots(&store, live);
+    ok(!live[other], "a dead owner's slot counts nothing");
+    ok(!live[3], "a reused pid's slot counts nothing");
+    ok(live[mine], "own slot still live");
+
+    /* a new worker takes the first dead slot, cleared */
+
+    store.slot = 0;
+    ngx_railgun_store_claim_slot(&store);
+    ok(store.slot == other && g->values[other] == 0,
+       "dead owner's slot taken over, cleared");
+
+    store.slot = 0;
+    ngx_railgun_store_claim_slot(&store);
+    ok(store.slot == 3 && g->values[3] == 0,
+       "reused pid's slot taken over, cleared");
+
+    ngx_railgun_store_live_slots(&store, live);
+    ok(live[3] && live[other], "taken slots live");
+
+    ngx_railgun_store_release_slot(&store);
+    ngx_railgun_store_live_slots(&store, live);
+    ok(!live[3] && store.sh->worker[3] == 0, "released slot free");
+
+    /* no slot left: nothing counted, and another look a second later */
+
+    for (other = 1; other < NGX_RAILGUN_STORE_SLOTS; other++) {
+        store.sh->worker[other] = (ngx_atomic_uint_t) getpid();
+        store.sh->worker_start[other] = store.sh->worker_start[mine];
+    }
+
+    store.slot = 0;
+    ngx_railgun_store_claim_slot(&store);
+    ok(store.slot == 0 && ngx_railgun_store_slot(&store) == 0,
+       "no free slot: none");
+
+    store.sh->worker[5] = 0;
+    ok(ngx_railgun_store_slot(&store) == 0, "not looked for at once");
+
+    ngx_current_msec += 1000;
+    ok(ngx_railgun_store_slot(&store) == 5, "found a second later");
+}
+
+
+/* the bytes run out before the table: the smallest counters fill 1 MB */
+
+static void
+test_sizing(void)
+{
+    char                   key[64];
+    ngx_uint_t             n, used;
+    ngx_railgun_series_t  *s;
+
+    ok(zone(1024 * 1024, 10000000) == NGX_OK, "1 MB zone");
+
+    warnings = 0;
+
+    for (n = 0; n < 100000; n++) {
+        /* a counter with 40 bytes of labels */
+        snprintf(key, sizeof(key), "server=\"s\",path=\"/p\",x=\"%09u\"",
+                 (unsigned) n);
+
+        s = series(F_BOUNDED, key);
+
+        if (s->flags & NGX_RAILGUN_SERIES_OVERFLOW) {
+            break;
+        }
+    }
+
+    used = ngx_railgun_store_used(&store);
+
+    printf("# %u series of 40 bytes of labels, %u%% of the zone used\n",
+           (unsigned) n, (unsigned) (used * 100 / (1024 * 1024)));
+
+    ok(strstr(last_warning, "zone full") != NULL, "the zone filled first");
+    ok(used * 100 / (1024 * 1024) >= 95, "95% of the zone used");
+    ok(n * 80 >= 1024 * 1024 * 3 / 4, "3/4 of the bytes hold series");
+}
+
+
+int
+main(void)
+{
+    ngx_uint_t  step;
+
+    test_log.log_level = NGX_LOG_DEBUG;
+
+    test_64bit();
+    test_drops();
+
+    for (step = 1; step <= 8; step++) {
+        test_crash(step);
+    }
+
+    test_slots();
+    test_sizing();
+
+    printf("1..%d\n", tests);
+
+    return failures ? 1 : 0;
+}
