@@ -80,6 +80,30 @@ enum {
 };
 
 
+typedef struct {
+    ngx_uint_t                  asset;
+    char                       *name;
+    char                       *type;
+    const u_char               *start;
+    const u_char               *end;
+} ngx_http_railgun_builtin_t;
+
+
+/* the page's own files, answered as they are in src/status/ */
+
+static ngx_http_railgun_builtin_t  ngx_http_railgun_builtins[] = {
+    { NGX_HTTP_RAILGUN_ASSET_JS, "page.js",
+      "text/javascript; charset=utf-8",
+      ngx_http_railgun_status_js, ngx_http_railgun_status_js_end },
+    { NGX_HTTP_RAILGUN_ASSET_CSS, "page.css",
+      "text/css; charset=utf-8",
+      ngx_http_railgun_status_css, ngx_http_railgun_status_css_end },
+    { NGX_HTTP_RAILGUN_ASSET_ICON, "icon.svg",
+      "image/svg+xml",
+      ngx_http_railgun_status_icon, ngx_http_railgun_status_icon_end }
+};
+
+
 struct ngx_http_railgun_status_s {
     ngx_http_railgun_asset_t    assets[NGX_HTTP_RAILGUN_NASSETS];
 };
@@ -119,6 +143,7 @@ ngx_http_railgun_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_core_loc_conf_t     *clcf;
     ngx_http_railgun_asset_t     *a;
     ngx_http_railgun_status_t    *st;
+    ngx_http_railgun_builtin_t   *b;
 
     if (rlcf->status) {
         return "is duplicate";
@@ -199,28 +224,18 @@ ngx_http_railgun_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     a = st->assets;
 
-    ngx_str_set(&a[NGX_HTTP_RAILGUN_ASSET_JS].name, "page.js");
-    ngx_str_set(&a[NGX_HTTP_RAILGUN_ASSET_JS].type,
-                "text/javascript; charset=utf-8");
-    a[NGX_HTTP_RAILGUN_ASSET_JS].data.data =
-                                   (u_char *) ngx_http_railgun_status_js;
-    a[NGX_HTTP_RAILGUN_ASSET_JS].data.len =
-                   ngx_http_railgun_status_js_end - ngx_http_railgun_status_js;
+    for (i = 0; i < sizeof(ngx_http_railgun_builtins)
+                    / sizeof(ngx_http_railgun_builtin_t); i++)
+    {
+        b = &ngx_http_railgun_builtins[i];
 
-    ngx_str_set(&a[NGX_HTTP_RAILGUN_ASSET_CSS].name, "page.css");
-    ngx_str_set(&a[NGX_HTTP_RAILGUN_ASSET_CSS].type,
-                "text/css; charset=utf-8");
-    a[NGX_HTTP_RAILGUN_ASSET_CSS].data.data =
-                                   (u_char *) ngx_http_railgun_status_css;
-    a[NGX_HTTP_RAILGUN_ASSET_CSS].data.len =
-                 ngx_http_railgun_status_css_end - ngx_http_railgun_status_css;
-
-    ngx_str_set(&a[NGX_HTTP_RAILGUN_ASSET_ICON].name, "icon.svg");
-    ngx_str_set(&a[NGX_HTTP_RAILGUN_ASSET_ICON].type, "image/svg+xml");
-    a[NGX_HTTP_RAILGUN_ASSET_ICON].data.data =
-                                   (u_char *) ngx_http_railgun_status_icon;
-    a[NGX_HTTP_RAILGUN_ASSET_ICON].data.len =
-               ngx_http_railgun_status_icon_end - ngx_http_railgun_status_icon;
+        a[b->asset].name.data = (u_char *) b->name;
+        a[b->asset].name.len = ngx_strlen(b->name);
+        a[b->asset].type.data = (u_char *) b->type;
+        a[b->asset].type.len = ngx_strlen(b->type);
+        a[b->asset].data.data = (u_char *) b->start;
+        a[b->asset].data.len = b->end - b->start;
+    }
 
     ngx_str_set(&a[NGX_HTTP_RAILGUN_ASSET_CHART].name, "chart.js");
     ngx_str_set(&a[NGX_HTTP_RAILGUN_ASSET_CHART].type,
