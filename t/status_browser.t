@@ -318,7 +318,8 @@ my $cache = $b->wait_for(<<'JS', 10);
     }
     return false;
 JS
-ok($cache && $cache->[0] eq 'refused' && $cache->[1] =~ /^ok \d+ \S refused \d+$/,
+ok($cache && $cache->[0] eq 'refused'
+	&& $cache->[1] =~ /^ok \d+ \S refused \d+$/,
 	'stopped Redis: probe down, last result refused')
 	or diag(explain($cache));
 
