@@ -78,8 +78,8 @@ typedef struct {
     ngx_railgun_buckets_t      *buckets;
     ngx_railgun_buckets_t      *ws_buckets;
     ngx_array_t                *gate;        /* railgun_gate's items */
-    ngx_uint_t                  index;       /* in each worker's cache */
     ngx_http_railgun_status_t  *status;      /* railgun_status */
+    ngx_uint_t                  index;       /* in each worker's cache */
 } ngx_http_railgun_loc_conf_t;
 
 
