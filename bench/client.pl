@@ -8,8 +8,9 @@
 # default 0), e.g. "/s?p=/api/v1/items/%d" makes N distinct paths.  Every
 # response is read in full (its Content-Length) before the next request is
 # sent, so the client never runs ahead of a slow server (nginx under
-# valgrind).  Any status but 200, a response without Content-Length or a
-# connection closed by the server is fatal.
+# valgrind); a chunked body (the streamed scrape) is read to its last
+# chunk.  Any status but 200, a response with neither Content-Length nor
+# chunked transfer coding, or a connection closed by the server is fatal.
 #
 # Options:
 #   --wait SECONDS   retry the connect that long (a server still starting)
@@ -83,6 +84,32 @@ for my $i ($first .. $first + $n - 1) {
 		or die "client: bad status line in request $i\n";
 	$1 == 200
 		or die "client: status $1 for $method $p\n";
+	if ($method ne 'HEAD' && $head =~ m!\r\ntransfer-encoding:\s*chunked!i)
+	{
+		$body = '';
+		$bytes += length($head);
+
+		while (1) {
+			my $e;
+			until (($e = index($buf, "\r\n")) >= 0) {
+				fill(\$buf);
+			}
+
+			my $size = hex(substr($buf, 0, $e));
+			my $need = $e + 2 + $size + 2;
+
+			fill(\$buf) while length($buf) < $need;
+
+			$body .= substr($buf, $e + 2, $size);
+			substr($buf, 0, $need, '');
+			$bytes += $need;
+
+			last if $size == 0;
+		}
+
+		next;
+	}
+
 	$head =~ m!\r\ncontent-length:\s*(\d+)!i
 		or die "client: no Content-Length for $method $p\n";
 	my $len = $method eq 'HEAD' ? 0 : $1;

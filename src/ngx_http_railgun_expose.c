@@ -7,83 +7,93 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <nginx.h>
 #include "ngx_http_railgun_module.h"
+#include "ngx_http_railgun_render.h"
 
 
 /*
- * The exposition: one walk over the zone, without a lock, written into a
- * chain of buffers.  Families are appended to and series never freed, so a
- * scrape racing an insert sees the new series or not, never a torn one.
- * Text format 0.0.4 and OpenMetrics 1.0 differ only in the TYPE/HELP names of
- * counters and the final "# EOF".
+ * The metrics handler.  A scrape is rendered as the client reads it: the
+ * cursor of ngx_http_railgun_render.c fills one of two reusable buffers, the
+ * buffer goes down the output chain, and more is rendered only when a buffer
+ * has come back sent (ngx_chain_update_chains() gives back the buffers the
+ * filters are done with).  What a scrape holds is thus two buffers and the
+ * cursor, whatever the size of the zone or the speed of the client, and one
+ * event renders at most one buffer before the worker serves others.
  */
 
-#define NGX_HTTP_RAILGUN_BUF_SIZE   (64 * 1024)
 
-/* ",le=\"" and "\"} " around up to 20 digits, a dot and 6 decimals */
-#define NGX_HTTP_RAILGUN_LE_LEN     40
+#define NGX_HTTP_RAILGUN_BUF_SIZE      (64 * 1024)
+#define NGX_HTTP_RAILGUN_NBUFS         2
 
-/* room for everything of a sample line but its label text */
-#define NGX_HTTP_RAILGUN_LINE_ROOM  256
+/* buffers a worker renders in one round of its event loop, all scrapes */
+#define NGX_HTTP_RAILGUN_ROUND         2
+
+#define NGX_HTTP_RAILGUN_TEXT          0
+#define NGX_HTTP_RAILGUN_OPENMETRICS   1
+#define NGX_HTTP_RAILGUN_JSON          2
 
 
 typedef struct {
-    ngx_http_request_t       *request;
-    ngx_chain_t              *out;
-    ngx_chain_t             **last;
-    ngx_buf_t                *buf;
-    off_t                     size;
-    ngx_railgun_store_t      *store;
-    ngx_uint_t                openmetrics;   /* unsigned  openmetrics:1; */
-    u_char                    live[NGX_RAILGUN_STORE_SLOTS];
-
-    /* ",le=\"0.005\"} " of the last bucket list seen, +Inf included */
-    ngx_railgun_buckets_t    *le_buckets;
-    ngx_str_t                 le[NGX_RAILGUN_STORE_MAX_BUCKETS + 1];
-    u_char                    le_text[(NGX_RAILGUN_STORE_MAX_BUCKETS + 1)
-                                      * NGX_HTTP_RAILGUN_LE_LEN];
-} ngx_http_railgun_render_t;
+    ngx_http_railgun_render_t     rd;
+    ngx_chain_t                  *free;
+    ngx_chain_t                  *busy;
+    ngx_uint_t                    nbufs;
+    ngx_int_t                     rc;        /* of the last output */
+} ngx_http_railgun_scrape_t;
 
 
-static ngx_uint_t ngx_http_railgun_wants_openmetrics(ngx_http_request_t *r);
-static ngx_int_t ngx_http_railgun_render(ngx_http_railgun_render_t *rd,
+static ngx_uint_t ngx_http_railgun_format(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_railgun_accepts(ngx_http_request_t *r,
+    char *type, size_t len);
+static ngx_int_t ngx_http_railgun_reject(ngx_http_request_t *r,
     ngx_http_railgun_main_conf_t *rmcf);
-static ngx_int_t ngx_http_railgun_render_family(ngx_http_railgun_render_t *rd,
-    ngx_railgun_store_t *store, ngx_uint_t f);
-static ngx_int_t ngx_http_railgun_render_series(ngx_http_railgun_render_t *rd,
-    ngx_railgun_family_conf_t *fc, ngx_railgun_series_t *s);
-static ngx_int_t ngx_http_railgun_render_status(ngx_http_railgun_render_t *rd,
-    ngx_railgun_store_t *store);
-static ngx_int_t ngx_http_railgun_render_values(ngx_http_railgun_render_t *rd,
-    char *name, char *help, ngx_uint_t type, ngx_str_t *labels,
-    uint64_t *values, ngx_uint_t n);
-static ngx_int_t ngx_http_railgun_header(ngx_http_railgun_render_t *rd,
-    ngx_str_t *name, char *help, ngx_uint_t type);
-static u_char *ngx_http_railgun_reserve(ngx_http_railgun_render_t *rd,
-    size_t size);
-static void ngx_http_railgun_le(ngx_http_railgun_render_t *rd,
-    ngx_railgun_buckets_t *b);
-static u_char *ngx_http_railgun_sample(u_char *p, ngx_str_t *name,
-    char *suffix, size_t suffix_len, ngx_railgun_series_t *s);
-static u_char *ngx_http_railgun_uint(u_char *p, uint64_t n);
-static u_char *ngx_http_railgun_seconds(u_char *p, uint64_t us);
+static void ngx_http_railgun_expose_writer(ngx_http_request_t *r);
+static ngx_int_t ngx_http_railgun_expose_send(ngx_http_request_t *r,
+    ngx_http_railgun_scrape_t *sc);
+static ngx_http_railgun_scrape_t *ngx_http_railgun_get_scrape(
+    ngx_http_request_t *r);
+static void ngx_http_railgun_scrape_cleanup(void *data);
+static ngx_uint_t ngx_http_railgun_may_render(void);
+static void ngx_http_railgun_round_reset(ngx_event_t *ev);
+static ngx_int_t ngx_http_railgun_add_header(ngx_http_request_t *r,
+    char *key, char *lowcase, char *value);
 
 
-/* TYPE words by the store's types, and "unknown" for OpenMetrics */
+/* scrapes this worker is sending now */
+static ngx_uint_t             ngx_http_railgun_scrapes;
 
-static char *ngx_http_railgun_types[] = {
-    "counter", "gauge", "histogram", "gauge", "", "unknown"
+/* railgun_scrapes_rejected_total, found once per worker */
+static ngx_railgun_series_t  *ngx_http_railgun_rejected;
+
+/* buffers rendered in this round, and the event that starts the next */
+static ngx_uint_t             ngx_http_railgun_rendered;
+static ngx_event_t            ngx_http_railgun_round;
+
+
+static ngx_str_t  ngx_http_railgun_types[] = {
+    ngx_string("text/plain; version=0.0.4; charset=utf-8"),
+    ngx_string("application/openmetrics-text; version=1.0.0; "
+               "charset=utf-8"),
+    ngx_string("application/json")
 };
 
-#define NGX_HTTP_RAILGUN_UNKNOWN  5
+/* the MIME type alone, which gzip_types matches */
+
+static size_t  ngx_http_railgun_type_lens[] = {
+    sizeof("text/plain") - 1,
+    sizeof("application/openmetrics-text") - 1,
+    sizeof("application/json") - 1
+};
 
 
 ngx_int_t
 ngx_http_railgun_expose_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
-    ngx_http_railgun_render_t      rd;
+    ngx_uint_t                     format, max;
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_railgun_scrape_t     *sc;
+    ngx_http_railgun_loc_conf_t   *rlcf;
     ngx_http_railgun_main_conf_t  *rmcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -97,35 +107,71 @@ ngx_http_railgun_expose_handler(ngx_http_request_t *r)
     }
 
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_railgun_module);
 
-    ngx_memzero(&rd, sizeof(ngx_http_railgun_render_t));
+    if (ngx_http_railgun_rejected == NULL) {
+        /* shown from the first scrape on, 0 until a scrape is rejected */
+        ngx_http_railgun_rejected = ngx_railgun_store_series(rmcf->store,
+                                       NGX_HTTP_RAILGUN_SCRAPES_REJECTED,
+                                       (u_char *) "", 0, NULL);
+    }
 
-    rd.request = r;
-    rd.last = &rd.out;
-    rd.openmetrics = ngx_http_railgun_wants_openmetrics(r);
+    /*
+     * The format is negotiated, so a cache must key on Accept; and a scrape
+     * is "now", never to be served again from a cache.
+     */
 
-    if (ngx_http_railgun_render(&rd, rmcf) != NGX_OK) {
+    if (ngx_http_railgun_add_header(r, "Vary", "vary", "Accept") != NGX_OK
+        || ngx_http_railgun_add_header(r, "Cache-Control", "cache-control",
+                                       "no-store")
+           != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* content_type_len is the MIME type alone: gzip_types matches it */
+    max = rlcf->max_scrapes ? rlcf->max_scrapes
+                            : NGX_HTTP_RAILGUN_MAX_SCRAPES;
 
-    if (rd.openmetrics) {
-        ngx_str_set(&r->headers_out.content_type,
-                    "application/openmetrics-text; version=1.0.0; "
-                    "charset=utf-8");
-        r->headers_out.content_type_len =
-                                 sizeof("application/openmetrics-text") - 1;
-
-    } else {
-        ngx_str_set(&r->headers_out.content_type,
-                    "text/plain; version=0.0.4; charset=utf-8");
-        r->headers_out.content_type_len = sizeof("text/plain") - 1;
+    if (r->method != NGX_HTTP_HEAD && ngx_http_railgun_scrapes >= max) {
+        return ngx_http_railgun_reject(r, rmcf);
     }
 
+    format = ngx_http_railgun_format(r);
+
+    r->headers_out.content_type = ngx_http_railgun_types[format];
+    r->headers_out.content_type_len = ngx_http_railgun_type_lens[format];
     r->headers_out.content_type_lowcase = NULL;
     r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = rd.size;
+
+    /* the length is not known before the end: chunked, or close */
+    r->headers_out.content_length_n = -1;
+
+    if (r->method == NGX_HTTP_HEAD) {
+        /* HEAD renders nothing */
+        return ngx_http_send_header(r);
+    }
+
+    sc = ngx_pcalloc(r->pool, sizeof(ngx_http_railgun_scrape_t));
+    if (sc == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_railgun_scrape_cleanup;
+    cln->data = sc;
+
+    ngx_http_railgun_scrapes++;
+
+    ngx_http_railgun_render_init(&sc->rd, rmcf->store,
+                                 format == NGX_HTTP_RAILGUN_JSON
+                                 ? &ngx_http_railgun_format_json
+                                 : &ngx_http_railgun_format_text);
+
+    sc->rd.openmetrics = (format == NGX_HTTP_RAILGUN_OPENMETRICS);
 
     rc = ngx_http_send_header(r);
 
@@ -133,15 +179,57 @@ ngx_http_railgun_expose_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    rd.buf->last_buf = (r == r->main) ? 1 : 0;
-    rd.buf->last_in_chain = 1;
+    rc = ngx_http_railgun_expose_send(r, sc);
 
-    return ngx_http_output_filter(r, rd.out);
+    if (rc != NGX_DONE) {
+        return rc;
+    }
+
+    /* the rest from the write event; ngx_http_finalize_request() ends it */
+
+    r->main->count++;
+    r->write_event_handler = ngx_http_railgun_expose_writer;
+    r->read_event_handler = ngx_http_test_reading;
+
+    return NGX_DONE;
+}
+
+
+/*
+ * ?format=json, then Accept: OpenMetrics when asked for (Prometheus asks
+ * first for it), JSON, or the text format 0.0.4 for anything else.
+ */
+
+static ngx_uint_t
+ngx_http_railgun_format(ngx_http_request_t *r)
+{
+    ngx_str_t  value;
+
+    if (ngx_http_arg(r, (u_char *) "format", 6, &value) == NGX_OK
+        && value.len == 4 && ngx_strncasecmp(value.data, (u_char *) "json", 4)
+                             == 0)
+    {
+        return NGX_HTTP_RAILGUN_JSON;
+    }
+
+    if (ngx_http_railgun_accepts(r, "application/openmetrics-text",
+                                 sizeof("application/openmetrics-text") - 1))
+    {
+        return NGX_HTTP_RAILGUN_OPENMETRICS;
+    }
+
+    if (ngx_http_railgun_accepts(r, "application/json",
+                                 sizeof("application/json") - 1))
+    {
+        return NGX_HTTP_RAILGUN_JSON;
+    }
+
+    return NGX_HTTP_RAILGUN_TEXT;
 }
 
 
 static ngx_uint_t
-ngx_http_railgun_wants_openmetrics(ngx_http_request_t *r)
+ngx_http_railgun_accepts(ngx_http_request_t *r, char *type, size_t len)
 {
     ngx_uint_t        i;
     ngx_list_part_t  *part;
@@ -166,10 +254,7 @@ ngx_http_railgun_wants_openmetrics(ngx_http_request_t *r)
             && ngx_strncasecmp(h[i].key.data, (u_char *) "Accept",
                                sizeof("Accept") - 1)
                == 0
-            && ngx_strcasestrn(h[i].value.data,
-                               "application/openmetrics-text",
-                               sizeof("application/openmetrics-text") - 2)
-               != NULL)
+            && ngx_strcasestrn(h[i].value.data, type, len - 1) != NULL)
         {
             return 1;
         }
@@ -179,547 +264,320 @@ ngx_http_railgun_wants_openmetrics(ngx_http_request_t *r)
 }
 
 
+/*
+ * Past max_scrapes a scrape costs a counter and a 503: the scrapes in
+ * progress keep their pace and nothing else on the worker waits.
+ */
+
 static ngx_int_t
-ngx_http_railgun_render(ngx_http_railgun_render_t *rd,
+ngx_http_railgun_reject(ngx_http_request_t *r,
     ngx_http_railgun_main_conf_t *rmcf)
 {
-    u_char       *p;
-    ngx_uint_t    f;
-    ngx_chain_t  *cl;
-
-    rd->store = rmcf->store;
-
-    /* gauges count the slots of live workers only */
-    ngx_railgun_store_live_slots(rmcf->store, rd->live);
-
-    for (f = 0; f < NGX_HTTP_RAILGUN_NFAMILIES; f++) {
-        if (ngx_http_railgun_render_family(rd, rmcf->store, f) != NGX_OK) {
-            return NGX_ERROR;
-        }
+    if (ngx_http_railgun_rejected) {
+        ngx_railgun_store_add(ngx_http_railgun_rejected, 1);
     }
 
-    if (ngx_http_railgun_render_status(rd, rmcf->store) != NGX_OK) {
-        return NGX_ERROR;
-    }
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "railgun: %ui scrapes in progress, scrape rejected",
+                  ngx_http_railgun_scrapes);
 
-    if (rd->openmetrics) {
-        p = ngx_http_railgun_reserve(rd, sizeof("# EOF\n"));
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        rd->buf->last = ngx_cpymem(p, "# EOF\n", sizeof("# EOF\n") - 1);
-    }
-
-    if (rd->buf == NULL && ngx_http_railgun_reserve(rd, 1) == NULL) {
-        return NGX_ERROR;
-    }
-
-    for (cl = rd->out; cl; cl = cl->next) {
-        rd->size += cl->buf->last - cl->buf->pos;
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_railgun_render_family(ngx_http_railgun_render_t *rd,
-    ngx_railgun_store_t *store, ngx_uint_t f)
-{
-    ngx_uint_t                  i;
-    ngx_railgun_series_t       *s;
-    ngx_railgun_family_sh_t    *fam;
-    ngx_railgun_family_conf_t  *fc;
-
-    fc = &store->families[f];
-    fam = &store->sh->family[f];
-
-    if (fc->type == NGX_RAILGUN_STATE) {
-        return NGX_OK;
-    }
-
-    if (ngx_http_railgun_header(rd, &fc->name, (char *) fc->help.data,
-                                fc->type)
+    if (ngx_http_railgun_add_header(r, "Retry-After", "retry-after", "1")
         != NGX_OK)
     {
-        return NGX_ERROR;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    for (s = ngx_railgun_store_first(store, f);
-         s;
-         s = ngx_railgun_store_next(s))
-    {
-
-        if (fc->type == NGX_RAILGUN_GAUGE
-            && s->epoch < (uint32_t) store->epoch)
-        {
-            /*
-             * No configuration since this worker's owns it: what it measured
-             * was removed.  An old worker still answering during a reload
-             * sees the new epoch's gauges too.
-             */
-            continue;
-        }
-
-        if (ngx_http_railgun_render_series(rd, fc, s) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    /* the overflow series shows once something went there */
-
-    s = fam->overflow;
-
-    for (i = 0; i < s->nvalues; i++) {
-        if (ngx_railgun_store_value(s, i)) {
-            return ngx_http_railgun_render_series(rd, fc, s);
-        }
-    }
-
-    return NGX_OK;
+    return NGX_HTTP_SERVICE_UNAVAILABLE;
 }
 
-
-static ngx_int_t
-ngx_http_railgun_render_series(ngx_http_railgun_render_t *rd,
-    ngx_railgun_family_conf_t *fc, ngx_railgun_series_t *s)
-{
-    u_char                 *p;
-    int64_t                 gauge;
-    uint64_t                total;
-    ngx_uint_t              i;
-    ngx_railgun_buckets_t  *b;
-
-    if (fc->type != NGX_RAILGUN_HISTOGRAM) {
-        p = ngx_http_railgun_reserve(rd, s->key_len
-                                         + NGX_HTTP_RAILGUN_LINE_ROOM);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        p = ngx_http_railgun_sample(p, &fc->name, "", 0, s);
-
-        if (fc->type == NGX_RAILGUN_COUNTER) {
-            p = ngx_http_railgun_uint(p, ngx_railgun_store_value(s, 0));
-
-        } else {
-            gauge = (int64_t) ngx_railgun_store_value(s, 0);
-
-            if (fc->type == NGX_RAILGUN_WORKER_GAUGE) {
-                for (i = 1; i < NGX_RAILGUN_STORE_SLOTS; i++) {
-                    if (rd->live[i]) {
-                        gauge += (int64_t) ngx_railgun_store_value(s, i);
-                    }
-                }
-            }
-
-            if (gauge < 0) {
-                *p++ = '-';
-                gauge = -gauge;
-            }
-
-            p = ngx_http_railgun_uint(p, (uint64_t) gauge);
-        }
-
-        *p++ = '\n';
-
-        rd->buf->last = p;
-
-        return NGX_OK;
-    }
-
-    b = s->buckets;
-
-    /* every bucket line, +Inf, _sum and _count */
-    p = ngx_http_railgun_reserve(rd, (b->n + 3) * (s->key_len
-                                              + NGX_HTTP_RAILGUN_LINE_ROOM));
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (b != rd->le_buckets) {
-        ngx_http_railgun_le(rd, b);
-    }
-
-    total = 0;
-
-    for (i = 0; i <= b->n; i++) {
-        total += ngx_railgun_store_value(s, i);
-
-        p = ngx_cpymem(p, fc->name.data, fc->name.len);
-        p = ngx_cpymem(p, "_bucket{", 8);
-        p = ngx_cpymem(p, ngx_railgun_series_key(s), s->key_len);
-        p = ngx_cpymem(p, rd->le[i].data, rd->le[i].len);
-        p = ngx_http_railgun_uint(p, total);
-        *p++ = '\n';
-    }
-
-    p = ngx_http_railgun_sample(p, &fc->name, "_sum", 4, s);
-    p = ngx_http_railgun_seconds(p, ngx_railgun_store_value(s, b->n + 1));
-    *p++ = '\n';
-
-    p = ngx_http_railgun_sample(p, &fc->name, "_count", 6, s);
-    p = ngx_http_railgun_uint(p, total);
-    *p++ = '\n';
-
-    rd->buf->last = p;
-
-    return NGX_OK;
-}
-
-
-/* the "le" labels of a bucket list, rendered once for all its series */
 
 static void
-ngx_http_railgun_le(ngx_http_railgun_render_t *rd, ngx_railgun_buckets_t *b)
+ngx_http_railgun_expose_writer(ngx_http_request_t *r)
 {
-    u_char      *p;
-    ngx_uint_t   i;
+    ngx_int_t                   rc;
+    ngx_event_t                *wev;
+    ngx_connection_t           *c;
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_railgun_scrape_t  *sc;
 
-    p = rd->le_text;
+    c = r->connection;
+    wev = c->write;
 
-    for (i = 0; i <= b->n; i++) {
-        rd->le[i].data = p;
+    clcf = ngx_http_get_module_loc_conf(r->main, ngx_http_core_module);
 
-        p = ngx_cpymem(p, ",le=\"", 5);
+    if (wev->timedout) {
+        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
+                      "client timed out");
+        c->timedout = 1;
 
-        if (i < b->n) {
-            p = ngx_http_railgun_seconds(p, b->bound[i]);
-
-        } else {
-            p = ngx_cpymem(p, "+Inf", 4);
-        }
-
-        p = ngx_cpymem(p, "\"} ", 3);
-
-        rd->le[i].len = p - rd->le[i].data;
+        ngx_http_finalize_request(r, NGX_HTTP_REQUEST_TIME_OUT);
+        return;
     }
 
-    rd->le_buckets = b;
+    if (wev->delayed || r->aio) {
+        if (!wev->delayed) {
+            ngx_add_timer(wev, clcf->send_timeout);
+        }
+
+        if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_ERROR);
+        }
+
+        return;
+    }
+
+    sc = ngx_http_railgun_get_scrape(r);
+
+    if (sc == NULL) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+        return;
+    }
+
+    rc = ngx_http_railgun_expose_send(r, sc);
+
+    if (rc == NGX_DONE) {
+        return;
+    }
+
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    ngx_http_finalize_request(r, rc);
 }
 
 
-/* writes "name[suffix]{key} " */
-
-static u_char *
-ngx_http_railgun_sample(u_char *p, ngx_str_t *name, char *suffix,
-    size_t suffix_len, ngx_railgun_series_t *s)
-{
-    p = ngx_cpymem(p, name->data, name->len);
-    p = ngx_cpymem(p, suffix, suffix_len);
-    *p++ = '{';
-    p = ngx_cpymem(p, ngx_railgun_series_key(s), s->key_len);
-    *p++ = '}';
-    *p++ = ' ';
-
-    return p;
-}
-
+/*
+ * Renders into a free buffer and passes it on.  NGX_DONE: more to come, on
+ * an event armed or posted here; otherwise the body has been passed on
+ * whole and this is what the output filters returned, for
+ * ngx_http_finalize_request().
+ */
 
 static ngx_int_t
-ngx_http_railgun_render_status(ngx_http_railgun_render_t *rd,
-    ngx_railgun_store_t *store)
+ngx_http_railgun_expose_send(ngx_http_request_t *r,
+    ngx_http_railgun_scrape_t *sc)
 {
-    u_char      *p;
-    ngx_str_t    name;
-    ngx_uint_t   f;
+    ngx_int_t                  rc;
+    ngx_buf_t                 *b;
+    ngx_uint_t                 rendered;
+    ngx_chain_t               *cl;
+    ngx_event_t               *wev;
+    ngx_http_core_loc_conf_t  *clcf;
 
-    static ngx_str_t  states[] = {
-        ngx_string("state=\"active\""),
-        ngx_string("state=\"reading\""),
-        ngx_string("state=\"writing\""),
-        ngx_string("state=\"waiting\"")
-    };
+    wev = r->connection->write;
+    clcf = ngx_http_get_module_loc_conf(r->main, ngx_http_core_module);
 
-    static ngx_str_t  zone[] = {
-        ngx_string("state=\"used\""),
-        ngx_string("state=\"size\"")
-    };
+    if (sc->busy) {
+        /* what the filters hold, before anything new */
 
-    static ngx_str_t  build[] = {
-        ngx_string("version=\"" NGX_HTTP_RAILGUN_VERSION "\","
-                   "nginx_version=\"" NGINX_VERSION "\"")
-    };
+        rc = ngx_http_output_filter(r, NULL);
 
-    uint64_t  values[4];
-
-    ngx_str_set(&name, "railgun_series_dropped_total");
-
-    if (ngx_http_railgun_header(rd, &name,
-                                "Samples routed to a family's overflow "
-                                "series: railgun_max_series or the zone "
-                                "was full.",
-                                NGX_RAILGUN_COUNTER)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    for (f = 0; f < store->nfamilies; f++) {
-
-        if (store->families[f].type == NGX_RAILGUN_STATE) {
-            continue;
-        }
-
-        p = ngx_http_railgun_reserve(rd, NGX_HTTP_RAILGUN_LINE_ROOM);
-        if (p == NULL) {
+        if (rc == NGX_ERROR) {
             return NGX_ERROR;
         }
 
-        p = ngx_sprintf(p, "railgun_series_dropped_total{family=\"%V\"} ",
-                        &store->families[f].name);
-        p = ngx_http_railgun_uint(p, ngx_railgun_store_dropped(store, f));
-        *p++ = '\n';
-
-        rd->buf->last = p;
+        cl = NULL;
+        ngx_chain_update_chains(r->pool, &sc->free, &sc->busy, &cl,
+                                (ngx_buf_tag_t) &ngx_http_railgun_module);
+        sc->rc = rc;
     }
 
-#if (NGX_STAT_STUB)
+    for (rendered = 0; /* void */ ; rendered++) {
 
-    values[0] = *ngx_stat_active;
-    values[1] = *ngx_stat_reading;
-    values[2] = *ngx_stat_writing;
-    values[3] = *ngx_stat_waiting;
+        if (sc->free == NULL && sc->nbufs < NGX_HTTP_RAILGUN_NBUFS) {
+            b = ngx_create_temp_buf(r->pool, NGX_HTTP_RAILGUN_BUF_SIZE);
+            if (b == NULL) {
+                return NGX_ERROR;
+            }
 
-    if (ngx_http_railgun_render_values(rd, "railgun_nginx_connections",
-                                "Client connections by state, as "
-                                "stub_status counts them.",
-                                NGX_RAILGUN_GAUGE, states, values, 4)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+            b->tag = (ngx_buf_tag_t) &ngx_http_railgun_module;
 
-    values[0] = *ngx_stat_accepted;
+            cl = ngx_alloc_chain_link(r->pool);
+            if (cl == NULL) {
+                return NGX_ERROR;
+            }
 
-    if (ngx_http_railgun_render_values(rd,
-                                "railgun_nginx_connections_accepted_total",
-                                "Client connections accepted.",
-                                NGX_RAILGUN_COUNTER, NULL, values, 1)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+            cl->buf = b;
+            cl->next = NULL;
 
-    values[0] = *ngx_stat_handled;
+            sc->free = cl;
+            sc->nbufs++;
+        }
 
-    if (ngx_http_railgun_render_values(rd,
-                                "railgun_nginx_connections_handled_total",
-                                "Client connections handled.",
-                                NGX_RAILGUN_COUNTER, NULL, values, 1)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+        if (sc->free == NULL) {
+            /* both buffers are still on their way: wait until one is sent */
+            break;
+        }
 
-#endif
+        if (rendered || !ngx_http_railgun_may_render()) {
+            /*
+             * One buffer an event, a few a round: the socket takes more,
+             * but the other connections of this worker come first.  Posted
+             * to the next round, after the events that are ready then.
+             */
+            ngx_post_event(wev, &ngx_posted_next_events);
+            return NGX_DONE;
+        }
 
-    values[0] = ngx_railgun_store_used(store);
-    values[1] = store->shpool->end - (u_char *) store->shpool;
+        cl = sc->free;
+        sc->free = cl->next;
+        cl->next = NULL;
 
-    if (ngx_http_railgun_render_values(rd, "railgun_zone_bytes",
-                                "Bytes of the shared zone, used and in all.",
-                                NGX_RAILGUN_GAUGE, zone, values, 2)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+        b = cl->buf;
+        b->pos = b->start;
+        b->last = b->start;
 
-    values[0] = store->sh->start_time;
+        sc->rd.buf = b;
 
-    if (ngx_http_railgun_render_values(rd, "railgun_start_time_seconds",
-                                "Unix time the counters started from.",
-                                NGX_RAILGUN_GAUGE, NULL, values, 1)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+        rc = ngx_http_railgun_render(&sc->rd);
 
-    values[0] = 1;
+        if (rc == NGX_OK) {
+            b->last_buf = (r == r->main) ? 1 : 0;
+            b->last_in_chain = 1;
 
-    return ngx_http_railgun_render_values(rd, "railgun_build_info",
-                                "Versions of the module and of nginx.",
-                                NGX_RAILGUN_GAUGE, build, values, 1);
-}
+            if (b->last == b->pos && !b->last_buf) {
+                b->sync = 1;
+            }
 
-
-/* a family outside the store: n samples, each with its label text or none */
-
-static ngx_int_t
-ngx_http_railgun_render_values(ngx_http_railgun_render_t *rd, char *name,
-    char *help, ngx_uint_t type, ngx_str_t *labels, uint64_t *values,
-    ngx_uint_t n)
-{
-    u_char      *p;
-    ngx_str_t    family;
-    ngx_uint_t   i;
-
-    family.data = (u_char *) name;
-    family.len = ngx_strlen(name);
-
-    if (ngx_http_railgun_header(rd, &family, help, type) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < n; i++) {
-        p = ngx_http_railgun_reserve(rd, NGX_HTTP_RAILGUN_LINE_ROOM);
-        if (p == NULL) {
+        } else if (b->last == b->pos) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "railgun: a sample does not fit a buffer");
             return NGX_ERROR;
         }
 
-        p = ngx_cpymem(p, family.data, family.len);
+        rc = ngx_http_output_filter(r, cl);
 
-        if (labels) {
-            *p++ = '{';
-            p = ngx_cpymem(p, labels[i].data, labels[i].len);
-            *p++ = '}';
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
         }
 
-        *p++ = ' ';
-        p = ngx_http_railgun_uint(p, values[i]);
-        *p++ = '\n';
+        ngx_chain_update_chains(r->pool, &sc->free, &sc->busy, &cl,
+                                (ngx_buf_tag_t) &ngx_http_railgun_module);
+        sc->rc = rc;
 
-        rd->buf->last = p;
+        if (b->last_in_chain) {
+            /* all passed on; the core sends what the filters still hold */
+            return rc;
+        }
     }
 
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_railgun_header(ngx_http_railgun_render_t *rd, ngx_str_t *name,
-    char *help, ngx_uint_t type)
-{
-    u_char      *p;
-    size_t       len, help_len;
-    ngx_uint_t   f;
-    ngx_str_t   *other;
-
-    len = name->len;
-    help_len = ngx_strlen(help);
-
-    /* an OpenMetrics counter family is named without its "_total" */
-
-    if (rd->openmetrics && type == NGX_RAILGUN_COUNTER
-        && len > 6 && ngx_strncmp(name->data + len - 6, "_total", 6) == 0)
-    {
-        len -= 6;
-
+    if (sc->rc == NGX_OK) {
         /*
-         * ... unless that name is another family's, as the gauge
-         * railgun_websocket_connections is for the counter
-         * railgun_websocket_connections_total: then the counter keeps its
-         * name as a family of type "unknown", which OpenMetrics allows.
+         * Nothing is waiting for the socket, yet no buffer came back:
+         * a filter keeps them to send more at once (postpone_output larger
+         * than a buffer, say).  A flush makes it let go.
          */
 
-        for (f = 0; f < rd->store->nfamilies; f++) {
-            other = &rd->store->families[f].name;
+        rc = ngx_http_send_special(r, NGX_HTTP_FLUSH);
 
-            if (other->len == len
-                && ngx_strncmp(other->data, name->data, len) == 0)
-            {
-                len += 6;
-                type = NGX_HTTP_RAILGUN_UNKNOWN;
-                break;
-            }
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        cl = NULL;
+        ngx_chain_update_chains(r->pool, &sc->free, &sc->busy, &cl,
+                                (ngx_buf_tag_t) &ngx_http_railgun_module);
+        sc->rc = rc;
+
+        if (sc->free) {
+            ngx_post_event(wev, &ngx_posted_next_events);
+            return NGX_DONE;
         }
     }
 
-    p = ngx_http_railgun_reserve(rd, 2 * len + help_len + 64);
-    if (p == NULL) {
+    if (!wev->delayed) {
+        ngx_add_timer(wev, clcf->send_timeout);
+    }
+
+    if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    p = ngx_cpymem(p, "# HELP ", 7);
-    p = ngx_cpymem(p, name->data, len);
-    *p++ = ' ';
-    p = ngx_cpymem(p, help, help_len);
-    p = ngx_cpymem(p, "\n# TYPE ", 8);
-    p = ngx_cpymem(p, name->data, len);
-    *p++ = ' ';
-    p = ngx_cpymem(p, ngx_http_railgun_types[type],
-                   ngx_strlen(ngx_http_railgun_types[type]));
-    *p++ = '\n';
+    return NGX_DONE;
+}
 
-    rd->buf->last = p;
+
+/*
+ * However many scrapes a worker sends, one round of its event loop renders
+ * at most NGX_HTTP_RAILGUN_ROUND buffers, so that a request, a probe's
+ * reply or the gate waits for a few buffers at most, not one per scrape.
+ * The round ends with the events posted to ngx_posted_next_events: the
+ * first render of a round posts the event that resets the count, ahead of
+ * the scrapes it puts off.
+ */
+
+static ngx_uint_t
+ngx_http_railgun_may_render(void)
+{
+    if (ngx_http_railgun_rendered == 0) {
+        ngx_http_railgun_round.handler = ngx_http_railgun_round_reset;
+        ngx_http_railgun_round.log = ngx_cycle->log;
+        ngx_post_event(&ngx_http_railgun_round, &ngx_posted_next_events);
+    }
+
+    if (ngx_http_railgun_rendered >= NGX_HTTP_RAILGUN_ROUND) {
+        return 0;
+    }
+
+    ngx_http_railgun_rendered++;
+
+    return 1;
+}
+
+
+static void
+ngx_http_railgun_round_reset(ngx_event_t *ev)
+{
+    ngx_http_railgun_rendered = 0;
+}
+
+
+/*
+ * The request's context slot belongs to the accounting of the request: the
+ * scrape is found by its pool cleanup instead, a short list.
+ */
+
+static ngx_http_railgun_scrape_t *
+ngx_http_railgun_get_scrape(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_railgun_scrape_cleanup) {
+            return cln->data;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_railgun_scrape_cleanup(void *data)
+{
+    ngx_http_railgun_scrapes--;
+}
+
+
+static ngx_int_t
+ngx_http_railgun_add_header(ngx_http_request_t *r, char *key, char *lowcase,
+    char *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->value.data = (u_char *) value;
+    h->value.len = ngx_strlen(value);
+    h->lowcase_key = (u_char *) lowcase;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
 
     return NGX_OK;
-}
-
-
-static u_char *
-ngx_http_railgun_reserve(ngx_http_railgun_render_t *rd, size_t size)
-{
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
-
-    if (rd->buf && (size_t) (rd->buf->end - rd->buf->last) >= size) {
-        return rd->buf->last;
-    }
-
-    b = ngx_create_temp_buf(rd->request->pool,
-                            ngx_max(size, NGX_HTTP_RAILGUN_BUF_SIZE));
-    if (b == NULL) {
-        return NULL;
-    }
-
-    cl = ngx_alloc_chain_link(rd->request->pool);
-    if (cl == NULL) {
-        return NULL;
-    }
-
-    cl->buf = b;
-    cl->next = NULL;
-
-    *rd->last = cl;
-    rd->last = &cl->next;
-    rd->buf = b;
-
-    return b->last;
-}
-
-
-static u_char *
-ngx_http_railgun_uint(u_char *p, uint64_t n)
-{
-    u_char   tmp[NGX_INT64_LEN], *t;
-
-    t = tmp + NGX_INT64_LEN;
-
-    do {
-        *--t = (u_char) (n % 10 + '0');
-        n /= 10;
-    } while (n);
-
-    return ngx_cpymem(p, t, tmp + NGX_INT64_LEN - t);
-}
-
-
-/* microseconds as seconds, the shortest way: 5000 is "0.005", 1e6 is "1" */
-
-static u_char *
-ngx_http_railgun_seconds(u_char *p, uint64_t us)
-{
-    u_char      frac[6];
-    ngx_uint_t  n, len;
-
-    p = ngx_http_railgun_uint(p, us / 1000000);
-
-    n = us % 1000000;
-
-    if (n == 0) {
-        return p;
-    }
-
-    for (len = 6; len; len--) {
-        frac[len - 1] = (u_char) (n % 10 + '0');
-        n /= 10;
-    }
-
-    for (len = 6; frac[len - 1] == '0'; len--) { /* void */ }
-
-    *p++ = '.';
-
-    return ngx_cpymem(p, frac, len);
 }

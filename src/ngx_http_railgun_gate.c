@@ -26,6 +26,7 @@ typedef struct {
     ngx_uint_t                     has_min;     /* unsigned  has_min:1; */
     ngx_str_t                      file;
     ngx_uint_t                     line;
+    ngx_http_core_loc_conf_t      *clcf;
 } ngx_http_railgun_gate_item_t;
 
 
@@ -37,7 +38,9 @@ ngx_http_railgun_gate_handler(ngx_http_request_t *r)
     ngx_int_t                      rc;
     ngx_buf_t                     *b;
     ngx_uint_t                     i, ready, healthy, total, need;
+    ngx_uint_t                     draining;
     ngx_chain_t                    out;
+    ngx_file_info_t                fi;
     ngx_http_railgun_loc_conf_t   *rlcf;
     ngx_http_railgun_gate_item_t  *item;
 
@@ -62,6 +65,15 @@ ngx_http_railgun_gate_handler(ngx_http_request_t *r)
 
     ready = 1;
     len = sizeof("{\"status\":\"unavailable\"}" CRLF) - 1;
+
+    /*
+     * draining: the node leaves the outer load balancer while the file
+     * exists; the probes and the names' states go on as ever
+     */
+
+    draining = (rlcf->gate_drain.len
+                && ngx_file_info(rlcf->gate_drain.data, &fi)
+                   != NGX_FILE_ERROR);
 
     for (i = 0; i < rlcf->gate->nelts; i++) {
 
@@ -91,7 +103,7 @@ ngx_http_railgun_gate_handler(ngx_http_request_t *r)
     }
 
     p = ngx_sprintf(b->last, "{\"status\":\"%s\"",
-                    ready ? "ready" : "unavailable");
+                    draining ? "draining" : ready ? "ready" : "unavailable");
 
     for (i = 0; i < rlcf->gate->nelts; i++) {
         *p++ = ',';
@@ -108,8 +120,8 @@ ngx_http_railgun_gate_handler(ngx_http_request_t *r)
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
-    r->headers_out.status = ready ? NGX_HTTP_OK
-                                  : NGX_HTTP_SERVICE_UNAVAILABLE;
+    r->headers_out.status = (ready && !draining)
+                            ? NGX_HTTP_OK : NGX_HTTP_SERVICE_UNAVAILABLE;
     r->headers_out.content_length_n = b->last - b->pos;
 
     ngx_str_set(&r->headers_out.content_type, "application/json");
@@ -169,10 +181,10 @@ ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_int_t                      rc;
     ngx_str_t                     *value;
-    ngx_uint_t                     i;
+    ngx_uint_t                     i, j;
     ngx_array_t                  **gatep;
     ngx_http_core_loc_conf_t      *clcf;
-    ngx_http_railgun_gate_item_t  *item;
+    ngx_http_railgun_gate_item_t  *item, *first;
     ngx_http_railgun_main_conf_t  *rmcf;
 
     if (rlcf->gate) {
@@ -196,12 +208,49 @@ ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    /* a content handler set before: one set after is found at resolve */
+
+    if (clcf->handler && clcf->handler != ngx_http_railgun_gate_handler) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "railgun: railgun_gate and another content "
+                           "handler (proxy_pass, railgun_metrics, ...) in "
+                           "one location");
+        return NGX_CONF_ERROR;
+    }
+
     for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "drain_file=", 11) == 0) {
+
+            if (rlcf->gate_drain.len || value[i].len == 11) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "railgun: an empty or second "
+                                   "\"drain_file=\" in one railgun_gate");
+                return NGX_CONF_ERROR;
+            }
+
+            rlcf->gate_drain.data = value[i].data + 11;
+            rlcf->gate_drain.len = value[i].len - 11;
+
+            /* relative to the prefix, as nginx's own paths; NUL-ended */
+
+            if (ngx_conf_full_name(cf->cycle, &rlcf->gate_drain, 0)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
 
         item = ngx_array_push(rlcf->gate);
         if (item == NULL) {
             return NGX_CONF_ERROR;
         }
+
+        first = rlcf->gate->elts;
 
         ngx_memzero(item, sizeof(ngx_http_railgun_gate_item_t));
 
@@ -217,9 +266,22 @@ ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         item->has_min = (rc == NGX_OK);
+        item->clcf = clcf;
+
+        for (j = 0; j < rlcf->gate->nelts - 1; j++) {
+            if (first[j].name.len == item->name.len
+                && ngx_strncmp(first[j].name.data, item->name.data,
+                               item->name.len)
+                   == 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "railgun: \"%V\" twice in one "
+                                   "railgun_gate", &item->name);
+                return NGX_CONF_ERROR;
+            }
+        }
     }
 
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_railgun_gate_handler;
 
     return NGX_CONF_OK;
@@ -237,7 +299,7 @@ invalid:
 ngx_int_t
 ngx_http_railgun_gate_resolve(ngx_conf_t *cf, ngx_array_t *gate)
 {
-    ngx_uint_t                      i, j;
+    ngx_uint_t                      i, j, n;
     ngx_railgun_probe_t            *probe;
     ngx_http_railgun_srv_conf_t    *rscf;
     ngx_http_upstream_srv_conf_t  **uscfp;
@@ -249,6 +311,21 @@ ngx_http_railgun_gate_resolve(ngx_conf_t *cf, ngx_array_t *gate)
     rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_railgun_module);
 
     item = gate->elts;
+
+    /*
+     * another content handler of the location (proxy_pass,
+     * railgun_metrics, ...) took it over, or was taken over: either way
+     * one of the two would never answer
+     */
+
+    if (gate->nelts && item[0].clcf->handler != ngx_http_railgun_gate_handler)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "railgun: railgun_gate and another content handler "
+                      "(proxy_pass, railgun_metrics, ...) in one location "
+                      "in %V:%ui", &item[0].file, item[0].line);
+        return NGX_ERROR;
+    }
 
     for (i = 0; i < gate->nelts; i++) {
 
@@ -296,12 +373,26 @@ ngx_http_railgun_gate_resolve(ngx_conf_t *cf, ngx_array_t *gate)
             break;
         }
 
+        n = item[i].upstream
+            ? ngx_http_railgun_upstream_nservers(item[i].upstream) : 0;
+
+        if (item[i].upstream && item[i].has_min && !item[i].percent
+            && item[i].min > n)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "railgun: \"%V:min=%ui\" asks more than the %ui "
+                          "servers upstream \"%V\" has in %V:%ui",
+                          &item[i].name, item[i].min, n, &item[i].name,
+                          &item[i].file, item[i].line);
+            return NGX_ERROR;
+        }
+
         if (item[i].upstream == NULL) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "railgun: railgun_gate names \"%V\", which is "
                           "neither a railgun_probe nor an upstream with "
-                          "railgun_check in %V:%ui", &item[i].name, &item[i].file,
-                          item[i].line);
+                          "railgun_check in %V:%ui", &item[i].name,
+                          &item[i].file, item[i].line);
             return NGX_ERROR;
         }
     }

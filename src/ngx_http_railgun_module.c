@@ -114,7 +114,7 @@ static ngx_command_t  ngx_http_railgun_commands[] = {
       NULL },
 
     { ngx_string("railgun_metrics"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_http_railgun_metrics,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -239,7 +239,7 @@ ngx_railgun_family_conf_t
       0 },
 
     [NGX_HTTP_RAILGUN_WS_CONNECTIONS_TOTAL] =
-    { ngx_string("railgun_websocket_connections_total"),
+    { ngx_string("railgun_websocket_connections_opened_total"),
       ngx_string("WebSocket sessions opened (101 sent to the client)."),
       NGX_RAILGUN_COUNTER,
       ngx_string("server=\"__overflow__\",path=\"__overflow__\""),
@@ -354,6 +354,53 @@ ngx_railgun_family_conf_t
       ngx_string("upstream=\"__overflow__\""),
       1 },
 
+    [NGX_HTTP_RAILGUN_REDIS_KEYSPACE_HITS] =
+    { ngx_string("railgun_redis_keyspace_hits_total"),
+      ngx_string("keyspace_hits from the last INFO of a Redis probe, "
+                 "as Redis counts them (a restart of Redis resets it)."),
+      NGX_RAILGUN_COUNTER,
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
+      1 },
+
+    [NGX_HTTP_RAILGUN_REDIS_KEYSPACE_MISSES] =
+    { ngx_string("railgun_redis_keyspace_misses_total"),
+      ngx_string("keyspace_misses from the last INFO of a Redis probe, "
+                 "as Redis counts them (a restart of Redis resets it)."),
+      NGX_RAILGUN_COUNTER,
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
+      1 },
+
+    [NGX_HTTP_RAILGUN_REDIS_EVICTED_KEYS] =
+    { ngx_string("railgun_redis_evicted_keys_total"),
+      ngx_string("evicted_keys from the last INFO of a Redis probe, "
+                 "as Redis counts them (a restart of Redis resets it)."),
+      NGX_RAILGUN_COUNTER,
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
+      1 },
+
+    [NGX_HTTP_RAILGUN_REDIS_PUBSUB_CHANNELS] =
+    { ngx_string("railgun_redis_pubsub_channels"),
+      ngx_string("pubsub_channels from the last INFO of a Redis probe."),
+      NGX_RAILGUN_GAUGE,
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
+      1 },
+
+    [NGX_HTTP_RAILGUN_REDIS_REPLICATION_LAG] =
+    { ngx_string("railgun_redis_replication_lag_bytes"),
+      ngx_string("For a replica, master_repl_offset minus "
+                 "slave_repl_offset from the last INFO of a Redis probe."),
+      NGX_RAILGUN_GAUGE,
+      ngx_string("probe=\"__overflow__\",target=\"__overflow__\""),
+      1 },
+
+    [NGX_HTTP_RAILGUN_SCRAPES_REJECTED] =
+    { ngx_string("railgun_scrapes_rejected_total"),
+      ngx_string("Scrapes answered 503 because the worker was sending "
+                 "railgun_metrics max_scrapes others."),
+      NGX_RAILGUN_COUNTER,
+      ngx_string(""),
+      1 },
+
     [NGX_HTTP_RAILGUN_NFAMILIES] =
     { ngx_null_string, ngx_null_string, 0, ngx_null_string, 0 }
 };
@@ -368,7 +415,12 @@ static ngx_railgun_probe_families_t  ngx_http_railgun_probe_families = {
     NGX_HTTP_RAILGUN_REDIS_MEMORY_USED,
     NGX_HTTP_RAILGUN_REDIS_MEMORY_MAX,
     NGX_HTTP_RAILGUN_REDIS_CLIENTS,
-    NGX_HTTP_RAILGUN_UPSTREAM_PEER_UP
+    NGX_HTTP_RAILGUN_UPSTREAM_PEER_UP,
+    NGX_HTTP_RAILGUN_REDIS_KEYSPACE_HITS,
+    NGX_HTTP_RAILGUN_REDIS_KEYSPACE_MISSES,
+    NGX_HTTP_RAILGUN_REDIS_EVICTED_KEYS,
+    NGX_HTTP_RAILGUN_REDIS_PUBSUB_CHANNELS,
+    NGX_HTTP_RAILGUN_REDIS_REPLICATION_LAG
 };
 
 
@@ -823,12 +875,42 @@ ngx_http_railgun_probe(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static char *
 ngx_http_railgun_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_http_railgun_loc_conf_t *rlcf = conf;
+
+    ngx_int_t                  n;
+    ngx_str_t                 *value;
     ngx_http_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     if (clcf->handler == ngx_http_railgun_expose_handler) {
         return "is duplicate";
+    }
+
+    if (cf->args->nelts == 2) {
+        value = cf->args->elts;
+
+        if (value[1].len <= sizeof("max_scrapes=") - 1
+            || ngx_strncmp(value[1].data, "max_scrapes=",
+                           sizeof("max_scrapes=") - 1)
+               != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        n = ngx_atoi(value[1].data + sizeof("max_scrapes=") - 1,
+                     value[1].len - (sizeof("max_scrapes=") - 1));
+
+        if (n == NGX_ERROR || n == 0 || n > 65535) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid max_scrapes \"%V\": a number "
+                               "from 1 to 65535", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        rlcf->max_scrapes = n;
     }
 
     clcf->handler = ngx_http_railgun_expose_handler;

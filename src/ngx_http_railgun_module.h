@@ -18,6 +18,9 @@
 
 #define NGX_HTTP_RAILGUN_VERSION  "0.1.0"
 
+/* concurrent scrapes a worker sends before it answers 503 */
+#define NGX_HTTP_RAILGUN_MAX_SCRAPES  32
+
 
 /* family numbers are the zone's layout: append, never reorder */
 
@@ -45,6 +48,12 @@ enum {
     NGX_HTTP_RAILGUN_REDIS_CLIENTS,
     NGX_HTTP_RAILGUN_UPSTREAM_PEER_UP,
     NGX_HTTP_RAILGUN_UPSTREAM_NO_LIVE,
+    NGX_HTTP_RAILGUN_REDIS_KEYSPACE_HITS,
+    NGX_HTTP_RAILGUN_REDIS_KEYSPACE_MISSES,
+    NGX_HTTP_RAILGUN_REDIS_EVICTED_KEYS,
+    NGX_HTTP_RAILGUN_REDIS_PUBSUB_CHANNELS,
+    NGX_HTTP_RAILGUN_REDIS_REPLICATION_LAG,
+    NGX_HTTP_RAILGUN_SCRAPES_REJECTED,
     NGX_HTTP_RAILGUN_NFAMILIES
 };
 
@@ -78,8 +87,10 @@ typedef struct {
     ngx_railgun_buckets_t      *buckets;
     ngx_railgun_buckets_t      *ws_buckets;
     ngx_array_t                *gate;        /* railgun_gate's items */
+    ngx_str_t                   gate_drain;  /* its drain_file=, or empty */
     ngx_http_railgun_status_t  *status;      /* railgun_status */
     ngx_uint_t                  index;       /* in each worker's cache */
+    ngx_uint_t                  max_scrapes; /* railgun_metrics; 0: default */
 } ngx_http_railgun_loc_conf_t;
 
 
@@ -87,11 +98,12 @@ typedef struct ngx_http_railgun_ws_s  ngx_http_railgun_ws_t;
 
 
 typedef struct {
-    uint64_t                    start;       /* microseconds, monotonic */
-    ngx_http_railgun_ws_t      *ws;          /* set at an upgrade's 101 */
+    uint64_t                      start;     /* microseconds, monotonic */
+    ngx_http_railgun_ws_t        *ws;        /* set at an upgrade's 101  */
     ngx_http_railgun_loc_conf_t  *rlcf;      /* the location that decides */
-    unsigned                    moved:1;     /* by a redirect */
-    ngx_pool_cleanup_t          cleanup;     /* finds it after a redirect */
+    unsigned                      moved:1;   /* by an error page, or to a
+                                                named location: rlcf stays */
+    ngx_pool_cleanup_t            cleanup;   /* finds it after a redirect */
 } ngx_http_railgun_ctx_t;
 
 
@@ -126,6 +138,8 @@ ngx_int_t ngx_http_railgun_upstream_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_railgun_upstream_init_worker(ngx_cycle_t *cycle);
 ngx_uint_t ngx_http_railgun_upstream_healthy(
     ngx_http_railgun_upstream_t *ups, ngx_uint_t *total);
+ngx_uint_t ngx_http_railgun_upstream_nservers(
+    ngx_http_railgun_upstream_t *ups);
 char *ngx_http_railgun_check(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 

@@ -156,17 +156,20 @@ ngx_http_railgun_post_read_handler(ngx_http_request_t *r)
 
 
 /*
- * The location that matched decides whether and how a request is counted.
- * An internal redirect (error_page, try_files, X-Accel-Redirect) or a named
- * location wipes r->ctx: a request found here without its context has been
- * moved by nginx and keeps the location it had.  A "rewrite ... last" keeps
- * r->ctx: the operator routed the request, and where it lands decides.
+ * The location that matched decides whether and how a request is counted,
+ * unless the operator routed the request on.  An internal redirect or a
+ * named location wipes r->ctx: a request found here without its context
+ * has been moved.  An error page shows a failure, not what failed, and a
+ * named location is a fallback: the location the request had stays.  Other
+ * redirects to a URI (try_files, X-Accel-Redirect) route the request, as a
+ * "rewrite ... last", which keeps r->ctx, does: where it lands decides.
  */
 
 ngx_int_t
 ngx_http_railgun_location_handler(ngx_http_request_t *r)
 {
-    ngx_http_railgun_ctx_t  *ctx;
+    ngx_http_railgun_ctx_t    *ctx;
+    ngx_http_core_loc_conf_t  *clcf;
 
     if (r != r->main) {
         return NGX_DECLINED;
@@ -181,8 +184,14 @@ ngx_http_railgun_location_handler(ngx_http_request_t *r)
             return NGX_DECLINED;
         }
 
-        /* a redirect before any location was seen leaves nothing to keep */
-        if (ctx->rlcf) {
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+        /*
+         * Nothing to keep if no location was seen (a "return" at the server
+         * level); r->error_page stays unset with recursive_error_pages on.
+         */
+
+        if (ctx->rlcf && (r->error_page || r->err_status || clcf->named)) {
             ctx->moved = 1;
         }
 

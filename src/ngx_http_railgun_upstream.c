@@ -29,6 +29,7 @@ typedef struct {
     ngx_railgun_probe_t           *probe;
     ngx_uint_t                     configured_down;
     ngx_uint_t                     up;          /* as read by the last sync */
+    ngx_uint_t                     rose;        /* unsigned  rose:1; */
 } ngx_http_railgun_upstream_peer_t;
 
 
@@ -95,7 +96,8 @@ static void
 ngx_http_railgun_upstream_sync(ngx_http_railgun_upstream_t *ups,
     ngx_atomic_uint_t generation)
 {
-    ngx_uint_t                         i, live, all_down, was;
+    time_t                             now;
+    ngx_uint_t                         i, up, live, all_down, was;
     ngx_http_railgun_upstream_peer_t  *gp;
     ngx_http_upstream_rr_peers_t      *peers;
 
@@ -105,7 +107,10 @@ ngx_http_railgun_upstream_sync(ngx_http_railgun_upstream_t *ups,
     /* each state is read once: the verdict and the flags must agree */
 
     for (i = 0; i < ups->npeers; i++) {
-        gp[i].up = ngx_railgun_probe_is_up(gp[i].probe);
+        up = ngx_railgun_probe_is_up(gp[i].probe);
+
+        gp[i].rose = (up && !gp[i].up);
+        gp[i].up = up;
 
         if (!gp[i].configured_down && gp[i].up) {
             live++;
@@ -138,9 +143,23 @@ ngx_http_railgun_upstream_sync(ngx_http_railgun_upstream_t *ups,
 
     ngx_http_upstream_rr_peers_wlock(peers);
 
+    now = ngx_time();
+
     for (i = 0; i < ups->npeers; i++) {
         gp[i].peer->down = gp[i].configured_down
                            || (!all_down && !gp[i].up);
+
+        /*
+         * up means used: the checks passed rise times since the peer
+         * failed, so nginx's passive state (max_fails, fail_timeout) must
+         * not keep it out any longer
+         */
+
+        if (gp[i].rose) {
+            gp[i].peer->fails = 0;
+            gp[i].peer->accessed = 0;
+            gp[i].peer->checked = now;
+        }
     }
 
     ngx_http_upstream_rr_peers_unlock(peers);
@@ -178,6 +197,15 @@ ngx_http_railgun_upstream_healthy(ngx_http_railgun_upstream_t *ups,
     }
 
     return healthy;
+}
+
+
+/* the addresses of its servers, those marked down included */
+
+ngx_uint_t
+ngx_http_railgun_upstream_nservers(ngx_http_railgun_upstream_t *ups)
+{
+    return ups->nprobes;
 }
 
 
@@ -424,6 +452,32 @@ ngx_http_railgun_upstream_init(ngx_conf_t *cf)
                                "\"%V\" in %s:%ui", &uscfp[i]->host,
                                uscfp[i]->file_name, uscfp[i]->line);
             return NGX_ERROR;
+        }
+
+        /*
+         * one name, one thing: a probe named as a checked upstream would
+         * share its state records (the same name and target) and the gate
+         * would mix their verdicts
+         */
+
+        probe = rmcf->probes.elts;
+
+        for (s = 0; s < rmcf->probes.nelts; s++) {
+            if (!probe[s].check
+                && probe[s].name.len == uscfp[i]->host.len
+                && ngx_strncmp(probe[s].name.data, uscfp[i]->host.data,
+                               probe[s].name.len)
+                   == 0)
+            {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "railgun: probe \"%V\" has the name of an "
+                              "upstream with railgun_check (in %V:%ui), "
+                              "a name is one thing in %V:%ui",
+                              &probe[s].name, &ups->check.file,
+                              ups->check.line, &probe[s].file,
+                              probe[s].line);
+                return NGX_ERROR;
+            }
         }
 
         ups->first = rmcf->probes.nelts;

@@ -28,6 +28,9 @@
 #define NGX_HTTP_RAILGUN_WS_IN   0        /* from the client */
 #define NGX_HTTP_RAILGUN_WS_OUT  1        /* to the client */
 
+/* the bytes of a payload spread over writes go to the zone this often */
+#define NGX_HTTP_RAILGUN_WS_FLUSH  65536
+
 
 struct ngx_http_railgun_ws_s {
     uint64_t                  start;
@@ -36,6 +39,7 @@ struct ngx_http_railgun_ws_s {
     ngx_send_pt               send[2];
     ngx_connection_t         *connection[2];
     ngx_railgun_wsframe_t     frame[2];
+    uint64_t                  counted[2];  /* payload bytes in the zone */
     ngx_railgun_series_t     *active;
     ngx_railgun_series_t     *duration;
     ngx_railgun_series_t     *messages[2];
@@ -300,9 +304,8 @@ ngx_http_railgun_websocket_send(ngx_connection_t *c, u_char *buf, size_t size)
     }
 
     messages = f->messages;
-    bytes = f->bytes;
 
-    if (ngx_railgun_wsframe_feed(f, buf, n) != NGX_OK) {
+    if (ngx_railgun_wsframe_count(f, buf, n) != NGX_OK) {
         ngx_railgun_store_add(ws->errors[d], 1);
 
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
@@ -311,14 +314,26 @@ ngx_http_railgun_websocket_send(ngx_connection_t *c, u_char *buf, size_t size)
                       d == NGX_HTTP_RAILGUN_WS_IN ? "from" : "to");
     }
 
-    /* deltas go to the zone as they come: long sessions show live rates */
+    /*
+     * Deltas go to the zone as they come, so that long sessions show live
+     * rates: messages at once, a payload's bytes when the frame ends or
+     * every NGX_HTTP_RAILGUN_WS_FLUSH bytes of it, so that the writes of a
+     * big frame add nothing but the reader's compares.
+     */
 
     if (f->messages != messages) {
         ngx_railgun_store_add(ws->messages[d], f->messages - messages);
     }
 
-    if (f->bytes != bytes) {
-        ngx_railgun_store_add(ws->bytes[d], f->bytes - bytes);
+    bytes = f->bytes - ws->counted[d];
+
+    if (bytes
+        && (f->state != NGX_RAILGUN_WSFRAME_PAYLOAD
+            || bytes >= NGX_HTTP_RAILGUN_WS_FLUSH
+            || f->failed))
+    {
+        ngx_railgun_store_add(ws->bytes[d], bytes);
+        ws->counted[d] = f->bytes;
     }
 
     return n;
@@ -329,6 +344,7 @@ void
 ngx_http_railgun_websocket_end(ngx_http_request_t *r,
     ngx_http_railgun_ctx_t *ctx)
 {
+    ngx_uint_t              d;
     ngx_http_railgun_ws_t  *ws;
 
     ws = ctx->ws;
@@ -341,6 +357,16 @@ ngx_http_railgun_websocket_end(ngx_http_request_t *r,
 
     if (r->connection->send == ngx_http_railgun_websocket_send) {
         r->connection->send = ws->send[NGX_HTTP_RAILGUN_WS_OUT];
+    }
+
+    /* the bytes of a frame cut short by the close */
+
+    for (d = 0; d < 2; d++) {
+        if (ws->frame[d].bytes != ws->counted[d]) {
+            ngx_railgun_store_add(ws->bytes[d],
+                                  ws->frame[d].bytes - ws->counted[d]);
+            ws->counted[d] = ws->frame[d].bytes;
+        }
     }
 
     ngx_railgun_store_observe(ws->duration,

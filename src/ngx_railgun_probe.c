@@ -17,6 +17,8 @@
 
 
 static void ngx_railgun_probe_timer_handler(ngx_event_t *ev);
+static void ngx_railgun_probe_end_round(ngx_railgun_probe_t *probe,
+    ngx_uint_t recorded);
 static void ngx_railgun_probe_start(ngx_railgun_probe_t *probe);
 static void ngx_railgun_probe_connect_handler(ngx_event_t *ev);
 static void ngx_railgun_probe_write_handler(ngx_event_t *wev);
@@ -27,7 +29,8 @@ static ngx_uint_t ngx_railgun_probe_connect_error(ngx_err_t err,
     const char **reason);
 static void ngx_railgun_probe_done(ngx_railgun_probe_exchange_t *x,
     ngx_uint_t result, const char *reason);
-static void ngx_railgun_probe_close(ngx_railgun_probe_exchange_t *x);
+static void ngx_railgun_probe_close(ngx_railgun_probe_exchange_t *x,
+    ngx_uint_t recorded);
 static void ngx_railgun_probe_record(ngx_railgun_probe_t *probe,
     ngx_railgun_probe_exchange_t *x, uint64_t us);
 static ngx_railgun_series_t *ngx_railgun_probe_series(
@@ -78,10 +81,20 @@ ngx_railgun_probe_is_up(ngx_railgun_probe_t *probe)
 }
 
 
+/*
+ * One round at a time for all workers: a worker starts a round only when
+ * it is due and it took the probe's round record (the prober's pid, 0 when
+ * none) with a compare-and-swap; the prober ends the round by storing the
+ * next due time, the end plus the interval, and then clearing the record.
+ * A stalled prober thus keeps the round to itself however long it stalls;
+ * one that died with it open is found by kill(pid, 0).
+ */
+
 static void
 ngx_railgun_probe_timer_handler(ngx_event_t *ev)
 {
-    ngx_msec_t            now, due, next, delay;
+    uint64_t             *next_due, owner;
+    ngx_msec_t            now, due, delay;
     ngx_railgun_probe_t  *probe;
 
     probe = ev->data;
@@ -90,36 +103,81 @@ ngx_railgun_probe_timer_handler(ngx_event_t *ev)
         return;
     }
 
+    next_due = &probe->state->values[NGX_RAILGUN_PROBE_NEXT_DUE];
+
     now = ngx_current_msec;
-    due = (ngx_msec_t) ngx_railgun_store_value(probe->state,
-                                               NGX_RAILGUN_PROBE_NEXT_DUE);
+    owner = __atomic_load_n(&probe->round->values[0], __ATOMIC_ACQUIRE);
 
-    if (probe->exchange == NULL && (ngx_msec_int_t) (now - due) >= 0) {
+    if (owner) {
 
-        next = now + probe->interval;
+        if (owner == (uint64_t) ngx_pid
+            ? probe->exchange == NULL
+            : kill((ngx_pid_t) owner, 0) == -1 && ngx_errno == NGX_ESRCH)
+        {
+            /* the prober is gone: its round is over, the next is due */
+            (void) ngx_railgun_store_cas(probe->round, 0, owner, 0);
+        }
+
+        delay = ngx_min(probe->timeout, NGX_RAILGUN_PROBE_RECHECK);
+        goto next;
+    }
+
+    due = __atomic_load_n(next_due, __ATOMIC_ACQUIRE);
+
+    if (probe->exchange == NULL && (ngx_msec_int_t) (now - due) >= 0
+        && ngx_railgun_store_cas(probe->round, 0, 0, ngx_pid))
+    {
+        /* a round may have ended since the due time was read */
+
+        due = __atomic_load_n(next_due, __ATOMIC_ACQUIRE);
+
+        if ((ngx_msec_int_t) (now - due) >= 0) {
+            ngx_railgun_probe_start(probe);
+
+        } else {
+            __atomic_store_n(&probe->round->values[0], 0, __ATOMIC_RELEASE);
+        }
+    }
+
+    if (probe->exchange) {
+        /* its end rearms the timer */
+        return;
+    }
+
+    due = __atomic_load_n(next_due, __ATOMIC_ACQUIRE);
+    delay = (ngx_msec_int_t) (due - now) > 0 ? due - now : 1;
+    delay = ngx_min(delay, NGX_RAILGUN_PROBE_RECHECK);
+
+next:
+
+    /* wake a little after the due time: the winner is whoever is first */
+    ngx_add_timer(ev, delay + ngx_random() % 10);
+}
+
+
+/* the prober's end of a round: the next due time, then the record cleared */
+
+static void
+ngx_railgun_probe_end_round(ngx_railgun_probe_t *probe, ngx_uint_t recorded)
+{
+    ngx_msec_t  next;
+
+    if (recorded) {
+        next = ngx_current_msec + probe->interval;
 
         if (probe->jitter) {
             next += ngx_random() % probe->jitter;
         }
 
-        /* one worker wins the round; the others see the new due time */
-
-        if (ngx_railgun_store_cas(probe->state, NGX_RAILGUN_PROBE_NEXT_DUE,
-                                  due, next))
-        {
-            ngx_railgun_probe_start(probe);
-        }
-
-        due = (ngx_msec_t) ngx_railgun_store_value(probe->state,
-                                                   NGX_RAILGUN_PROBE_NEXT_DUE);
+        __atomic_store_n(&probe->state->values[NGX_RAILGUN_PROBE_NEXT_DUE],
+                         next, __ATOMIC_RELEASE);
     }
 
-    delay = (ngx_msec_int_t) (due - now) > 0 ? due - now : 1;
+    __atomic_store_n(&probe->round->values[0], 0, __ATOMIC_RELEASE);
 
-    /* wake a little after the due time: the winner is whoever is first */
-    delay = ngx_min(delay, NGX_RAILGUN_PROBE_RECHECK) + ngx_random() % 10;
-
-    ngx_add_timer(ev, delay);
+    if (recorded && !ngx_exiting) {
+        ngx_add_timer(&probe->timer, probe->interval + ngx_random() % 10);
+    }
 }
 
 
@@ -137,12 +195,14 @@ ngx_railgun_probe_start(ngx_railgun_probe_t *probe)
 
     pool = ngx_create_pool(1024, ngx_cycle->log);
     if (pool == NULL) {
+        ngx_railgun_probe_end_round(probe, 1);
         return;
     }
 
     x = ngx_pcalloc(pool, sizeof(ngx_railgun_probe_exchange_t));
     if (x == NULL) {
         ngx_destroy_pool(pool);
+        ngx_railgun_probe_end_round(probe, 1);
         return;
     }
 
@@ -469,14 +529,17 @@ ngx_railgun_probe_done(ngx_railgun_probe_exchange_t *x, ngx_uint_t result,
 
     ngx_railgun_probe_record(probe, x, us);
 
-    ngx_railgun_probe_close(x);
+    ngx_railgun_probe_close(x, 1);
 }
 
 
 static void
-ngx_railgun_probe_close(ngx_railgun_probe_exchange_t *x)
+ngx_railgun_probe_close(ngx_railgun_probe_exchange_t *x, ngx_uint_t recorded)
 {
+    ngx_railgun_probe_t        *probe;
     ngx_railgun_probe_proto_t  *proto;
+
+    probe = x->probe;
 
     if (x->timeout.timer_set) {
         ngx_del_timer(&x->timeout);
@@ -494,9 +557,11 @@ ngx_railgun_probe_close(ngx_railgun_probe_exchange_t *x)
         x->peer.connection = NULL;
     }
 
-    x->probe->exchange = NULL;
+    probe->exchange = NULL;
 
     ngx_destroy_pool(x->pool);
+
+    ngx_railgun_probe_end_round(probe, recorded);
 }
 
 
@@ -547,6 +612,18 @@ ngx_railgun_probe_record(ngx_railgun_probe_t *probe,
         ngx_railgun_store_set(probe->memory_used, 0, x->memory_used);
         ngx_railgun_store_set(probe->memory_max, 0, x->memory_max);
         ngx_railgun_store_set(probe->clients, 0, x->clients);
+
+        /* Redis' own counters, as it reports them: a restart is a reset */
+        ngx_railgun_store_set(probe->keyspace_hits, 0, x->keyspace_hits);
+        ngx_railgun_store_set(probe->keyspace_misses, 0, x->keyspace_misses);
+        ngx_railgun_store_set(probe->evicted_keys, 0, x->evicted_keys);
+        ngx_railgun_store_set(probe->pubsub_channels, 0, x->pubsub_channels);
+
+        /* a replica's, where INFO gave both offsets; 0 for a master */
+
+        ngx_railgun_store_set(probe->replication_lag, 0,
+                         (x->offsets && x->master_offset > x->replica_offset)
+                         ? x->master_offset - x->replica_offset : 0);
     }
 
     if (up == was_up) {
@@ -601,10 +678,14 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
     ngx_railgun_store_t *store, ngx_railgun_probe_families_t *fam,
     ngx_railgun_buckets_t *buckets)
 {
+    ngx_msec_t            due;
+    ngx_str_t             round;
     ngx_uint_t            i, j, disabled;
+    uint64_t             *next_due;
     ngx_railgun_probe_t  *probe, *first;
 
     ngx_railgun_probe_store = store;
+    ngx_str_null(&round);
     disabled = 0;
     first = NULL;
 
@@ -615,8 +696,13 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
         probe[i].state = ngx_railgun_probe_series(store, fam->state,
                                                   &probe[i], NULL, NULL,
                                                   NULL);
+        probe[i].round = ngx_railgun_probe_series(store, fam->state,
+                                                  &probe[i], "round",
+                                                  &round, NULL);
 
-        if (probe[i].state->flags & NGX_RAILGUN_SERIES_OVERFLOW) {
+        if ((probe[i].state->flags & NGX_RAILGUN_SERIES_OVERFLOW)
+            || (probe[i].round->flags & NGX_RAILGUN_SERIES_OVERFLOW))
+        {
             /* probes must never share a state: this one cannot run */
             probe[i].disabled = 1;
 
@@ -665,6 +751,26 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
             probe[i].clients = ngx_railgun_probe_series(store, fam->clients,
                                                         &probe[i], NULL, NULL,
                                                         NULL);
+            probe[i].keyspace_hits = ngx_railgun_probe_series(store,
+                                                   fam->keyspace_hits,
+                                                   &probe[i], NULL, NULL,
+                                                   NULL);
+            probe[i].keyspace_misses = ngx_railgun_probe_series(store,
+                                                   fam->keyspace_misses,
+                                                   &probe[i], NULL, NULL,
+                                                   NULL);
+            probe[i].evicted_keys = ngx_railgun_probe_series(store,
+                                                   fam->evicted_keys,
+                                                   &probe[i], NULL, NULL,
+                                                   NULL);
+            probe[i].pubsub_channels = ngx_railgun_probe_series(store,
+                                                   fam->pubsub_channels,
+                                                   &probe[i], NULL, NULL,
+                                                   NULL);
+            probe[i].replication_lag = ngx_railgun_probe_series(store,
+                                                   fam->replication_lag,
+                                                   &probe[i], NULL, NULL,
+                                                   NULL);
         }
 
         /* before any result the gauge tells the initial state */
@@ -677,6 +783,24 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
             ngx_railgun_store_own(store, probe[i].memory_used);
             ngx_railgun_store_own(store, probe[i].memory_max);
             ngx_railgun_store_own(store, probe[i].clients);
+            ngx_railgun_store_own(store, probe[i].pubsub_channels);
+            ngx_railgun_store_own(store, probe[i].replication_lag);
+        }
+
+        /*
+         * a reload that shortened the interval takes effect at once, not
+         * at the due time the old one set
+         */
+
+        next_due = &probe[i].state->values[NGX_RAILGUN_PROBE_NEXT_DUE];
+        due = __atomic_load_n(next_due, __ATOMIC_ACQUIRE);
+
+        if ((ngx_msec_int_t) (due - ngx_current_msec)
+            > (ngx_msec_int_t) (probe[i].interval + probe[i].jitter))
+        {
+            (void) ngx_railgun_store_cas(probe[i].state,
+                                         NGX_RAILGUN_PROBE_NEXT_DUE, due,
+                                         ngx_current_msec);
         }
 
         probe[i].timer.handler = ngx_railgun_probe_timer_handler;
@@ -711,7 +835,7 @@ ngx_railgun_probe_exit_worker(ngx_array_t *probes)
         /* a probe cut short by the exit is no result: drop it */
 
         if (probe[i].exchange) {
-            ngx_railgun_probe_close(probe[i].exchange);
+            ngx_railgun_probe_close(probe[i].exchange, 0);
         }
     }
 }

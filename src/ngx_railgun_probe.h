@@ -29,6 +29,9 @@
 #define NGX_RAILGUN_PROBE_REDIS    1
 #define NGX_RAILGUN_PROBE_TCP      2
 
+/* body=: the longest text, matched across the chunks of a reply */
+#define NGX_RAILGUN_PROBE_MAX_BODY  1024
+
 #define NGX_RAILGUN_ROLE_ANY       0
 #define NGX_RAILGUN_ROLE_MASTER    1
 #define NGX_RAILGUN_ROLE_REPLICA   2
@@ -75,11 +78,18 @@ typedef struct {
     ngx_uint_t                     memory_max;
     ngx_uint_t                     clients;
     ngx_uint_t                     peer_up;
+    ngx_uint_t                     keyspace_hits;
+    ngx_uint_t                     keyspace_misses;
+    ngx_uint_t                     evicted_keys;
+    ngx_uint_t                     pubsub_channels;
+    ngx_uint_t                     replication_lag;
 } ngx_railgun_probe_families_t;
 
 
 struct ngx_railgun_probe_s {
     ngx_str_t                      name;
+    ngx_str_t                      file;          /* where it is configured */
+    ngx_uint_t                     line;
     ngx_str_t                      target;        /* host:port, the label */
     ngx_addr_t                     addr;
     ngx_uint_t                     type;
@@ -114,6 +124,7 @@ struct ngx_railgun_probe_s {
     ngx_event_t                    timer;
     ngx_railgun_probe_exchange_t  *exchange;
     ngx_railgun_series_t          *state;
+    ngx_railgun_series_t          *round;         /* values[0]: prober pid */
     ngx_railgun_series_t          *up;
     ngx_railgun_series_t          *duration;
     ngx_railgun_series_t          *checks[NGX_RAILGUN_PROBE_NRESULTS];
@@ -121,6 +132,11 @@ struct ngx_railgun_probe_s {
     ngx_railgun_series_t          *memory_used;
     ngx_railgun_series_t          *memory_max;
     ngx_railgun_series_t          *clients;
+    ngx_railgun_series_t          *keyspace_hits;
+    ngx_railgun_series_t          *keyspace_misses;
+    ngx_railgun_series_t          *evicted_keys;
+    ngx_railgun_series_t          *pubsub_channels;
+    ngx_railgun_series_t          *replication_lag;
 };
 
 
@@ -143,6 +159,13 @@ struct ngx_railgun_probe_exchange_s {
     uint64_t                       memory_used;
     uint64_t                       memory_max;
     uint64_t                       clients;
+    uint64_t                       keyspace_hits;
+    uint64_t                       keyspace_misses;
+    uint64_t                       evicted_keys;
+    uint64_t                       pubsub_channels;
+    uint64_t                       master_offset;
+    uint64_t                       replica_offset;
+    ngx_uint_t                     offsets;       /* set: a replica's lag */
 };
 
 

@@ -25,6 +25,8 @@ static char *ngx_railgun_probe_parse_status(ngx_conf_t *cf,
     ngx_railgun_probe_t *probe, ngx_str_t *value);
 static char *ngx_railgun_probe_address(ngx_conf_t *cf,
     ngx_railgun_probe_t *probe, ngx_str_t *hostport, in_port_t port);
+static ngx_uint_t ngx_railgun_probe_bad_bytes(ngx_str_t *s);
+static ngx_int_t ngx_railgun_probe_unescape(ngx_conf_t *cf, ngx_str_t *s);
 
 
 /* the defaults of SPEC.md, before parameters */
@@ -38,7 +40,7 @@ ngx_railgun_probe_init(ngx_railgun_probe_t *probe, ngx_str_t *name,
     probe->name = *name;
     probe->check = check;
     probe->interval = 2000;
-    probe->timeout = 1000;
+    probe->timeout = NGX_CONF_UNSET_MSEC;   /* the smaller of 1s and interval */
     probe->rise = 2;
     probe->fall = 3;
     probe->db = -1;
@@ -59,7 +61,21 @@ ngx_railgun_probe_init_request(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
     ngx_railgun_probe_proto_t  *proto;
 
     if (probe->type == NGX_RAILGUN_PROBE_HTTP && probe->host.len == 0) {
-        probe->host = probe->target;
+
+        if (probe->target.len > 5
+            && ngx_strncmp(probe->target.data, "unix:", 5) == 0)
+        {
+            /* a real Host for a unix socket: the upstream's name */
+            if (probe->check) {
+                probe->host = probe->name;
+
+            } else {
+                ngx_str_set(&probe->host, "localhost");
+            }
+
+        } else {
+            probe->host = probe->target;
+        }
     }
 
     proto = ngx_railgun_probe_proto(probe);
@@ -112,6 +128,13 @@ ngx_railgun_probe_parse(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
             ngx_str_set(&probe->uri, "/");
         }
 
+        if (ngx_railgun_probe_bad_bytes(&probe->uri)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "railgun: invalid probe URL \"%V\": a space "
+                               "or a control character in the path", url);
+            return NGX_CONF_ERROR;
+        }
+
         rv = ngx_railgun_probe_address(cf, probe, &hostport, 80);
         if (rv != NGX_CONF_OK) {
             return rv;
@@ -154,25 +177,46 @@ ngx_railgun_probe_parse_params(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
     ngx_str_t   s;
     ngx_uint_t  i;
 
+    probe->file = cf->conf_file->file.name;
+    probe->line = cf->conf_file->line;
+
+    /* the type first: which parameters apply must not depend on order */
+
+    if (probe->check) {
+        for (i = 0; i < nparams; i++) {
+            if (ngx_strcmp(params[i].data, "type=tcp") == 0) {
+                probe->type = NGX_RAILGUN_PROBE_TCP;
+            }
+        }
+    }
+
     for (i = 0; i < nparams; i++) {
 
         if (probe->check) {
 
             if (ngx_strcmp(params[i].data, "type=http") == 0) {
-                probe->type = NGX_RAILGUN_PROBE_HTTP;
+                if (probe->type != NGX_RAILGUN_PROBE_HTTP) {
+                    goto invalid;
+                }
+
                 continue;
             }
 
             if (ngx_strcmp(params[i].data, "type=tcp") == 0) {
-                probe->type = NGX_RAILGUN_PROBE_TCP;
                 continue;
             }
 
-            if (ngx_strncmp(params[i].data, "uri=", 4) == 0
+            if (probe->type == NGX_RAILGUN_PROBE_HTTP
+                && ngx_strncmp(params[i].data, "uri=", 4) == 0
                 && params[i].len > 4 && params[i].data[4] == '/')
             {
                 probe->uri.data = params[i].data + 4;
                 probe->uri.len = params[i].len - 4;
+
+                if (ngx_railgun_probe_bad_bytes(&probe->uri)) {
+                    goto injection;
+                }
+
                 continue;
             }
         }
@@ -268,7 +312,8 @@ ngx_railgun_probe_parse_params(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
             }
 
             if (ngx_strncmp(params[i].data, "body=", 5) == 0
-                && params[i].len > 5)
+                && params[i].len > 5
+                && params[i].len - 5 <= NGX_RAILGUN_PROBE_MAX_BODY)
             {
                 probe->body.data = params[i].data + 5;
                 probe->body.len = params[i].len - 5;
@@ -280,6 +325,11 @@ ngx_railgun_probe_parse_params(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
             {
                 probe->host.data = params[i].data + 5;
                 probe->host.len = params[i].len - 5;
+
+                if (ngx_railgun_probe_bad_bytes(&probe->host)) {
+                    goto injection;
+                }
+
                 continue;
             }
         }
@@ -305,10 +355,19 @@ ngx_railgun_probe_parse_params(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
         goto invalid;
     }
 
-    if (probe->timeout >= probe->interval) {
+    /*
+     * any timeout is accepted, a longer one than the interval too (NGINX
+     * Plus's usual shape): a round never starts before the last one ended
+     */
+
+    if (probe->timeout == NGX_CONF_UNSET_MSEC) {
+        probe->timeout = ngx_min(1000, probe->interval);
+    }
+
+    if (probe->jitter > probe->interval) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "railgun: probe \"%V\": timeout must be less than "
-                           "interval", &probe->name);
+                           "railgun: probe \"%V\": jitter must not be more "
+                           "than interval", &probe->name);
         return NGX_CONF_ERROR;
     }
 
@@ -337,10 +396,44 @@ invalid:
                        "railgun: invalid parameter \"%V\"", &params[i]);
 
     return NGX_CONF_ERROR;
+
+injection:
+
+    /* the value itself is not logged: it may hold a line break */
+
+    s.data = params[i].data;
+    s.len = ngx_strlchr(s.data, s.data + params[i].len, '=') - s.data + 1;
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "railgun: invalid parameter \"%V...\": a space or a "
+                       "control character would go into the request", &s);
+
+    return NGX_CONF_ERROR;
 }
 
 
-/* redis://[[user]:password@]host:port[/db] */
+/* bytes that would end or split a request line or header line */
+
+static ngx_uint_t
+ngx_railgun_probe_bad_bytes(ngx_str_t *s)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < s->len; i++) {
+        if (s->data[i] <= ' ' || s->data[i] == 0x7f) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * redis://[[user]:password@]host:port[/db]: the userinfo is RFC 3986's,
+ * percent-encoded bytes decoded; it ends at the last "@", so that a
+ * password may hold "@", ":" and "/" as written too
+ */
 
 static char *
 ngx_railgun_probe_parse_redis(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
@@ -352,10 +445,9 @@ ngx_railgun_probe_parse_redis(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
     p = url->data + 8;
     end = url->data + url->len;
 
-    slash = ngx_strlchr(p, end, '/');
     at = NULL;
 
-    for (colon = (slash ? slash : end) - 1; colon >= p; colon--) {
+    for (colon = end - 1; colon >= p; colon--) {
         if (*colon == '@') {
             at = colon;
             break;
@@ -378,8 +470,27 @@ ngx_railgun_probe_parse_redis(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
         probe->password.data = colon + 1;
         probe->password.len = at - colon - 1;
 
+        if (probe->password.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "railgun: invalid redis URL: an empty "
+                               "password in \"user:@\" or \":@\"");
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_railgun_probe_unescape(cf, &probe->user) != NGX_OK
+            || ngx_railgun_probe_unescape(cf, &probe->password) != NGX_OK)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "railgun: invalid redis URL: a \"%%\" not "
+                               "followed by two hexadecimal digits in the "
+                               "user or password");
+            return NGX_CONF_ERROR;
+        }
+
         p = at + 1;
     }
+
+    slash = ngx_strlchr(p, end, '/');
 
     hostport.data = p;
     hostport.len = (slash ? slash : end) - p;
@@ -390,13 +501,69 @@ ngx_railgun_probe_parse_redis(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
         if (probe->db == NGX_ERROR) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "railgun: invalid redis database number "
-                               "in \"%V\"",
-                               &probe->name);
+                               "in \"%V\"", &probe->name);
             return NGX_CONF_ERROR;
         }
     }
 
     return ngx_railgun_probe_address(cf, probe, &hostport, 6379);
+}
+
+
+/* %XX decoded into a copy: the configuration's bytes stay as written */
+
+static ngx_int_t
+ngx_railgun_probe_unescape(ngx_conf_t *cf, ngx_str_t *s)
+{
+    u_char      *d, c, x;
+    ngx_uint_t   i, k, h;
+
+    if (ngx_strlchr(s->data, s->data + s->len, '%') == NULL) {
+        return NGX_OK;
+    }
+
+    d = ngx_pnalloc(cf->pool, s->len);
+    if (d == NULL) {
+        return NGX_ERROR;
+    }
+
+    k = 0;
+
+    for (i = 0; i < s->len; i++) {
+
+        if (s->data[i] != '%') {
+            d[k++] = s->data[i];
+            continue;
+        }
+
+        if (s->len - i < 3) {
+            return NGX_ERROR;
+        }
+
+        c = 0;
+
+        for (h = 1; h <= 2; h++) {
+            x = s->data[i + h] | 0x20;
+
+            if (x >= '0' && x <= '9') {
+                c = (u_char) (c * 16 + x - '0');
+
+            } else if (x >= 'a' && x <= 'f') {
+                c = (u_char) (c * 16 + x - 'a' + 10);
+
+            } else {
+                return NGX_ERROR;
+            }
+        }
+
+        d[k++] = c;
+        i += 2;
+    }
+
+    s->data = d;
+    s->len = k;
+
+    return NGX_OK;
 }
 
 
@@ -427,6 +594,19 @@ ngx_railgun_probe_address(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "railgun: probe \"%V\" needs a host and a port",
                            &probe->name);
+        return NGX_CONF_ERROR;
+    }
+
+    /*
+     * one probe, one state, one address: a name of several addresses would
+     * check one of them and say nothing of the others
+     */
+
+    if (u.naddrs > 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "railgun: probe \"%V\" address \"%V\" resolves "
+                           "to %ui addresses, one probe per address is "
+                           "needed", &probe->name, hostport, u.naddrs);
         return NGX_CONF_ERROR;
     }
 

@@ -83,8 +83,17 @@ static int  ngx_railgun_redis_reply;
 
 
 static const char  *ngx_railgun_redis_sections[] = {
-    "replication", "persistence", "memory", "clients"
+    "replication", "persistence", "memory", "clients", "stats"
 };
+
+#define NGX_RAILGUN_REDIS_NSECTIONS                                          \
+    (sizeof(ngx_railgun_redis_sections) / sizeof(ngx_railgun_redis_sections[0]))
+
+/* what x->offsets collects: a replica's lag needs all three */
+#define NGX_RAILGUN_REDIS_MASTER_OFFSET   1
+#define NGX_RAILGUN_REDIS_REPLICA_OFFSET  2
+#define NGX_RAILGUN_REDIS_IS_REPLICA      4
+#define NGX_RAILGUN_REDIS_LAG             7
 
 
 static ngx_int_t
@@ -104,7 +113,7 @@ ngx_railgun_redis_start(ngx_railgun_probe_exchange_t *x)
 
     ctx->reader->privdata = ctx;
     ctx->exchange = x;
-    ctx->first_info = x->probe->commands - 4;
+    ctx->first_info = x->probe->commands - NGX_RAILGUN_REDIS_NSECTIONS;
 
     x->data = ctx;
 
@@ -156,6 +165,12 @@ ngx_railgun_redis_process(ngx_railgun_probe_exchange_t *x, u_char *p,
     }
 
     x->have_info = 1;
+
+    /* the probe core looks for a lag only where INFO gave all of it */
+
+    if (x->offsets != NGX_RAILGUN_REDIS_LAG) {
+        x->offsets = 0;
+    }
 
     if (x->result == NGX_RAILGUN_PROBE_OK) {
         x->reason = NULL;
@@ -293,6 +308,10 @@ ngx_railgun_redis_info(ngx_railgun_redis_ctx_t *ctx, u_char *p, u_char *end)
 
         if (ngx_railgun_redis_field(p, eol, "role", &v) == NGX_OK) {
 
+            if (v.len == 5 && ngx_strncmp(v.data, "slave", 5) == 0) {
+                x->offsets |= NGX_RAILGUN_REDIS_IS_REPLICA;
+            }
+
             if ((probe->role == NGX_RAILGUN_ROLE_MASTER
                  && !(v.len == 6 && ngx_strncmp(v.data, "master", 6) == 0))
                 || (probe->role == NGX_RAILGUN_ROLE_REPLICA
@@ -332,6 +351,38 @@ ngx_railgun_redis_info(ngx_railgun_redis_ctx_t *ctx, u_char *p, u_char *end)
                    == NGX_OK)
         {
             x->clients = ngx_railgun_redis_number(&v);
+
+        } else if (ngx_railgun_redis_field(p, eol, "keyspace_hits", &v)
+                   == NGX_OK)
+        {
+            x->keyspace_hits = ngx_railgun_redis_number(&v);
+
+        } else if (ngx_railgun_redis_field(p, eol, "keyspace_misses", &v)
+                   == NGX_OK)
+        {
+            x->keyspace_misses = ngx_railgun_redis_number(&v);
+
+        } else if (ngx_railgun_redis_field(p, eol, "evicted_keys", &v)
+                   == NGX_OK)
+        {
+            x->evicted_keys = ngx_railgun_redis_number(&v);
+
+        } else if (ngx_railgun_redis_field(p, eol, "pubsub_channels", &v)
+                   == NGX_OK)
+        {
+            x->pubsub_channels = ngx_railgun_redis_number(&v);
+
+        } else if (ngx_railgun_redis_field(p, eol, "master_repl_offset", &v)
+                   == NGX_OK)
+        {
+            x->master_offset = ngx_railgun_redis_number(&v);
+            x->offsets |= NGX_RAILGUN_REDIS_MASTER_OFFSET;
+
+        } else if (ngx_railgun_redis_field(p, eol, "slave_repl_offset", &v)
+                   == NGX_OK)
+        {
+            x->replica_offset = ngx_railgun_redis_number(&v);
+            x->offsets |= NGX_RAILGUN_REDIS_REPLICA_OFFSET;
         }
     }
 }
@@ -446,7 +497,7 @@ ngx_railgun_redis_init_conf(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
 
     /* one section per INFO: Redis before 7 takes no more */
 
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < NGX_RAILGUN_REDIS_NSECTIONS; i++) {
         argv[0] = "INFO";
         lens[0] = 4;
         argv[1] = ngx_railgun_redis_sections[i];

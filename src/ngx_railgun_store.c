@@ -656,8 +656,9 @@ ngx_railgun_store_slot_live(ngx_railgun_store_sh_t *sh, ngx_uint_t slot)
  * When a process started, in clock ticks after boot: field 22 of
  * /proc/PID/stat, after the command name in parentheses, which may hold
  * spaces and parentheses itself.  Without /proc, every process is taken to
- * have started at 1, and a slot is as live as its pid (a process that is
- * gone by the time its file is read also gives 1, never its owner's time).
+ * have started at 1, and a slot is as live as its pid.  A process that is
+ * gone by the time its file is read, or a zombie that its parent has not
+ * reaped yet, also gives 1, never its owner's time.
  */
 
 static uint64_t
@@ -689,7 +690,11 @@ ngx_railgun_store_started(ngx_pid_t pid)
 
     for (p = last; p > buf && p[-1] != ')'; p--) { /* void */ }
 
-    /* ") S ppid ...": the state is field 3 */
+    /* ") S ppid ...": the state is field 3; a zombie is dead */
+
+    if (last - p > 2 && (p[1] == 'Z' || p[1] == 'X')) {
+        return 1;
+    }
 
     for (field = 2; p < last && field < 22; p++) {
         if (*p == ' ') {

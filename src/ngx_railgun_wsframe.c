@@ -10,11 +10,11 @@
 
 
 enum {
-    ngx_railgun_wsframe_first = 0,
+    ngx_railgun_wsframe_first = NGX_RAILGUN_WSFRAME_FIRST,
     ngx_railgun_wsframe_second,
     ngx_railgun_wsframe_length,
     ngx_railgun_wsframe_mask,
-    ngx_railgun_wsframe_payload
+    ngx_railgun_wsframe_payload = NGX_RAILGUN_WSFRAME_PAYLOAD
 };
 
 

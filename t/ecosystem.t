@@ -292,9 +292,8 @@ for my $job ($JOB, $TEXT) {
 		"$job: Redis maxmemory");
 	is(query1("sum(railgun_websocket_connections{job=\"$job\"})"), 1,
 		"$job: WebSocket sessions open");
-	is(query1("sum(railgun_websocket_connections_total{job=\"$job\"})"),
-		1, "$job: WebSocket sessions opened (type unknown in "
-		. 'OpenMetrics)');
+	is(query1("sum(railgun_websocket_connections_opened_total{job=\"$job\"})"),
+		1, "$job: WebSocket sessions opened");
 }
 
 ###############################################################################

@@ -23,7 +23,7 @@ use Time::HiRes qw/ time /;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->has_daemon('promtool')->plan(28)
+my $t = Test::Railgun->new()->has_daemon('promtool')->plan(33)
 	->write_file_expand('nginx.conf', <<'EOF');
 
 %%TEST_GLOBALS%%
@@ -169,6 +169,11 @@ is(scalar(series($m, "${DUR}_bucket", { path => '/plain/' })), 12,
 is(join(',', map { $_->{labels}{le} } series($m, "${DUR}_bucket",
 	{ path => '/odd/' })), '0.001,1.5,20,+Inf', 'shortest decimal bounds');
 
+# the format is negotiated and a scrape is never to be cached
+
+is($m->{headers}{vary}, 'Accept', 'Vary: Accept');
+is($m->{headers}{'cache-control'}, 'no-store', 'Cache-Control: no-store');
+
 # HEAD: headers only
 
 my ($status, $h, $hbody) = http_split(http_get('/metrics', method => 'HEAD'));
@@ -177,6 +182,8 @@ is($status, 200, 'HEAD status');
 is($h->{'content-type'}, 'text/plain; version=0.0.4; charset=utf-8',
 	'HEAD content type');
 is($hbody, '', 'HEAD no body');
+is($h->{vary}, 'Accept', 'HEAD Vary');
+is($h->{'cache-control'}, 'no-store', 'HEAD Cache-Control');
 
 like(http_get('/metrics', method => 'POST', body => 'x'), qr!^HTTP/1.. 405 !,
 	'POST not allowed');
@@ -187,6 +194,7 @@ my $plain = $t->metrics(path => '/gz');
 my $gz = $t->metrics(path => '/gz', gzip => 1);
 
 is($gz->{headers}{'content-encoding'}, 'gzip', 'gzip');
+like($gz->{headers}{vary}, qr/^Accept(, Accept-Encoding)?$/, 'gzip Vary');
 is(join("\n", sort keys %{$gz->{samples}}),
 	join("\n", sort keys %{$plain->{samples}}), 'gzip same series');
 is(join(' ', map { $_->{value} } series($gz, 'railgun_http_requests_total')),

@@ -30,7 +30,7 @@ select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
 my $t = Test::Railgun->new()->has_daemon($Test::Railgun::Gate::REDIS)
-	->plan(100)->write_file_expand('nginx.conf', <<'EOF');
+	->plan(129)->write_file_expand('nginx.conf', <<'EOF');
 
 %%TEST_GLOBALS%%
 
@@ -380,8 +380,10 @@ sub rejected {
 	$t->rejected(gate_conf($text), $text, $re, $name);
 }
 
-my ($rc, $out) = nginx_t('railgun_gate cache u3 u3:min=1 u3:min=100%;');
+my ($rc, $out) = nginx_t('railgun_gate cache u3:min=1;');
 is($rc, 0, 'a good gate passes nginx -t') or diag($out);
+($rc, $out) = nginx_t('railgun_gate u3:min=100%;');
+is($rc, 0, 'a good gate with a percentage passes nginx -t') or diag($out);
 
 rejected('railgun_gate nosuch;', qr/railgun_gate names "nosuch"/,
 	'unknown name');
@@ -399,7 +401,7 @@ rejected('railgun_gate u3:min=101%;', qr/invalid gate "u3:min=101%"/,
 rejected('railgun_gate u3:max=2;', qr/invalid gate "u3:max=2"/,
 	'not min=');
 
-($rc, $out) = nginx_t('railgun_check type=tcp interval=1s timeout=300ms '
+($rc, $out) = nginx_t('railgun_check type=tcp interval=500ms timeout=3s '
 	. 'rise=1 fall=5 jitter=100ms initial=down all_down=closed;');
 is($rc, 0, 'a good tcp check passes nginx -t') or diag($out);
 
@@ -419,9 +421,47 @@ rejected('railgun_check role=master;', qr/invalid parameter "role=master"/,
 	'check: a Redis parameter');
 rejected('railgun_check status=99;', qr/invalid parameter "status=99"/,
 	'check: bad status');
-rejected('railgun_check interval=1s timeout=1s;',
-	qr/timeout must be less than interval/,
-	'check: timeout not below interval');
+rejected('railgun_check interval=1s jitter=2s;',
+	qr/jitter must not be more than interval/,
+	'check: jitter above interval');
+rejected('railgun_gate cache; railgun_metrics;',
+	qr/railgun_gate and another content handler/, 'gate and metrics');
+rejected('railgun_metrics; railgun_gate cache;',
+	qr/railgun_gate and another content handler/, 'metrics and gate');
+rejected('railgun_gate cache; proxy_pass http://plain;',
+	qr/railgun_gate and another content handler/, 'gate and proxy_pass');
+rejected('proxy_pass http://plain; railgun_gate cache;',
+	qr/railgun_gate and another content handler/, 'proxy_pass and gate');
+rejected('railgun_gate cache u3 cache;', qr/"cache" twice in one railgun_gate/,
+	'a name twice');
+rejected('railgun_gate u3 u3:min=1;', qr/"u3" twice in one railgun_gate/,
+	'an upstream twice');
+rejected('railgun_gate u3:min=2;',
+	qr/"u3:min=2" asks more than the 1 servers upstream "u3" has in/,
+	'min above the servers');
+rejected('railgun_check status=200 type=tcp;',
+	qr/invalid parameter "status=200"/, 'check: status= before type=tcp');
+rejected('railgun_check body=ok type=tcp;',
+	qr/invalid parameter "body=ok"/, 'check: body= before type=tcp');
+rejected('railgun_check uri=/h type=tcp;',
+	qr/invalid parameter "uri=\/h"/, 'check: uri= before type=tcp');
+rejected('railgun_check type=tcp host=x;',
+	qr/invalid parameter "host=x"/, 'check: host= after type=tcp');
+rejected('railgun_check "uri=/a b";',
+	qr/a space or a control character would go into the request/,
+	'check: a space in uri=');
+rejected('railgun_check "host=a\\r\\nX-Injected: 1";',
+	qr/a space or a control character would go into the request/,
+	'check: CR LF in host=');
+
+# one name, one thing: a probe named as a checked upstream
+
+(my $clash = gate_conf('railgun_gate u3;'))
+	=~ s/railgun_probe cache/railgun_probe u3/;
+$t->rejected($clash, 'railgun_probe u3',
+	qr/probe "u3" has the name of an upstream with railgun_check/,
+	'a probe named as a checked upstream');
+
 rejected('railgun_check; railgun_check;',
 	qr/"railgun_check" directive is duplicate/, 'check: twice');
 

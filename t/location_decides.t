@@ -25,7 +25,7 @@ use Test::Railgun;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->plan(16);
+my $t = Test::Railgun->new()->plan(22);
 
 my $d = $t->testdir();
 
@@ -115,6 +115,36 @@ http {
             railgun_path /new;
             return 200 "new\\n";
         }
+
+        # try_files to a URI routes too
+        location /tf/ {
+            railgun off;
+            try_files /nothing /app/tf;
+        }
+
+        location /app/ {
+            railgun_path /app;
+            return 200 "app\\n";
+        }
+
+        # try_files to a named location is a fallback
+        location /tfn/ {
+            railgun_path /tfn;
+            try_files /nothing \@quiet;
+        }
+
+        location \@quiet {
+            railgun off;
+            return 200 "quiet\\n";
+        }
+
+        # "error_page =" answers with the fallback's status, still a fallback
+        location /eq/ {
+            railgun_path /eq;
+            proxy_pass http://u_bad;
+            proxy_intercept_errors on;
+            error_page 502 = /app/eq;
+        }
     }
 }
 
@@ -142,6 +172,9 @@ http_get('/fb/x') for 1 .. 2;
 http_get('/quiet/x') for 1 .. 2;
 http_get('/gone/x') for 1 .. 2;
 http_get('/old/x') for 1 .. 2;
+http_get('/tf/x') for 1 .. 2;
+http_get('/tfn/x') for 1 .. 2;
+http_get('/eq/x') for 1 .. 2;
 
 my $m = $t->metrics();
 
@@ -171,8 +204,8 @@ is($req{'/api/ 502'}, 3, 'api: three 502s logged');
 is(sample($m, $REQ, { %base, path => '/api', status => '502' }),
 	$req{'/api/ 502'}, 'api: counted under its own path');
 is(sample($m, $UREQ, { upstream => 'u_bad', peer => $p82, status => '502' }),
-	$att{'/api/'}{"$p82 502"} + $att{'/fb/'}{"$p82 502"},
-	'api: its upstream attempts counted');
+	$att{'/api/'}{"$p82 502"} + $att{'/fb/'}{"$p82 502"}
+	+ $att{'/eq/'}{"$p82 502"}, 'api, fb, eq: upstream attempts counted');
 is(join(' ', map { $_->{labels}{le} }
 	series($m, "${DUR}_bucket", { path => '/api' })), '0.5 1 +Inf',
 	'api: its own buckets');
@@ -208,9 +241,25 @@ is($req{'/old/ 200'}, 2, 'old: two logged');
 is(sample($m, $REQ, { %base, path => '/new', status => '200' }),
 	$req{'/old/ 200'}, 'rewrite: the location it lands in decides');
 
+# try_files
+
+is($req{'/tf/ 200'}, 2, 'tf: two logged');
+is(sample($m, $REQ, { %base, path => '/app', status => '200' }),
+	$req{'/tf/ 200'}, 'try_files to a URI: the location it lands in');
+is($req{'/tfn/ 200'}, 2, 'tfn: two logged');
+is(sample($m, $REQ, { %base, path => '/tfn', status => '200' }),
+	$req{'/tfn/ 200'}, 'try_files to a named location: the first');
+
+# error_page with "="
+
+is($req{'/eq/ 200'}, 2, 'eq: two logged, with the fallback\'s status');
+is(sample($m, $REQ, { %base, path => '/eq', status => '200' }),
+	$req{'/eq/ 200'}, 'error_page =: the first location');
+
 # nothing else
 
 my %paths = map { $_->{labels}{path} => 1 } series($m, $REQ);
-is(join(' ', sort keys %paths), '/api /fb /gone /new', 'no other path');
+is(join(' ', sort keys %paths), '/api /app /eq /fb /gone /new /tfn',
+	'no other path');
 
 ###############################################################################

@@ -20,7 +20,7 @@ use Test::Railgun;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->has_daemon('promtool')->plan(20)
+my $t = Test::Railgun->new()->has_daemon('promtool')->plan(28)
 	->write_file_expand('nginx.conf', <<'EOF');
 
 %%TEST_GLOBALS%%
@@ -83,6 +83,20 @@ like($body, qr/^# TYPE railgun_nginx_connections_accepted counter$/m,
 like($body, qr/^# TYPE railgun_http_request_duration_seconds histogram$/m,
 	'histogram family');
 
+# what Prometheus 3 accepts as is: one name per family, canonical floats
+
+my %names;
+$names{$_}++ for $body =~ /^# TYPE (\S+) /mg;
+is(join(' ', grep { $names{$_} > 1 } sort keys %names), '',
+	'no two families of one name');
+unlike($body, qr/^# TYPE \S+ unknown$/m, 'no unknown type');
+like($body, qr/^# TYPE railgun_websocket_connections_opened counter$/m,
+	'sessions counter is a counter family of its own');
+like($body, qr/_bucket\{[^}]*,le="1\.0"\} /, 'le="1.0"');
+like($body, qr/_bucket\{[^}]*,le="0\.005"\} /, 'le="0.005"');
+like($body, qr/_bucket\{[^}]*,le="\+Inf"\} /, 'le="+Inf"');
+is(join(' ', $body =~ /,le="(\d+)"/g), '', 'no le without a fraction');
+
 my %L = (server => 'localhost', path => '/plain/', method => 'GET');
 
 is(sample($m, 'railgun_http_requests_total', { %L, status => '200' }), 2,
@@ -92,13 +106,15 @@ is(sample($m, 'railgun_http_request_duration_seconds_bucket',
 ok(defined sample($m, 'railgun_nginx_connections_accepted_total'),
 	'accepted sample keeps _total');
 
-# same series as the 0.0.4 form, apart from optional _created
+# same series as the 0.0.4 form, apart from optional _created and the
+# float form of "le"
 
 my $text = $t->metrics();
 
 is($text->{headers}{'content-type'}, $TEXT_CT, 'no Accept: text format');
 is(join("\n", sort grep { !/_created\{/ && !/_created$/ }
-	map { $_->{key} } @{$m->{series}}),
+	map { (my $k = $_->{key}) =~ s/,le="(\d+)\.0"/,le="$1"/; $k }
+	@{$m->{series}}),
 	join("\n", sort map { $_->{key} } @{$text->{series}}),
 	'same series as text format');
 
@@ -110,7 +126,10 @@ is($t->metrics(accept => 'application/openmetrics-text')
 	->{headers}{'content-type'}, $OM_CT, 'OpenMetrics without version');
 is($t->metrics(accept => 'text/plain')->{headers}{'content-type'}, $TEXT_CT,
 	'text/plain');
-is($t->metrics(accept => 'application/json')->{headers}{'content-type'},
+is(http_header(scalar http_get('/metrics',
+	headers => [ 'Accept: application/json' ]),
+	'Content-Type'), 'application/json', 'application/json');
+is($t->metrics(accept => 'application/xml')->{headers}{'content-type'},
 	$TEXT_CT, 'unsupported type falls back to text');
 
 my ($status, $h, $hbody) = http_split(http_get('/metrics', method => 'HEAD',

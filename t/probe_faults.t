@@ -28,7 +28,7 @@ select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
 my $t = Test::Railgun->new()->has_daemon($Test::Railgun::Probe::REDIS)
-	->plan(46);
+	->plan(48);
 
 my $P = 'interval=600ms timeout=400ms rise=1 fall=1 initial=up';
 
@@ -81,7 +81,7 @@ http {
 
 EOF
 
-# canned replies to PING and the four INFO sections
+# canned replies to PING and the five INFO sections
 
 sub info_reply {
 	my (%f) = @_;
@@ -100,7 +100,10 @@ sub info_reply {
 			. "maxmemory_human:777B\r\n")
 		. redis_reply_bulk("# Clients\r\n"
 			. "connected_clients:$v{connected_clients}\r\n"
-			. "cluster_connections:0\r\n");
+			. "cluster_connections:0\r\n")
+		. redis_reply_bulk("# Stats\r\nkeyspace_hits:7\r\n"
+			. "keyspace_misses:3\r\nevicted_keys:2\r\n"
+			. "pubsub_channels:1\r\n");
 }
 
 my $stopped = redis_start($t, 6400);
@@ -288,6 +291,11 @@ is(probe_gauge($s, 'railgun_redis_memory_max_bytes', 'canned'), 777,
 	'maxmemory from INFO');
 is(probe_gauge($s, 'railgun_redis_connected_clients', 'canned'), 42,
 	'connected_clients from INFO');
+is(join(' ', map { probe_gauge($s, "railgun_redis_$_", 'canned') // 'none' }
+	qw/ keyspace_hits_total keyspace_misses_total evicted_keys_total
+		pubsub_channels /), '7 3 2 1', 'INFO stats');
+is(probe_gauge($s, 'railgun_redis_replication_lag_bytes', 'canned'), 0,
+	'no replication lag for a master');
 
 ###############################################################################
 

@@ -117,7 +117,8 @@ my %plan = (
 		[ [ 418, "teapot\n" ], 'ok', 1 ],
 		[ [ 205, "\n" ], 'bad_status', 0 ],
 		[ [ 204, '' ], 'ok', 1 ],
-		[ [ 199, "\n" ], 'bad_status', 0 ],
+		# an interim code and then the end: no final response
+		[ [ 199, "\n" ], 'error', 0 ],
 		[ [ 500, "oops\n" ], 'bad_status', 0 ],
 		[ [ 302, "moved\n" ], 'bad_status', 0 ],
 		[ [ 201, "created\n" ], 'ok', 1 ],

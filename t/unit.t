@@ -39,6 +39,12 @@ my %tests = (
 
 mkdir "$build/unit";
 
+# under make test-asan, the unit tests run with the sanitizers too
+my @sanitize = $ENV{RAILGUN_TEST_ASAN}
+    ? ('-fsanitize=address,undefined', '-fno-sanitize-recover=undefined',
+        '-fno-omit-frame-pointer')
+    : ();
+
 # nginx's configure, run for -m32 on a copy of the tree: only its
 # ngx_auto_config.h is used, so no module and no library is needed
 
@@ -83,7 +89,7 @@ for my $test (sort keys %tests) {
     }
 
     my @cmd = ('cc', '-Wall', '-Wextra', '-Werror', '-Wno-unused-parameter',
-        '-g', '-O1', @{$t->{cflags} || []}, includes($objs),
+        '-g', '-O1', @{$t->{cflags} || []}, @sanitize, includes($objs),
         "$top/t/unit/" . ($t->{c} || $test) . ".c",
         (map { "$top/$_" } @{$t->{src}}), '-o', $bin);
 

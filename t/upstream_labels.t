@@ -25,7 +25,7 @@ use Test::Railgun;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->plan(17)
+my $t = Test::Railgun->new()->plan(21)
 	->write_file_expand('nginx.conf', <<'EOF');
 
 %%TEST_GLOBALS%%
@@ -59,6 +59,24 @@ http {
 
     upstream u_down {
         server 127.0.0.1:%%PORT_8083%% down;
+    }
+
+    # peers in shared memory, other balancers, cached connections
+    upstream u_zone {
+        zone u_zone 64k;
+        least_conn;
+        server 127.0.0.1:%%PORT_8081%%;
+        keepalive 4;
+    }
+
+    upstream u_zdown {
+        zone u_zdown 64k;
+        server 127.0.0.1:%%PORT_8083%% down;
+    }
+
+    upstream u_hash {
+        hash $request_uri;
+        server 127.0.0.1:%%PORT_8081%%;
     }
 
     server {
@@ -104,6 +122,20 @@ http {
         location /down/ {
             proxy_pass http://u_down;
         }
+
+        location /zone/ {
+            proxy_pass http://u_zone;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+
+        location /zdown/ {
+            proxy_pass http://u_zdown;
+        }
+
+        location /hash/ {
+            proxy_pass http://u_hash;
+        }
     }
 }
 
@@ -144,6 +176,9 @@ http_get('/dyn/?h=u_fb');
 http_get('/dead/') for 1 .. 3;
 http_get('/backup/') for 1 .. 2;
 http_get('/down/') for 1 .. 2;
+http_get('/zone/') for 1 .. 3;
+http_get('/zdown/') for 1 .. 2;
+http_get("/hash/$_") for 1 .. 2;
 
 my $m = $t->metrics();
 
@@ -211,6 +246,16 @@ is(sample($m, $REQ, { upstream => 'u_dead', peer => $p83, status => '502' })
 	logged('/dead/', "$p83 502") + logged('/dead/', "$p84 502"),
 	'u_dead: the attempts before, as logged');
 is(sample($m, $NOLIVE, { upstream => 'u_down' }), 2, 'u_down: no live peers');
+is(sample($m, $NOLIVE, { upstream => 'u_zdown' }),
+	logged('/zdown/', 'u_zdown 502'), 'u_zdown, peers in a zone: no live');
+is(logged('/zdown/', 'u_zdown 502'), 2, 'u_zdown: both logged');
+
+# other balancers, peers in shared memory
+
+is(sample($m, $REQ, { upstream => 'u_zone', peer => $p81, status => '200' }),
+	logged('/zone/', "$p81 200"), 'zone, least_conn, keepalive: labelled');
+is(sample($m, $REQ, { upstream => 'u_hash', peer => $p81, status => '200' }),
+	logged('/hash/', "$p81 200"), 'hash: labelled');
 
 my @names = grep { $_->{labels}{peer} =~ /^u_/ } series($m, $REQ);
 is(scalar(@names), 0, 'no upstream name as a peer')

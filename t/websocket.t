@@ -3,7 +3,7 @@
 # Tests for WebSocket sessions: the handshake accounted as the request (101,
 # latency to the 101 only), the active gauge and the sessions counter, the
 # session duration, live message and byte counts by direction, labels, and
-# the OpenMetrics form of railgun_websocket_connections_total.
+# the OpenMetrics form of railgun_websocket_connections_opened_total.
 
 ###############################################################################
 
@@ -236,15 +236,15 @@ $m = $t->metrics();
 is(scalar(grep { ($_->{labels}{path} // '') eq '/quiet' } @{$m->{series}}),
 	0, 'railgun off: no series');
 
-# OpenMetrics: the counter keeps its name as a family of type unknown
+# OpenMetrics: the counter is a counter family of its own
 
 $m = $t->metrics(accept => 'application/openmetrics-text; version=1.0.0');
 
-is($m->{families}{railgun_websocket_connections_total}{type}, 'unknown',
-	'OpenMetrics: sessions counter is unknown');
+is($m->{families}{railgun_websocket_connections_opened}{type}, 'counter',
+	'OpenMetrics: sessions counter is a counter');
 is($m->{families}{railgun_websocket_connections}{type}, 'gauge',
 	'OpenMetrics: gauge');
-is(sample($m, 'railgun_websocket_connections_total', \%WS), 2,
+is(sample($m, 'railgun_websocket_connections_opened_total', \%WS), 2,
 	'OpenMetrics: sessions counter sample');
 
 ###############################################################################

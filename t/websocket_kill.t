@@ -91,6 +91,10 @@ sub session {
 
 # open sessions until both workers hold some
 
+# the listening sockets accept before the master has forked its workers
+my $deadline = time() + 10;
+sleep 0.02 while (() = $t->worker_pids()) < 2 && time() < $deadline;
+
 my @workers = $t->worker_pids();
 is(scalar @workers, 2, 'two workers');
 
@@ -119,7 +123,7 @@ my @alive = grep { $_->{worker} != $victim } @all;
 kill 'KILL', $victim;
 
 # gone, reaped by the master: not even a zombie
-my $deadline = time() + 10;
+$deadline = time() + 10;
 sleep 0.01 while -e "/proc/$victim" && time() < $deadline;
 ok(!-e "/proc/$victim", 'killed worker gone');
 

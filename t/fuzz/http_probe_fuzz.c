@@ -22,14 +22,18 @@
  * NGX_DONE, and NGX_DONE at the end of the reply; the result is one an HTTP
  * probe can have (ok, error, bad_status, bad_body), with a reason unless
  * it is ok; the three feedings end alike; and the result is that of a
- * plain reference reading: the status line is the first line of the first
- * 16 KB, "HTTP/1.x NNN" and a space or the end after the code, the code in
- * the status list; the body starts after the first blank line and must
- * hold the needle within the first 16 KB.
+ * plain reference reading of the first 16 KB: lines end in LF, a CR before
+ * it dropped; the status line "HTTP/1.x NNN" and a space or the end after
+ * the code (100-599); an interim 1xx (not 101) and its header lines are
+ * skipped; the code in the status list; header lines with a colon, up to
+ * an empty line; the body decoded when "Transfer-Encoding" ends in
+ * "chunked" (each chunk's data is searched as soon as it is added), else
+ * cut at Content-Length, and it must hold the needle.
  *
  * Stand-ins for the nginx functions the file calls and the fuzzer does not
- * link: ngx_atoi (nginx's own code), and an ngx_pnalloc and an ngx_sprintf
- * that the configuration part alone uses.
+ * link: ngx_atoi, ngx_atoof, ngx_hextoi and ngx_strncasecmp (nginx's own
+ * code), and an ngx_pnalloc and an ngx_sprintf that the configuration part
+ * alone uses.
  */
 
 /* sources: src/ngx_railgun_probe_http.c */
@@ -95,6 +99,107 @@ ngx_atoi(u_char *line, size_t n)
     }
 
     return value;
+}
+
+
+/* nginx's ngx_atoof() */
+
+off_t
+ngx_atoof(u_char *line, size_t n)
+{
+    off_t  value, cutoff, cutlim;
+
+    if (n == 0) {
+        return NGX_ERROR;
+    }
+
+    cutoff = NGX_MAX_OFF_T_VALUE / 10;
+    cutlim = NGX_MAX_OFF_T_VALUE % 10;
+
+    for (value = 0; n--; line++) {
+        if (*line < '0' || *line > '9') {
+            return NGX_ERROR;
+        }
+
+        if (value >= cutoff && (value > cutoff || *line - '0' > cutlim)) {
+            return NGX_ERROR;
+        }
+
+        value = value * 10 + (*line - '0');
+    }
+
+    return value;
+}
+
+
+/* nginx's ngx_hextoi() */
+
+ngx_int_t
+ngx_hextoi(u_char *line, size_t n)
+{
+    u_char     c, ch;
+    ngx_int_t  value, cutoff;
+
+    if (n == 0) {
+        return NGX_ERROR;
+    }
+
+    cutoff = NGX_MAX_INT_T_VALUE / 16;
+
+    for (value = 0; n--; line++) {
+        if (value > cutoff) {
+            return NGX_ERROR;
+        }
+
+        ch = *line;
+
+        if (ch >= '0' && ch <= '9') {
+            value = value * 16 + (ch - '0');
+            continue;
+        }
+
+        c = (u_char) (ch | 0x20);
+
+        if (c >= 'a' && c <= 'f') {
+            value = value * 16 + (c - 'a' + 10);
+            continue;
+        }
+
+        return NGX_ERROR;
+    }
+
+    return value;
+}
+
+
+/* nginx's ngx_strncasecmp() */
+
+ngx_int_t
+ngx_strncasecmp(u_char *s1, u_char *s2, size_t n)
+{
+    ngx_uint_t  c1, c2;
+
+    while (n) {
+        c1 = (ngx_uint_t) *s1++;
+        c2 = (ngx_uint_t) *s2++;
+
+        c1 = (c1 >= 'A' && c1 <= 'Z') ? (c1 | 0x20) : c1;
+        c2 = (c2 >= 'A' && c2 <= 'Z') ? (c2 | 0x20) : c2;
+
+        if (c1 == c2) {
+
+            if (c1) {
+                n--;
+                continue;
+            }
+
+            return 0;
+        }
+
+        return c1 - c2;
+    }
+
+    return 0;
 }
 
 
@@ -169,36 +274,106 @@ find(const u_char *p, const u_char *end, const u_char *s, size_t len)
 }
 
 
+/* the next line of p..end without its LF and a CR before it, or -1 */
+
+static ssize_t
+next_line(const u_char **p, const u_char *end, const u_char **line)
+{
+    const u_char  *lf;
+    size_t         e;
+
+    lf = memchr(*p, '\n', end - *p);
+    if (lf == NULL) {
+        return -1;
+    }
+
+    *line = *p;
+    e = lf - *p;
+
+    if (e && lf[-1] == '\r') {
+        e--;
+    }
+
+    *p = lf + 1;
+
+    return e;
+}
+
+
+static int
+has_colon(const u_char *line, ssize_t e)
+{
+    const u_char  *c;
+
+    c = memchr(line, ':', e);
+
+    return c != NULL && c != line;
+}
+
+
+static int
+name_is(const u_char *line, ssize_t e, const char *name)
+{
+    size_t  n;
+
+    n = strlen(name);
+
+    return (size_t) e > n && line[n] == ':'
+           && ngx_strncasecmp((u_char *) line, (u_char *) name, n) == 0;
+}
+
+
 static ngx_uint_t
 reference(ngx_railgun_probe_t *probe, const u_char *d, size_t len)
 {
-    int                          code;
-    size_t                       w, e, i;
-    const u_char                *eol, *body;
+    int                          code, chunked, hex;
+    off_t                        cl, v, size, avail;
+    size_t                       w, i, dl;
+    ssize_t                      e;
+    u_char                      *dec;
+    const u_char                *p, *end, *line, *s, *t;
     ngx_railgun_probe_status_t  *st;
 
     w = ngx_min(len, (size_t) MAX_REPLY);
+    p = d;
+    end = d + w;
 
-    eol = memchr(d, '\n', w);
-    if (eol == NULL) {
-        return NGX_RAILGUN_PROBE_ERROR;
-    }
-
-    e = eol - d;
-
-    if (e < 12 || memcmp(d, "HTTP/1.", 7) != 0 || d[8] != ' ') {
-        return NGX_RAILGUN_PROBE_ERROR;
-    }
-
-    for (i = 9, code = 0; i < 12; i++) {
-        if (d[i] < '0' || d[i] > '9') {
+    for ( ;; ) {
+        e = next_line(&p, end, &line);
+        if (e < 0) {
             return NGX_RAILGUN_PROBE_ERROR;
         }
-        code = code * 10 + d[i] - '0';
-    }
 
-    if (code < 100 || (e > 12 && d[12] != ' ' && d[12] != '\r')) {
-        return NGX_RAILGUN_PROBE_ERROR;
+        if (e < 12 || memcmp(line, "HTTP/1.", 7) != 0 || line[8] != ' ') {
+            return NGX_RAILGUN_PROBE_ERROR;
+        }
+
+        for (i = 9, code = 0; i < 12; i++) {
+            if (line[i] < '0' || line[i] > '9') {
+                return NGX_RAILGUN_PROBE_ERROR;
+            }
+            code = code * 10 + line[i] - '0';
+        }
+
+        if (code < 100 || code > 599 || (e > 12 && line[12] != ' ')) {
+            return NGX_RAILGUN_PROBE_ERROR;
+        }
+
+        if (code >= 200 || code == 101) {
+            break;
+        }
+
+        /* an interim response: its header lines */
+
+        while ((e = next_line(&p, end, &line)) != 0) {
+            if (e < 0) {
+                return NGX_RAILGUN_PROBE_ERROR;
+            }
+
+            if (!has_colon(line, e)) {
+                return NGX_RAILGUN_PROBE_ERROR;
+            }
+        }
     }
 
     st = probe->status->elts;
@@ -218,14 +393,120 @@ reference(ngx_railgun_probe_t *probe, const u_char *d, size_t len)
         return NGX_RAILGUN_PROBE_OK;
     }
 
-    body = find(d, d + w, (u_char *) "\r\n\r\n", 4);
-    if (body == NULL) {
-        return NGX_RAILGUN_PROBE_ERROR;
+    cl = -1;
+    chunked = 0;
+
+    while ((e = next_line(&p, end, &line)) != 0) {
+        if (e < 0 || !has_colon(line, e)) {
+            return NGX_RAILGUN_PROBE_ERROR;
+        }
+
+        s = memchr(line, ':', e) + 1;
+        t = line + e;
+
+        while (s < t && (*s == ' ' || *s == '\t')) {
+            s++;
+        }
+
+        while (t > s && (t[-1] == ' ' || t[-1] == '\t')) {
+            t--;
+        }
+
+        if (name_is(line, e, "Content-Length")) {
+            v = ngx_atoof((u_char *) s, t - s);
+
+            if (v == NGX_ERROR || (cl >= 0 && cl != v)) {
+                return NGX_RAILGUN_PROBE_ERROR;
+            }
+
+            cl = v;
+
+        } else if (name_is(line, e, "Transfer-Encoding")) {
+            chunked = (t - s >= 7
+                       && ngx_strncasecmp((u_char *) t - 7,
+                                          (u_char *) "chunked", 7) == 0);
+        }
     }
 
-    if (find(body + 4, d + w, probe->body.data, probe->body.len)) {
-        return NGX_RAILGUN_PROBE_OK;
+    if (!chunked) {
+        avail = end - p;
+
+        if (cl >= 0 && avail > cl) {
+            avail = cl;
+        }
+
+        return find(p, p + avail, probe->body.data, probe->body.len)
+               ? NGX_RAILGUN_PROBE_OK : NGX_RAILGUN_PROBE_BAD_BODY;
     }
+
+    /* the chunks decoded into a copy, searched as each is added */
+
+    dec = malloc(w + 1);
+    check(dec != NULL, "malloc");
+    dl = 0;
+
+    for ( ;; ) {
+        e = next_line(&p, end, &line);
+        if (e < 0) {
+            break;
+        }
+
+        size = 0;
+
+        for (i = 0; i < (size_t) e && line[i] != ';' && line[i] != ' '
+                    && line[i] != '\t'; i++)
+        {
+            hex = ngx_hextoi((u_char *) &line[i], 1);
+
+            if (hex == NGX_ERROR || size > (NGX_MAX_OFF_T_VALUE - hex) / 16) {
+                free(dec);
+                return NGX_RAILGUN_PROBE_ERROR;
+            }
+
+            size = size * 16 + hex;
+        }
+
+        if (i == 0) {
+            free(dec);
+            return NGX_RAILGUN_PROBE_ERROR;
+        }
+
+        if (size == 0) {
+            break;
+        }
+
+        avail = end - p;
+
+        memcpy(dec + dl, p, ngx_min(avail, size));
+        dl += ngx_min(avail, size);
+
+        if (find(dec, dec + dl, probe->body.data, probe->body.len)) {
+            free(dec);
+            return NGX_RAILGUN_PROBE_OK;
+        }
+
+        if (avail < size + 1) {
+            break;
+        }
+
+        p += size;
+
+        if (*p == '\r') {
+            if (end - p < 2) {
+                break;
+            }
+            p++;
+        }
+
+        if (*p != '\n') {
+            free(dec);
+            return NGX_RAILGUN_PROBE_ERROR;
+        }
+
+        p++;
+    }
+
+    free(dec);
 
     return NGX_RAILGUN_PROBE_BAD_BODY;
 }

@@ -298,6 +298,8 @@ static const char  *fields[] = {
     "role", "master_link_status", "loading", "used_memory", "maxmemory",
     "connected_clients", "used_memory_rss", "maxmemory_policy",
     "async_loading", "connected_slaves", "Role", "# Replication",
+    "keyspace_hits", "keyspace_misses", "evicted_keys", "pubsub_channels",
+    "master_repl_offset", "slave_repl_offset",
 };
 
 
@@ -510,7 +512,7 @@ reference(ngx_railgun_probe_t *probe, const u_char *s, gen_reply_t *r,
     ngx_memzero(&o, sizeof(outcome_t));
 
     limit = ngx_min(stream_len, (size_t) MAX_REPLY);
-    first_info = probe->commands - 4;
+    first_info = probe->commands - 5;     /* the INFO sections */
     idx = 0;
     o.result = NGX_RAILGUN_PROBE_OK;
 
@@ -661,7 +663,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     check(ngx_railgun_probe_redis.init_conf(&cf, &probe) == NGX_OK,
           "init_conf");
-    check(probe.commands == 5 + !!(cfg & 1) + !!(cfg & 4), "commands");
+    check(probe.commands == 6 + !!(cfg & 1) + !!(cfg & 4), "commands");
     check(probe.request.len > 0, "a request");
 
     nr = 0;

@@ -37,9 +37,9 @@ typedef struct {
 
 static void check(int ok, const char *what);
 static void feed_piece(ngx_railgun_wsframe_t *f, const uint8_t *p,
-    size_t n, uint64_t *fed);
+    size_t n, uint64_t *fed, int tunnel);
 static void feed(ngx_railgun_wsframe_t *f, u_char *copy, size_t n,
-    uint64_t *fed);
+    uint64_t *fed, int tunnel);
 static void same(ngx_railgun_wsframe_t *a, ngx_railgun_wsframe_t *b,
     const char *what);
 static ref_result_t reference(const uint8_t *p, size_t n);
@@ -61,7 +61,7 @@ check(int ok, const char *what)
 
 static void
 feed_piece(ngx_railgun_wsframe_t *f, const uint8_t *p, size_t n,
-    uint64_t *fed)
+    uint64_t *fed, int tunnel)
 {
     u_char  *copy;
 
@@ -72,7 +72,7 @@ feed_piece(ngx_railgun_wsframe_t *f, const uint8_t *p, size_t n,
         memcpy(copy, p, n);
     }
 
-    feed(f, copy, n, fed);
+    feed(f, copy, n, fed, tunnel);
 
     free(copy);
 }
@@ -81,14 +81,17 @@ feed_piece(ngx_railgun_wsframe_t *f, const uint8_t *p, size_t n,
 /* feeds n bytes at copy, checking the invariants */
 
 static void
-feed(ngx_railgun_wsframe_t *f, u_char *copy, size_t n, uint64_t *fed)
+feed(ngx_railgun_wsframe_t *f, u_char *copy, size_t n, uint64_t *fed,
+    int tunnel)
 {
     ngx_int_t               rc;
     ngx_railgun_wsframe_t   before;
 
     before = *f;
 
-    rc = ngx_railgun_wsframe_feed(f, copy, n);
+    /* the split pieces go the tunnel's way, its inline path first */
+    rc = tunnel ? ngx_railgun_wsframe_count(f, copy, n)
+                : ngx_railgun_wsframe_feed(f, copy, n);
 
     *fed += n;
 
@@ -275,7 +278,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ngx_memzero(&whole, sizeof(ngx_railgun_wsframe_t));
     fed = 0;
-    feed_piece(&whole, stream, size, &fed);
+    feed_piece(&whole, stream, size, &fed, 0);
 
     /* in the pieces the input asks for */
 
@@ -288,7 +291,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         piece = nctl ? ctl[i % nctl] : size;
 
         if (piece == 0) {
-            feed_piece(&split, stream + pos, 0, &fed);
+            feed_piece(&split, stream + pos, 0, &fed, 1);
 
             /* only empty pieces asked for: go on a byte at a time */
             if (++zeros < nctl) {
@@ -304,7 +307,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             piece = size - pos;
         }
 
-        feed_piece(&split, stream + pos, piece, &fed);
+        feed_piece(&split, stream + pos, piece, &fed, 1);
         pos += piece;
     }
 
@@ -318,7 +321,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     for (pos = 0; pos < size; pos++) {
         *one = stream[pos];
-        feed(&bytes, one, 1, &fed);
+        feed(&bytes, one, 1, &fed, 0);
     }
 
     free(one);

@@ -343,7 +343,7 @@ sub requests_of {
 
 sub ws_total {
 	my ($m) = @_;
-	return sample_sum($m, 'railgun_websocket_connections_total') || 0;
+	return sample_sum($m, 'railgun_websocket_connections_opened_total') || 0;
 }
 
 sub access_counts {

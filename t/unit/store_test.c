@@ -162,52 +162,76 @@ ngx_murmur_hash2(u_char *data, size_t len)
 
 /* the conversions the store uses: %P %V %s %uz %ui %Z */
 
-u_char * ngx_cdecl
-ngx_sprintf(u_char *buf, const char *fmt, ...)
+static u_char *
+test_vsprintf(u_char *buf, u_char *end, const char *fmt, va_list args)
 {
-    va_list     args;
+    u_char     *p;
     ngx_str_t  *v;
     char       *s;
+    char        num[32];
 
-    va_start(args, fmt);
-
-    while (*fmt) {
+    while (*fmt && buf < end) {
         if (*fmt != '%') {
             *buf++ = *fmt++;
             continue;
         }
 
         fmt++;
+        p = NULL;
 
         switch (*fmt++) {
 
         case 'P':
-            buf += sprintf((char *) buf, "%ld",
-                           (long) va_arg(args, ngx_pid_t));
+            snprintf(num, sizeof(num), "%ld", (long) va_arg(args, ngx_pid_t));
+            s = num;
             break;
 
         case 'V':
             v = va_arg(args, ngx_str_t *);
-            buf = ngx_cpymem(buf, v->data, v->len);
+            p = v->data;
+            s = NULL;
+            buf = ngx_cpymem(buf, p, ngx_min(v->len, (size_t) (end - buf)));
             break;
 
         case 's':
             s = va_arg(args, char *);
-            buf = ngx_cpymem(buf, s, strlen(s));
             break;
 
         case 'u':
             fmt++;
-            buf += sprintf((char *) buf, "%lu",
-                           (unsigned long) va_arg(args, size_t));
+            snprintf(num, sizeof(num), "%lu",
+                     (unsigned long) va_arg(args, size_t));
+            s = num;
             break;
 
         case 'Z':
             *buf++ = '\0';
+            s = NULL;
+            p = buf;
             break;
+
+        default:
+            s = NULL;
+            p = buf;
+        }
+
+        if (p == NULL && s) {
+            buf = ngx_cpymem(buf, s, ngx_min(strlen(s), (size_t) (end - buf)));
         }
     }
 
+    return buf;
+}
+
+
+u_char * ngx_cdecl
+ngx_sprintf(u_char *buf, const char *fmt, ...)
+{
+    va_list  args;
+
+    va_start(args, fmt);
+    /* the store formats only short text into buffers of its own size */
+    buf = test_vsprintf(buf, buf + 1024, fmt, args);
     va_end(args);
 
     return buf;
@@ -218,15 +242,20 @@ void ngx_cdecl
 ngx_log_error_core(ngx_uint_t level, ngx_log_t *log, ngx_err_t err,
     const char *fmt, ...)
 {
-    va_list  args;
+    u_char   *p;
+    va_list   args;
 
     if (level <= NGX_LOG_WARN) {
         warnings++;
     }
 
     va_start(args, fmt);
-    (void) vsnprintf(last_warning, sizeof(last_warning), fmt, args);
+    p = test_vsprintf((u_char *) last_warning,
+                      (u_char *) last_warning + sizeof(last_warning) - 1,
+                      fmt, args);
     va_end(args);
+
+    *p = '\0';
 }
 
 

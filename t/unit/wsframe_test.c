@@ -3,7 +3,9 @@
  * Copyright (C) ngx-railgun authors
  *
  * Unit tests of the passive WebSocket frame reader: every sequence is fed
- * whole and then again one byte at a time, and must count the same.
+ * whole and then again one byte at a time, and through the tunnel's inline
+ * path (ngx_railgun_wsframe_count) in writes of many sizes, and must count
+ * the same.
  */
 
 
@@ -62,9 +64,12 @@ static void
 check(const char *name, u_char *buf, size_t n, uint64_t messages,
     uint64_t bytes, ngx_int_t rc)
 {
-    size_t                 i;
-    ngx_int_t              whole_rc, byte_rc;
-    ngx_railgun_wsframe_t  whole, bytewise;
+    size_t                 i, k;
+    ngx_int_t              whole_rc, byte_rc, count_rc;
+    ngx_railgun_wsframe_t  whole, bytewise, counted;
+
+    static size_t  pieces[] = { 1, 2, 3, 4, 6, 7, 8, 131, 4096, 65536,
+                                (size_t) -1 };
 
     memset(&whole, 0, sizeof(whole));
     memset(&bytewise, 0, sizeof(bytewise));
@@ -79,6 +84,35 @@ check(const char *name, u_char *buf, size_t n, uint64_t messages,
     }
 
     tests++;
+
+    /* the inline path of the tunnel, in writes of several sizes */
+
+    for (k = 0; k < sizeof(pieces) / sizeof(pieces[0]); k++) {
+        memset(&counted, 0, sizeof(counted));
+        count_rc = NGX_OK;
+
+        for (i = 0; i < n; i += pieces[k]) {
+            if (ngx_railgun_wsframe_count(&counted, buf + i,
+                                          ngx_min(pieces[k], n - i))
+                != NGX_OK)
+            {
+                count_rc = NGX_ERROR;
+            }
+        }
+
+        if (counted.messages != messages || counted.bytes != bytes
+            || count_rc != rc)
+        {
+            failures++;
+            printf("not ok %d - %s: in writes of %zu, %llu/%llu rc %d, "
+                   "expected %llu/%llu rc %d\n", tests, name, pieces[k],
+                   (unsigned long long) counted.messages,
+                   (unsigned long long) counted.bytes, (int) count_rc,
+                   (unsigned long long) messages, (unsigned long long) bytes,
+                   (int) rc);
+            return;
+        }
+    }
 
     if (whole.messages != messages || whole.bytes != bytes
         || whole_rc != rc || bytewise.messages != messages

@@ -634,7 +634,7 @@ sub ws_stats {
 
 	return {
 		active => $v->('railgun_websocket_connections'),
-		total => $v->('railgun_websocket_connections_total'),
+		total => $v->('railgun_websocket_connections_opened_total'),
 		duration_count => $v->("${d}_count"),
 		duration_sum => $v->("${d}_sum"),
 		in_messages => $v->('railgun_websocket_messages_total',
