@@ -461,9 +461,7 @@
     function renderWebsocket(a, b) {
         var dt = a ? b.time - a.time : 0, groups = [], k, rows = [], i, t, g;
         var open = sums(b, 'railgun_websocket_connections', HTTP_KEY);
-        var opened = b.fams.railgun_websocket_connections_opened_total
-            ? 'railgun_websocket_connections_opened_total'
-            : 'railgun_websocket_connections_total';
+        var opened = 'railgun_websocket_connections_opened_total';
         var o = increase(a, b, opened, HTTP_KEY);
         var dir = function (d) {
             return function (l) { return l.direction === d; };
