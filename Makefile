@@ -10,7 +10,7 @@ CFLAGS_EXTRA ?= -Werror
 ASAN_FLAGS  = -fsanitize=address,undefined -fno-omit-frame-pointer \
               -fno-sanitize-recover=undefined
 
-SRCS := config $(wildcard src/*.c src/*.h)
+SRCS := config $(wildcard src/*.c src/*.h src/status/*)
 
 .PHONY: all setup module asan test test-asan test-valgrind soak demo \
         demo-stop bench fuzz deb clean

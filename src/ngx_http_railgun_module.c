@@ -120,6 +120,13 @@ static ngx_command_t  ngx_http_railgun_commands[] = {
       0,
       NULL },
 
+    { ngx_string("railgun_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_ANY,
+      ngx_http_railgun_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 

@@ -70,6 +70,7 @@ typedef struct {
 
 
 typedef struct ngx_http_railgun_upstream_s  ngx_http_railgun_upstream_t;
+typedef struct ngx_http_railgun_status_s    ngx_http_railgun_status_t;
 
 
 typedef struct {
@@ -87,6 +88,7 @@ typedef struct {
     ngx_railgun_buckets_t      *ws_buckets;
     ngx_array_t                *gate;        /* railgun_gate's items */
     ngx_str_t                   gate_drain;  /* its drain_file=, or empty */
+    ngx_http_railgun_status_t  *status;      /* railgun_status */
     ngx_uint_t                  index;       /* in each worker's cache */
     ngx_uint_t                  max_scrapes; /* railgun_metrics; 0: default */
 } ngx_http_railgun_loc_conf_t;
@@ -140,6 +142,10 @@ ngx_uint_t ngx_http_railgun_upstream_nservers(
     ngx_http_railgun_upstream_t *ups);
 char *ngx_http_railgun_check(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+
+char *ngx_http_railgun_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_railgun_status_handler(ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_RAILGUN_MODULE_H_INCLUDED_ */
