@@ -12,8 +12,8 @@ ASAN_FLAGS  = -fsanitize=address,undefined -fno-omit-frame-pointer \
 
 SRCS := config $(wildcard src/*.c src/*.h src/status/*)
 
-.PHONY: all setup module asan test test-asan test-valgrind soak demo \
-        demo-stop bench fuzz deb clean
+.PHONY: all setup module asan test test-asan test-valgrind test-matrix soak \
+        demo demo-stop bench fuzz deb clean
 
 all: module
 
@@ -51,6 +51,13 @@ test: module
 
 test-asan: asan
 	RAILGUN_TEST_ASAN=1 RAILGUN_MODULE=$(TOP)/build-asan/$(MODULE) prove -r t/
+
+# nginx and Angie built from each tarball of ../shared/nginx-src (or
+# RAILGUN_MATRIX_SRC), the module built against each with -Werror, and the
+# smoke tests run against each binary; builds cached in
+# /var/cache/railgun-matrix (t/matrix/run says how)
+test-matrix: setup
+	@t/matrix/run
 
 # the suite with nginx under valgrind memcheck: slow, so not in make test
 test-valgrind: module
