@@ -3,7 +3,7 @@
 # A short pass over everything the module does, run by make test-matrix
 # against nginx and Angie built from each source tree (RAILGUN_NGINX,
 # RAILGUN_MODULE), and by make test against Debian's nginx: the module
-# loads (railgun_build_info against nginx -V), a
+# loads and says what it runs in (railgun_build_info against nginx -v), a
 # request, a proxied request with the upstream families, a WebSocket
 # session, an HTTP/2 request, scrapes through promtool (text and
 # OpenMetrics), a probe of a real Redis, a checked upstream with a dead
@@ -50,7 +50,7 @@ my ($h2_listen, $h2_on) = vnum($nginx_version) >= vnum('1.25.1')
 
 my $stub = $V =~ /--with-http_stub_status_module/;
 
-$t->plan(29)->write_file_expand('nginx.conf', <<"EOF");
+$t->plan(31)->write_file_expand('nginx.conf', <<"EOF");
 
 %%TEST_GLOBALS%%
 
@@ -136,6 +136,9 @@ is($m->{status}, 200, 'scrape through promtool');
 my ($bi) = series($m, 'railgun_build_info', {});
 is($bi && $bi->{labels}{nginx_version}, $nginx_version,
 	"build info: nginx_version $nginx_version");
+is($bi && $bi->{labels}{software}, $software, "build info: $software");
+is($bi && $bi->{labels}{software_version}, $version,
+	"build info: software_version $version");
 
 # stub_status' families exactly when nginx counts them
 
