@@ -50,9 +50,13 @@ for my $variant ([ 'configured', "$build/objs" ],
 {
     my ($what, $objs) = @$variant;
 
+    # objs/ of the variant first, then the configured one for the headers
+    # the module's config script generates there
+
     my @inc = map { "-I$_" } ("$ngx/src/core", "$ngx/src/event",
         "$ngx/src/event/modules", "$ngx/src/os/unix", "$top/src", $objs,
-        "$ngx/src/http", "$ngx/src/http/modules", "$ngx/src/http/v2");
+        "$build/objs", "$ngx/src/http", "$ngx/src/http/modules",
+        "$ngx/src/http/v2");
 
     for my $src (@srcs) {
         (my $name = $src) =~ s!.*/!!;
