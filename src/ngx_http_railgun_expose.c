@@ -35,6 +35,7 @@
 
 typedef struct {
     ngx_http_railgun_render_t     rd;
+    ngx_http_request_t           *request;   /* subrequests share a pool */
     ngx_chain_t                  *free;
     ngx_chain_t                  *busy;
     ngx_uint_t                    nbufs;
@@ -163,6 +164,8 @@ ngx_http_railgun_expose_handler(ngx_http_request_t *r)
 
     cln->handler = ngx_http_railgun_scrape_cleanup;
     cln->data = sc;
+
+    sc->request = r;
 
     ngx_http_railgun_scrapes++;
 
@@ -539,11 +542,16 @@ ngx_http_railgun_round_reset(ngx_event_t *ev)
 static ngx_http_railgun_scrape_t *
 ngx_http_railgun_get_scrape(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t  *cln;
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_railgun_scrape_t  *sc;
 
     for (cln = r->pool->cleanup; cln; cln = cln->next) {
         if (cln->handler == ngx_http_railgun_scrape_cleanup) {
-            return cln->data;
+            sc = cln->data;
+
+            if (sc->request == r) {
+                return sc;
+            }
         }
     }
 

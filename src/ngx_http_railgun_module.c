@@ -7,7 +7,15 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <nginx.h>
 #include "ngx_http_railgun_module.h"
+
+/* Angie's own version is in angie.h, which ngx_core.h does not include */
+#if defined __has_include
+#if __has_include(<angie.h>)
+#include <angie.h>
+#endif
+#endif
 
 
 #define NGX_HTTP_RAILGUN_ZONE_NAME     "railgun"
@@ -1047,4 +1055,45 @@ ngx_http_railgun_server_names(ngx_conf_t *cf)
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The labels of railgun_build_info: the module's version, the nginx
+ * version the server is based on, and what the server is.  Angie is told
+ * by angie.h; freenginx keeps nginx.h and says its name only in NGINX_VER.
+ */
+
+#define NGX_HTTP_RAILGUN_BUILD_LABELS(software, version)                     \
+    "version=\"" NGX_HTTP_RAILGUN_VERSION "\","                              \
+    "nginx_version=\"" NGINX_VERSION "\","                                   \
+    "software=\"" software "\",software_version=\"" version "\""
+
+ngx_str_t *
+ngx_http_railgun_build_labels(void)
+{
+#ifdef ANGIE_VERSION
+
+    static ngx_str_t  angie =
+        ngx_string(NGX_HTTP_RAILGUN_BUILD_LABELS("angie", ANGIE_VERSION));
+
+    return &angie;
+
+#else
+
+    static ngx_str_t  nginx =
+        ngx_string(NGX_HTTP_RAILGUN_BUILD_LABELS("nginx", NGINX_VERSION));
+
+    static ngx_str_t  freenginx =
+        ngx_string(NGX_HTTP_RAILGUN_BUILD_LABELS("freenginx", NGINX_VERSION));
+
+    if (ngx_strncmp(NGINX_VER, "freenginx/", sizeof("freenginx/") - 1)
+        == 0)
+    {
+        return &freenginx;
+    }
+
+    return &nginx;
+
+#endif
 }

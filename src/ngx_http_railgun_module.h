@@ -128,6 +128,7 @@ void ngx_http_railgun_websocket_end(ngx_http_request_t *r,
     ngx_http_railgun_ctx_t *ctx);
 
 ngx_int_t ngx_http_railgun_expose_handler(ngx_http_request_t *r);
+ngx_str_t *ngx_http_railgun_build_labels(void);
 
 ngx_int_t ngx_http_railgun_gate_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_railgun_no_cache(ngx_http_request_t *r);

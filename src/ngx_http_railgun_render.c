@@ -367,6 +367,7 @@ static ngx_int_t
 ngx_http_railgun_next_extra(ngx_http_railgun_render_t *rd)
 {
     u_char                      *p;
+    ngx_str_t                   *build;
     ngx_uint_t                   f;
     ngx_railgun_store_t         *store;
     ngx_railgun_family_conf_t   *fc;
@@ -478,9 +479,13 @@ ngx_http_railgun_next_extra(ngx_http_railgun_render_t *rd)
     default: /* NGX_HTTP_RAILGUN_X_BUILD */
 
         if (rd->sub++ == 0) {
-            ngx_http_railgun_set(rd,
-                                 "version=\"" NGX_HTTP_RAILGUN_VERSION "\","
-                                 "nginx_version=\"" NGINX_VERSION "\"", 1);
+            build = ngx_http_railgun_build_labels();
+
+            rd->sample.key = build->data;
+            rd->sample.key_len = build->len;
+            rd->sample.negative = 0;
+            rd->sample.v[0] = 1;
+
             return NGX_OK;
         }
 

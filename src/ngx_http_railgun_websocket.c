@@ -65,7 +65,7 @@ static void ngx_http_railgun_websocket_count(ngx_connection_t *c,
     ngx_http_railgun_ws_dir_t *wd, u_char *buf, size_t n, ngx_uint_t d)
     __attribute__((noinline));
 static ngx_int_t ngx_http_railgun_websocket_series(ngx_http_request_t *r,
-    ngx_http_railgun_ws_t *ws);
+    ngx_http_railgun_loc_conf_t *rlcf, ngx_http_railgun_ws_t *ws);
 static ngx_uint_t ngx_http_railgun_is_websocket(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_railgun_has_websocket(ngx_str_t *value);
 
@@ -115,15 +115,16 @@ ngx_http_railgun_websocket_start(ngx_http_request_t *r)
     ngx_http_railgun_loc_conf_t   *rlcf;
     ngx_http_railgun_main_conf_t  *rmcf;
 
-    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_railgun_module);
-
-    if (!rlcf->enable) {
-        return ngx_http_next_header_filter(r);
-    }
-
     ctx = ngx_http_railgun_get_ctx(r);
 
     if (ctx == NULL || ctx->ws) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    /* the location that matched decides, as for the request */
+    rlcf = ngx_http_railgun_account_conf(r, ctx);
+
+    if (!rlcf->enable) {
         return ngx_http_next_header_filter(r);
     }
 
@@ -166,7 +167,7 @@ ngx_http_railgun_websocket_start(ngx_http_request_t *r)
         return rc;
     }
 
-    if (ngx_http_railgun_websocket_series(r, ws) != NGX_OK) {
+    if (ngx_http_railgun_websocket_series(r, rlcf, ws) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -475,7 +476,7 @@ ngx_http_railgun_websocket_end(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_railgun_websocket_series(ngx_http_request_t *r,
-    ngx_http_railgun_ws_t *ws)
+    ngx_http_railgun_loc_conf_t *rlcf, ngx_http_railgun_ws_t *ws)
 {
     u_char                        *p, *direction;
     u_char                         key[2 * NGX_RAILGUN_LABEL_ESCAPED_MAX
@@ -484,11 +485,9 @@ ngx_http_railgun_websocket_series(ngx_http_request_t *r,
     ngx_str_t                      path;
     ngx_uint_t                     d;
     ngx_railgun_store_t           *store;
-    ngx_http_railgun_loc_conf_t   *rlcf;
     ngx_http_railgun_srv_conf_t   *rscf;
     ngx_http_railgun_main_conf_t  *rmcf;
 
-    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_railgun_module);
     rscf = ngx_http_get_module_srv_conf(r, ngx_http_railgun_module);
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
     store = rmcf->store;

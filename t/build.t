@@ -38,7 +38,8 @@ open my $out, '>', "$dir/objs/ngx_auto_config.h" or die "$!";
 print $out $config;
 close $out;
 
-system('cp', "$build/objs/ngx_auto_headers.h", "$dir/objs/") == 0
+system('cp', "$build/objs/ngx_auto_headers.h",
+    "$build/objs/ngx_http_railgun_status_files.h", "$dir/objs/") == 0
     or die "cp: $?";
 
 my @srcs = sort glob("$top/src/*.c");

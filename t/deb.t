@@ -187,7 +187,7 @@ waitforsocket("127.0.0.1:$port");
 my $s = $t->metrics(port => 8080);
 my $upstream = $version =~ s/-[^-]*$//r;
 like($s->{body} // '',
-	qr/^railgun_build_info\{version="\Q$upstream\E",nginx_version="[\d.]+"\} 1$/m,
+	qr/^railgun_build_info\{version="\Q$upstream\E",nginx_version="[\d.]+",software="nginx",software_version="[\d.]+"\} 1$/m,
 	'its metrics name the packaged version');
 
 my $pid = $t->read_file('nginx.pid');

@@ -6,7 +6,8 @@
 # "promtool check config", the alert rules pass "promtool check rules" and
 # their unit tests ("promtool test rules"), every alert has a unit test,
 # the examples agree with each other (job name, metrics port), and the
-# Grafana dashboard is well-formed and covers what operators watch.
+# Grafana dashboard imports (a data source input used everywhere, current
+# panel types), is well-formed and covers what operators watch.
 # t/ecosystem.t runs all of it against a real Prometheus.
 
 ###############################################################################
@@ -28,7 +29,7 @@ use JSON::PP ();
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->has_daemon('promtool')->plan(40);
+my $t = Test::Railgun->new()->has_daemon('promtool')->plan(45);
 
 my $EX = "$Test::Railgun::REPO/conf-examples";
 
@@ -163,16 +164,57 @@ my $dash = eval { JSON::PP->new->decode(
 ok($dash, 'grafana-dashboard.json is JSON') or diag($@);
 $dash ||= {};
 
-my @vars = @{$dash->{templating}{list} || []};
-ok((grep { $_->{name} eq 'datasource' && $_->{type} eq 'datasource'
-	&& $_->{query} eq 'prometheus' } @vars),
-	'dashboard: a Prometheus data source variable');
+# Import asks for the data source: one input, ${DS_PROMETHEUS} in every
+# panel, target and variable query, and no other ${...} than the inputs
+# and the variables declared
 
-my @panels = grep { $_->{type} ne 'row' } @{$dash->{panels} || []};
+my @inputs = @{$dash->{__inputs} || []};
+is(join(' ', map { "$_->{name}:$_->{type}:$_->{pluginId}" } @inputs),
+	'DS_PROMETHEUS:datasource:prometheus',
+	'dashboard: a Prometheus data source input for the import');
+
+my @vars = @{$dash->{templating}{list} || []};
+my %declared = map { $_->{name} => 1 } @vars, @inputs;
+my @undeclared = grep { !$declared{$_} }
+	slurp("$EX/grafana-dashboard.json") =~ /\$\{([A-Za-z_]\w*)[}:]/g;
+ok(!@undeclared, 'dashboard: every ${...} is an input or a variable')
+	or diag("undeclared: @undeclared");
+
+my @ds = map { "variable $_->{name}" } grep {
+	$_->{type} eq 'query'
+		&& ($_->{datasource}{uid} || '') ne '${DS_PROMETHEUS}'
+} @vars;
+ok(!@ds, 'dashboard: variable queries on ${DS_PROMETHEUS}')
+	or diag("@ds");
+
+# current panel types only (Grafana dropped graph, singlestat, table-old);
+# every one of them required, with the data source plugin
+
+my @all = map { ($_, @{$_->{panels} || []}) } @{$dash->{panels} || []};
+my %current = map { $_ => 1 } qw/ row timeseries stat table gauge
+	state-timeline bargauge text /;
+my @old = map { "$_->{title}: $_->{type}" }
+	grep { !$current{$_->{type}} } @all;
+ok(!@old, 'dashboard: current panel types only') or diag(join "\n", @old);
+
+my %required = map { ($_->{type} eq 'panel' ? $_->{id} : "$_->{type}:$_->{id}")
+	=> 1 } @{$dash->{__requires} || []};
+my @missing = grep { !$required{$_} } 'datasource:prometheus',
+	sort keys %{{ map { $_->{type} => 1 } @all }};
+ok(!@missing, 'dashboard: __requires lists the data source and every '
+	. 'panel type') or diag("missing: @missing");
+
+# a table shows one row per series now, not a range of frames
+my @tables = map { $_->{title} } grep { $_->{type} eq 'table'
+	&& grep { !$_->{instant} || ($_->{format} // '') ne 'table' }
+		@{$_->{targets} || []} } @all;
+ok(!@tables, 'dashboard: tables query instant tables') or diag("@tables");
+
+my @panels = grep { $_->{type} ne 'row' } @all;
 my @exprs = map { $_->{expr} } map { @{$_->{targets} || []} } @panels;
 
 my (%ids, @bad);
-for my $p (@{$dash->{panels} || []}) {
+for my $p (@all) {
 	push @bad, "panel id $p->{id} twice" if $ids{$p->{id}}++;
 	my $g = $p->{gridPos} || {};
 	push @bad, "$p->{title}: gridPos" unless defined $g->{w}
@@ -180,8 +222,9 @@ for my $p (@{$dash->{panels} || []}) {
 	next if $p->{type} eq 'row';
 	push @bad, "$p->{title}: no targets" unless @{$p->{targets} || []};
 	for my $x ($p, @{$p->{targets} || []}) {
-		push @bad, "$p->{title}: data source not \${datasource}"
-			unless ($x->{datasource}{uid} || '') eq '${datasource}';
+		push @bad, "$p->{title}: data source not \${DS_PROMETHEUS}"
+			unless ($x->{datasource}{uid} || '') eq '${DS_PROMETHEUS}'
+				&& $x->{datasource}{type} eq 'prometheus';
 	}
 	for my $e (map { $_->{expr} } @{$p->{targets} || []}) {
 		push @bad, "$p->{title}: expression without \$job: $e"

@@ -3,12 +3,13 @@
 # A short pass over everything the module does, run by make test-matrix
 # against nginx and Angie built from each source tree (RAILGUN_NGINX,
 # RAILGUN_MODULE), and by make test against Debian's nginx: the module
-# loads (railgun_build_info against nginx -V), a
+# loads and says what it runs in (railgun_build_info against nginx -V), a
 # request, a proxied request with the upstream families, a WebSocket
 # session, an HTTP/2 request, scrapes through promtool (text and
-# OpenMetrics), a probe of a real Redis, a checked upstream with a dead
-# peer and the gate, stub_status' families exactly when nginx has it, and
-# a reload that keeps the counters.
+# OpenMetrics), a probe of a real Redis, a probe of a name (its target
+# label as written), a checked upstream with a dead peer and the gate,
+# stub_status' families exactly when nginx has it, and a reload that keeps
+# the counters.
 
 ###############################################################################
 
@@ -50,7 +51,7 @@ my ($h2_listen, $h2_on) = vnum($nginx_version) >= vnum('1.25.1')
 
 my $stub = $V =~ /--with-http_stub_status_module/;
 
-$t->plan(29)->write_file_expand('nginx.conf', <<"EOF");
+$t->plan(33)->write_file_expand('nginx.conf', <<"EOF");
 
 %%TEST_GLOBALS%%
 
@@ -61,6 +62,8 @@ http {
     %%TEST_GLOBALS_HTTP%%
 
     railgun_probe cache redis://127.0.0.1:%%PORT_8090%%
+                  interval=200ms timeout=150ms rise=1 fall=1;
+    railgun_probe named http://localhost:%%PORT_8081%%/health
                   interval=200ms timeout=150ms rise=1 fall=1;
 
     upstream api {
@@ -136,6 +139,9 @@ is($m->{status}, 200, 'scrape through promtool');
 my ($bi) = series($m, 'railgun_build_info', {});
 is($bi && $bi->{labels}{nginx_version}, $nginx_version,
 	"build info: nginx_version $nginx_version");
+is($bi && $bi->{labels}{software}, $software, "build info: $software");
+is($bi && $bi->{labels}{software_version}, $version,
+	"build info: software_version $version");
 
 # stub_status' families exactly when nginx counts them
 
@@ -153,6 +159,8 @@ my $s = wait_for(10, sub {
 	(peer_up($s, 'api', $DEAD) // 1) == 0
 		&& (Test::Railgun::sample($s, 'railgun_probe_up',
 			{ probe => 'cache' }) // 0) == 1
+		&& (Test::Railgun::sample($s, 'railgun_probe_up',
+			{ probe => 'named' }) // 0) == 1
 		&& $s;
 });
 
@@ -161,6 +169,11 @@ is(peer_up($s, 'api', $DEAD), 0, 'dead peer down');
 ok(checks($s, 'api', $DEAD, 'refused') > 0, 'dead peer: refused checks');
 is(sample($s, 'railgun_probe_up', { probe => 'cache',
 	target => "127.0.0.1:" . port(8090) }), 1, 'redis probe up');
+is(sample($s, 'railgun_probe_up', { probe => 'named' }) // 0, 1,
+	'probe of a name up');
+is(scalar series($s, 'railgun_probe_up', { probe => 'named',
+	target => 'localhost:' . port(8081) }), 1,
+	'target label: the name as written');
 ok((sample($s, 'railgun_redis_memory_used_bytes', { probe => 'cache' })
 	// 0) > 0, 'redis memory read');
 

@@ -26,6 +26,10 @@ use Time::HiRes qw/ sleep time /;
 use Test::Railgun qw/ port waitforsocket /;
 
 our $CHROMIUM = $ENV{RAILGUN_CHROMIUM} || '/usr/lib/chromium/chromium';
+
+# chromedriver process groups still running, for END when a test dies
+# before the object goes away
+my %GROUPS;
 our $DRIVER = $ENV{RAILGUN_CHROMEDRIVER} || '/usr/bin/chromedriver';
 
 # why the browser cannot run here, or undef
@@ -59,6 +63,8 @@ sub new {
 		exec($DRIVER, "--port=$port", '--allowed-ips=127.0.0.1')
 			or POSIX::_exit(127);
 	}
+
+	$GROUPS{$pid} = $$;
 
 	my $self = bless {
 		pid => $pid,
@@ -104,6 +110,7 @@ sub DESTROY {
 	}
 
 	if (my $pid = delete $self->{pid}) {
+		delete $GROUPS{$pid};
 		kill 'TERM', -$pid;
 		my $deadline = time() + 5;
 		while (waitpid($pid, WNOHANG) == 0) {
@@ -114,6 +121,14 @@ sub DESTROY {
 			}
 			sleep 0.05;
 		}
+	}
+}
+
+END {
+	# chromedriver and the Chromium it started share its process group
+	for my $pid (grep { $GROUPS{$_} == $$ } keys %GROUPS) {
+		kill 'TERM', -$pid;
+		waitpid($pid, 0);
 	}
 }
 
