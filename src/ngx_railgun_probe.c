@@ -124,6 +124,20 @@ ngx_railgun_probe_timer_handler(ngx_event_t *ev)
 
     due = __atomic_load_n(next_due, __ATOMIC_ACQUIRE);
 
+    /*
+     * a due time further than this worker's interval was set by a worker
+     * of an older configuration (a check that ended after a reload): the
+     * shorter interval takes effect at once, not at that due time
+     */
+
+    if ((ngx_msec_int_t) (due - now)
+        > (ngx_msec_int_t) (probe->interval + probe->jitter)
+        && ngx_railgun_store_cas(probe->state, NGX_RAILGUN_PROBE_NEXT_DUE,
+                                 due, now))
+    {
+        due = now;
+    }
+
     if (probe->exchange == NULL && (ngx_msec_int_t) (now - due) >= 0
         && ngx_railgun_store_cas(probe->round, 0, 0, ngx_pid))
     {
@@ -163,10 +177,19 @@ ngx_railgun_probe_end_round(ngx_railgun_probe_t *probe, ngx_uint_t recorded)
     ngx_msec_t  next;
 
     if (recorded) {
-        next = ngx_current_msec + probe->interval;
+        next = ngx_current_msec;
 
-        if (probe->jitter) {
-            next += ngx_random() % probe->jitter;
+        /*
+         * an exiting worker's interval may be one a reload replaced: it
+         * leaves the next check due at once, to the current workers
+         */
+
+        if (!ngx_exiting) {
+            next += probe->interval;
+
+            if (probe->jitter) {
+                next += ngx_random() % probe->jitter;
+            }
         }
 
         __atomic_store_n(&probe->state->values[NGX_RAILGUN_PROBE_NEXT_DUE],
