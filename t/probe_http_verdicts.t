@@ -6,7 +6,7 @@
 # bare LF are read as nginx reads them; a complete body that does not match
 # is bad_body while the server keeps the connection open (Content-Length or
 # the last chunk); a check of a unix: server sends the upstream's name as
-# Host.  The targets answer and then hold the connection.
+# Host, or localhost when that name is no valid Host (a space, CR LF).  The targets answer and then hold the connection.
 
 ###############################################################################
 
@@ -29,10 +29,11 @@ use Socket qw/ SOCK_STREAM /;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->plan(10);
+my $t = Test::Railgun->new()->plan(12);
 
 my $P = 'interval=300ms timeout=250ms rise=1 fall=1';
 my $sock = $t->testdir() . '/backend.sock';
+my $evil = $t->testdir() . '/evil.sock';
 
 $t->write_file_expand('nginx.conf', <<"EOF");
 
@@ -56,6 +57,11 @@ http {
 
     upstream sockets {
         server unix:$sock;
+        railgun_check uri=/health $P;
+    }
+
+    upstream "a b\\r\\nX-Evil: 1" {
+        server unix:$evil;
         railgun_check uri=/health $P;
     }
 
@@ -93,31 +99,40 @@ fake_server($t, 7507, 'canned', reply => "HTTP/1.1 200 OK\n"
 	. "transfer-encoding: gzip, CHUNKED\n\n"
 	. "3\nabc\n4\ndef!\n0\n\n");
 
-# the unix socket backend keeps the Host of every request
+# the unix socket backends keep the Host of every request, and any other
+# header than Host
 
-my $hosts = $t->testdir() . '/hosts.log';
+sub unix_backend {
+	my ($path, $log) = @_;
 
-$t->run_daemon(sub {
-	my $l = IO::Socket::UNIX->new(Type => SOCK_STREAM, Local => $sock,
-		Listen => 16) or die "listen $sock: $!";
-	chmod 0777, $sock;
+	$t->run_daemon(sub {
+		my $l = IO::Socket::UNIX->new(Type => SOCK_STREAM,
+			Local => $path, Listen => 16)
+			or die "listen $path: $!";
+		chmod 0777, $path;
 
-	while (my $c = $l->accept()) {
-		my $head = '';
-		while ($head !~ /\r\n\r\n/) {
-			sysread($c, $head, 4096, length $head) or last;
+		while (my $c = $l->accept()) {
+			my $head = '';
+			while ($head !~ /\r\n\r\n/) {
+				sysread($c, $head, 4096, length $head) or last;
+			}
+			my ($host) = $head =~ /^Host: (.*?)\r$/mi;
+			my @other = grep { !/^(Host|User-Agent|Connection|Accept):/i }
+				$head =~ /^([^\r\n ]+:)/mg;
+			open my $fh, '>>', $log;
+			print $fh join(' ', $host // '(none)', @other) . "\n";
+			close $fh;
+			syswrite $c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+				. "Connection: close\r\n\r\n";
+			close $c;
 		}
-		my ($host) = $head =~ /^Host: (.*?)\r$/mi;
-		open my $fh, '>>', $hosts;
-		print $fh ($host // '(none)') . "\n";
-		close $fh;
-		syswrite $c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
-			. "Connection: close\r\n\r\n";
-		close $c;
-	}
-});
+	});
 
-wait_for(5, sub { -S $sock });
+	wait_for(5, sub { -S $path });
+}
+
+unix_backend($sock, $t->testdir() . '/hosts.log');
+unix_backend($evil, $t->testdir() . '/evil.log');
 
 $t->run();
 
@@ -153,6 +168,18 @@ ok(wait_for(5, sub {
 my @h = split /\n/, $t->read_file('hosts.log');
 ok(@h && !grep({ $_ ne 'sockets' } @h),
 	'Host of a unix: check is the upstream name')
+	or diag(join ', ', @h);
+
+# an upstream name that would split the request: Host is localhost
+
+ok(wait_for(5, sub {
+	sample(scrape_fast($t), 'railgun_upstream_peer_up',
+		{ upstream => "a b\r\nX-Evil: 1" }) }), 'unix: server of a CR LF '
+	. 'name checked and up');
+
+@h = split /\n/, $t->read_file('evil.log');
+ok(@h && !grep({ $_ ne 'localhost' } @h),
+	'Host of an upstream name with CR LF is localhost, no header injected')
 	or diag(join ', ', @h);
 
 ###############################################################################
