@@ -30,6 +30,7 @@ typedef struct {
     ngx_uint_t                     configured_down;
     ngx_uint_t                     up;          /* as read by the last sync */
     ngx_uint_t                     rose;        /* unsigned  rose:1; */
+    uint64_t                       rises;       /* the probe's, last seen */
 } ngx_http_railgun_upstream_peer_t;
 
 
@@ -44,6 +45,7 @@ struct ngx_http_railgun_upstream_s {
     /* each worker's own */
     ngx_http_railgun_upstream_peer_t  *peers;
     ngx_uint_t                         npeers;
+    ngx_uint_t                         nprimary;    /* backups follow */
     ngx_atomic_uint_t                  applied;
     ngx_railgun_series_t              *state;       /* values[0]: all down */
 };
@@ -97,7 +99,8 @@ ngx_http_railgun_upstream_sync(ngx_http_railgun_upstream_t *ups,
     ngx_atomic_uint_t generation)
 {
     time_t                             now;
-    ngx_uint_t                         i, up, live, all_down, was;
+    uint64_t                           rises;
+    ngx_uint_t                         i, n, up, live, all_down, was;
     ngx_http_railgun_upstream_peer_t  *gp;
     ngx_http_upstream_rr_peers_t      *peers;
 
@@ -109,8 +112,18 @@ ngx_http_railgun_upstream_sync(ngx_http_railgun_upstream_t *ups,
     for (i = 0; i < ups->npeers; i++) {
         up = ngx_railgun_probe_is_up(gp[i].probe);
 
-        gp[i].rose = (up && !gp[i].up);
+        /*
+         * a rise is seen in the probe's count of them, not only in this
+         * worker's last look: a worker that got no request between the
+         * fall and the rise must clear its passive failures too
+         */
+
+        rises = gp[i].probe->disabled
+                ? 0 : ngx_railgun_store_value(gp[i].probe->transitions[1], 0);
+
+        gp[i].rose = up && (!gp[i].up || rises != gp[i].rises);
         gp[i].up = up;
+        gp[i].rises = rises;
 
         if (!gp[i].configured_down && gp[i].up) {
             live++;
@@ -140,29 +153,35 @@ ngx_http_railgun_upstream_sync(ngx_http_railgun_upstream_t *ups,
     }
 
     peers = ups->uscf->peer.data;
-
-    ngx_http_upstream_rr_peers_wlock(peers);
-
     now = ngx_time();
 
-    for (i = 0; i < ups->npeers; i++) {
-        gp[i].peer->down = gp[i].configured_down
-                           || (!all_down && !gp[i].up);
+    /* primary servers, then backups: each list under its own lock */
 
-        /*
-         * up means used: the checks passed rise times since the peer
-         * failed, so nginx's passive state (max_fails, fail_timeout) must
-         * not keep it out any longer
-         */
+    for (i = 0; peers; peers = peers->next) {
 
-        if (gp[i].rose) {
-            gp[i].peer->fails = 0;
-            gp[i].peer->accessed = 0;
-            gp[i].peer->checked = now;
+        ngx_http_upstream_rr_peers_wlock(peers);
+
+        n = (peers == ups->uscf->peer.data) ? ups->nprimary : ups->npeers;
+
+        for ( /* void */ ; i < n; i++) {
+            gp[i].peer->down = gp[i].configured_down
+                               || (!all_down && !gp[i].up);
+
+            /*
+             * up means used: the checks passed rise times since the peer
+             * failed, so nginx's passive state (max_fails, fail_timeout)
+             * must not keep it out any longer
+             */
+
+            if (gp[i].rose) {
+                gp[i].peer->fails = 0;
+                gp[i].peer->accessed = 0;
+                gp[i].peer->checked = now;
+            }
         }
-    }
 
-    ngx_http_upstream_rr_peers_unlock(peers);
+        ngx_http_upstream_rr_peers_unlock(peers);
+    }
 
     ups->applied = generation;
 }
@@ -314,6 +333,10 @@ ngx_http_railgun_upstream_map(ngx_http_railgun_upstream_t *ups,
             ups->peers[ups->npeers].probe = &probe[i];
             ups->peers[ups->npeers].configured_down = probe[i].configured_down;
             ups->npeers++;
+        }
+
+        if (list == peers) {
+            ups->nprimary = ups->npeers;
         }
     }
 
