@@ -197,6 +197,21 @@ ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    /*
+     * the first slot, allocated even for a gate of drain_file= alone,
+     * tells the resolve which location and line the gate is in
+     */
+
+    first = rlcf->gate->elts;
+
+    ngx_memzero(first, sizeof(ngx_http_railgun_gate_item_t));
+
+    first->file = cf->conf_file->file.name;
+    first->line = cf->conf_file->line;
+    first->clcf = clcf;
+
     rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_railgun_module);
 
     gatep = ngx_array_push(&rmcf->gates);
@@ -207,8 +222,6 @@ ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     *gatep = rlcf->gate;
 
     value = cf->args->elts;
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     /* a content handler set before: one set after is found at resolve */
 
@@ -315,11 +328,11 @@ ngx_http_railgun_gate_resolve(ngx_conf_t *cf, ngx_array_t *gate)
     /*
      * another content handler of the location (proxy_pass,
      * railgun_metrics, ...) took it over, or was taken over: either way
-     * one of the two would never answer
+     * one of the two would never answer; item[0] is set even when the
+     * gate names nothing (ngx_http_railgun_gate)
      */
 
-    if (gate->nelts && item[0].clcf->handler != ngx_http_railgun_gate_handler)
-    {
+    if (item[0].clcf->handler != ngx_http_railgun_gate_handler) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "railgun: railgun_gate and another content handler "
                       "(proxy_pass, railgun_metrics, ...) in one location "
@@ -381,7 +394,8 @@ ngx_http_railgun_gate_resolve(ngx_conf_t *cf, ngx_array_t *gate)
         {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "railgun: \"%V:min=%ui\" asks more than the %ui "
-                          "servers upstream \"%V\" has in %V:%ui",
+                          "servers not marked down upstream \"%V\" has "
+                          "in %V:%ui",
                           &item[i].name, item[i].min, n, &item[i].name,
                           &item[i].file, item[i].line);
             return NGX_ERROR;

@@ -41,6 +41,7 @@ struct ngx_http_railgun_upstream_s {
     ngx_http_upstream_init_peer_pt     original_init_peer;
     ngx_uint_t                         first;       /* its probes in rmcf */
     ngx_uint_t                         nprobes;
+    ngx_uint_t                         nservers;    /* not marked down */
 
     /* each worker's own */
     ngx_http_railgun_upstream_peer_t  *peers;
@@ -219,12 +220,15 @@ ngx_http_railgun_upstream_healthy(ngx_http_railgun_upstream_t *ups,
 }
 
 
-/* the addresses of its servers, those marked down included */
+/*
+ * the addresses of its servers not marked down, backups included: the ones
+ * ngx_http_railgun_upstream_healthy() counts
+ */
 
 ngx_uint_t
 ngx_http_railgun_upstream_nservers(ngx_http_railgun_upstream_t *ups)
 {
-    return ups->nprobes;
+    return ups->nservers;
 }
 
 
@@ -521,6 +525,10 @@ ngx_http_railgun_upstream_init(ngx_conf_t *cf)
                 probe->addr = server[s].addrs[a];
                 probe->target = server[s].addrs[a].name;
                 probe->configured_down = server[s].down;
+
+                if (!server[s].down) {
+                    ups->nservers++;
+                }
 
                 if (ngx_railgun_probe_init_request(cf, probe) != NGX_OK) {
                     return NGX_ERROR;
