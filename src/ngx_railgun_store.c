@@ -742,7 +742,7 @@ ngx_railgun_store_init_zone(ngx_shm_zone_t *shm_zone, void *data)
          */
 
         ngx_log_error(NGX_LOG_WARN, shm_zone->shm.log, 0,
-                      "railgun zone \"%V\" has another layout, "
+                      "railgun: zone \"%V\" has another layout, "
                       "counters are reset", &shm_zone->shm.name);
 
         store->shpool = ostore->shpool;
@@ -762,7 +762,7 @@ ngx_railgun_store_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     if (old) {
         ngx_log_error(NGX_LOG_WARN, shm_zone->shm.log, 0,
-                      "railgun zone \"%V\" size changed from %uz to %uz, "
+                      "railgun: zone \"%V\" size changed from %uz to %uz, "
                       "counters are reset", &shm_zone->shm.name,
                       old->shm.size, shm_zone->shm.size);
     }
@@ -837,7 +837,7 @@ ngx_railgun_store_create(ngx_railgun_store_t *store, ngx_shm_zone_t *shm_zone)
 
         if (fam->overflow == NULL) {
             ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
-                          "railgun zone \"%V\" of %uz bytes is too small "
+                          "railgun: zone \"%V\" of %uz bytes is too small "
                           "for its tables", &shm_zone->shm.name,
                           shm_zone->shm.size);
             return NGX_ERROR;

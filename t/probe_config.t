@@ -82,7 +82,7 @@ my @cases = (
 		"railgun_probe a $R jitter=3s;",
 		qr/jitter must not be more than interval/ ],
 	[ 'duplicate name', 'HTTP', "railgun_probe ok_one $R;",
-		qr/duplicate probe "ok_one"/ ],
+		qr/railgun: duplicate probe "ok_one"/ ],
 	[ 'interval not a time', 'HTTP', "railgun_probe a $R interval=soon;",
 		qr/invalid parameter "interval=soon"/ ],
 	[ 'interval 0', 'HTTP', "railgun_probe a $R interval=0;",
