@@ -29,7 +29,7 @@ use Socket qw/ SOCK_STREAM /;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->plan(12);
+my $t = Test::Railgun->new()->plan(13);
 
 my $P = 'interval=300ms timeout=250ms rise=1 fall=1';
 my $sock = $t->testdir() . '/backend.sock';
@@ -54,6 +54,7 @@ http {
     railgun_probe bare_lf  http://127.0.0.1:%%PORT_7505%%/ $P body=ready;
     railgun_probe length_no http://127.0.0.1:%%PORT_7506%%/ $P body=ready;
     railgun_probe chunk_ext http://127.0.0.1:%%PORT_7507%%/ $P body=abcdef;
+    railgun_probe chunk_max http://127.0.0.1:%%PORT_7508%%/ $P body=ready;
 
     upstream sockets {
         server unix:$sock;
@@ -99,6 +100,11 @@ fake_server($t, 7507, 'canned', reply => "HTTP/1.1 200 OK\n"
 	. "transfer-encoding: gzip, CHUNKED\n\n"
 	. "3\nabc\n4\ndef!\n0\n\n");
 
+# a chunk of 2^63 - 1 bytes, the largest size that parses: its first bytes
+# came, the rest never will, and the check waits for them until its timeout
+fake_server($t, 7508, 'canned', reply => "HTTP/1.1 200 OK\r\n"
+	. "Transfer-Encoding: chunked\r\n\r\n7fffffffffffffff\r\nabc");
+
 # the unix socket backends keep the Host of every request, and any other
 # header than Host
 
@@ -137,7 +143,7 @@ unix_backend($evil, $t->testdir() . '/evil.log');
 $t->run();
 
 my @probes = qw/ continue hints chunks chunks_no bare_lf length_no
-	chunk_ext /;
+	chunk_ext chunk_max /;
 
 my $s = wait_for(10, sub {
 	my $s = scrape_fast($t);
@@ -160,6 +166,7 @@ only('chunks_no', 'bad_body');
 only('bare_lf', 'ok');
 only('length_no', 'bad_body');
 only('chunk_ext', 'ok');
+only('chunk_max', 'timeout');
 
 ok(wait_for(5, sub {
 	sample(scrape_fast($t), 'railgun_upstream_peer_up',
