@@ -61,6 +61,10 @@ static ngx_int_t ngx_http_railgun_upstream_state(
 static ngx_int_t ngx_http_railgun_upstream_map(
     ngx_http_railgun_upstream_t *ups, ngx_array_t *probes,
     ngx_http_upstream_rr_peers_t *peers, ngx_pool_t *pool);
+static ngx_int_t ngx_http_railgun_upstream_keys(ngx_conf_t *cf,
+    ngx_array_t *probes);
+static int ngx_libc_cdecl ngx_http_railgun_upstream_cmp_keys(const void *one,
+    const void *two);
 
 
 static ngx_int_t
@@ -542,5 +546,112 @@ ngx_http_railgun_upstream_init(ngx_conf_t *cf)
         uscfp[i]->peer.init = ngx_http_railgun_upstream_init_peer;
     }
 
+    return ngx_http_railgun_upstream_keys(cf, &rmcf->probes);
+}
+
+
+typedef struct {
+    ngx_str_t                      key;
+    ngx_railgun_probe_t           *probe;
+} ngx_http_railgun_upstream_key_t;
+
+
+/*
+ * A probe's state is the series keyed by its name and target as escaped
+ * label values (cut at 256 bytes, invalid UTF-8 as U+FFFD): two probes
+ * whose raw names differ may still meet there, as may one address given
+ * twice in an upstream.  Every probe and check is known by now; the keys
+ * are sorted and neighbours compared.
+ */
+
+static ngx_int_t
+ngx_http_railgun_upstream_keys(ngx_conf_t *cf, ngx_array_t *probes)
+{
+    u_char                           *p;
+    ngx_uint_t                        i;
+    ngx_railgun_probe_t              *probe;
+    ngx_http_railgun_upstream_key_t  *keys, *a, *b;
+
+    if (probes->nelts < 2) {
+        return NGX_OK;
+    }
+
+    keys = ngx_palloc(cf->temp_pool,
+                      probes->nelts * sizeof(ngx_http_railgun_upstream_key_t));
+    if (keys == NULL) {
+        return NGX_ERROR;
+    }
+
+    probe = probes->elts;
+
+    for (i = 0; i < probes->nelts; i++) {
+        p = ngx_pnalloc(cf->temp_pool, 2 * NGX_RAILGUN_LABEL_ESCAPED_MAX + 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        keys[i].key.data = p;
+        keys[i].probe = &probe[i];
+
+        p = ngx_railgun_label_escape(p, probe[i].name.data, probe[i].name.len);
+        *p++ = '\0';
+        p = ngx_railgun_label_escape(p, probe[i].target.data,
+                                     probe[i].target.len);
+
+        keys[i].key.len = p - keys[i].key.data;
+    }
+
+    ngx_qsort(keys, probes->nelts, sizeof(ngx_http_railgun_upstream_key_t),
+              ngx_http_railgun_upstream_cmp_keys);
+
+    for (i = 1; i < probes->nelts; i++) {
+        a = &keys[i - 1];
+        b = &keys[i];
+
+        if (a->key.len != b->key.len
+            || ngx_memcmp(a->key.data, b->key.data, a->key.len) != 0)
+        {
+            continue;
+        }
+
+        /* the one configured later is named with its file and line */
+
+        if (a->probe > b->probe) {
+            b = a;
+            a = &keys[i];
+        }
+
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "railgun: probe \"%V\" %V would share the state of "
+                      "probe \"%V\" %V (in %V:%ui): the names and targets "
+                      "are one once escaped as label values, or the address "
+                      "is given twice in %V:%ui",
+                      &b->probe->name, &b->probe->target,
+                      &a->probe->name, &a->probe->target,
+                      &a->probe->file, a->probe->line,
+                      &b->probe->file, b->probe->line);
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
+}
+
+
+static int ngx_libc_cdecl
+ngx_http_railgun_upstream_cmp_keys(const void *one, const void *two)
+{
+    int                                     rc;
+    const ngx_http_railgun_upstream_key_t  *a, *b;
+
+    a = one;
+    b = two;
+
+    rc = ngx_memcmp(a->key.data, b->key.data,
+                    ngx_min(a->key.len, b->key.len));
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    return (a->key.len > b->key.len) - (a->key.len < b->key.len);
 }
