@@ -27,6 +27,10 @@ typedef struct {
     ngx_str_t                      file;
     ngx_uint_t                     line;
     ngx_http_core_loc_conf_t      *clcf;
+
+    /* item[0] only: this worker's last look at drain_file= */
+    time_t                         drain_checked;
+    ngx_uint_t                     draining;    /* unsigned  draining:1; */
 } ngx_http_railgun_gate_item_t;
 
 
@@ -38,6 +42,7 @@ ngx_http_railgun_gate_handler(ngx_http_request_t *r)
     ngx_int_t                      rc;
     ngx_buf_t                     *b;
     ngx_uint_t                     i, ready, healthy, total, need;
+    time_t                         now;
     ngx_uint_t                     draining;
     ngx_chain_t                    out;
     ngx_file_info_t                fi;
@@ -68,12 +73,25 @@ ngx_http_railgun_gate_handler(ngx_http_request_t *r)
 
     /*
      * draining: the node leaves the outer load balancer while the file
-     * exists; the probes and the names' states go on as ever
+     * exists; the probes and the names' states go on as ever.  A stat()
+     * blocks the worker: it is made at most once a second, which an outer
+     * balancer polling every few seconds does not notice.  item[0] is
+     * there even when the gate names nothing (ngx_http_railgun_gate).
      */
 
-    draining = (rlcf->gate_drain.len
-                && ngx_file_info(rlcf->gate_drain.data, &fi)
-                   != NGX_FILE_ERROR);
+    draining = 0;
+
+    if (rlcf->gate_drain.len) {
+        now = ngx_time();
+
+        if (item[0].drain_checked != now) {
+            item[0].drain_checked = now;
+            item[0].draining = (ngx_file_info(rlcf->gate_drain.data, &fi)
+                                != NGX_FILE_ERROR);
+        }
+
+        draining = item[0].draining;
+    }
 
     for (i = 0; i < rlcf->gate->nelts; i++) {
 
