@@ -17,6 +17,7 @@
 
 
 static void ngx_railgun_probe_timer_handler(ngx_event_t *ev);
+static ngx_uint_t ngx_railgun_probe_gone(uint64_t owner);
 static void ngx_railgun_probe_end_round(ngx_railgun_probe_t *probe,
     ngx_uint_t recorded);
 static void ngx_railgun_probe_start(ngx_railgun_probe_t *probe);
@@ -61,6 +62,12 @@ static ngx_str_t  ngx_railgun_probe_to[] = {
 
 static ngx_railgun_store_t  *ngx_railgun_probe_store;
 
+/* this worker in a round record: its pid and start time (ticks), low bits */
+static uint64_t              ngx_railgun_probe_self;
+
+#define ngx_railgun_probe_owner(pid, started)                                \
+    ((uint64_t) (uint32_t) (pid) | ((uint64_t) (uint32_t) (started) << 32))
+
 
 ngx_uint_t
 ngx_railgun_probe_is_up(ngx_railgun_probe_t *probe)
@@ -83,11 +90,13 @@ ngx_railgun_probe_is_up(ngx_railgun_probe_t *probe)
 
 /*
  * One round at a time for all workers: a worker starts a round only when
- * it is due and it took the probe's round record (the prober's pid, 0 when
- * none) with a compare-and-swap; the prober ends the round by storing the
- * next due time, the end plus the interval, and then clearing the record.
- * A stalled prober thus keeps the round to itself however long it stalls;
- * one that died with it open is found by kill(pid, 0).
+ * it is due and it took the probe's round record (the prober's pid and
+ * start time in one word, 0 when none) with a compare-and-swap; the prober
+ * ends the round by storing the next due time, the end plus the interval,
+ * and then clearing the record.  A stalled prober thus keeps the round to
+ * itself however long it stalls; one that died with it open is found by
+ * kill(pid, 0), or, when its pid has been taken by another process since
+ * (or belongs to another user: EPERM), by that process' start time.
  */
 
 static void
@@ -110,9 +119,9 @@ ngx_railgun_probe_timer_handler(ngx_event_t *ev)
 
     if (owner) {
 
-        if (owner == (uint64_t) ngx_pid
+        if (owner == ngx_railgun_probe_self
             ? probe->exchange == NULL
-            : kill((ngx_pid_t) owner, 0) == -1 && ngx_errno == NGX_ESRCH)
+            : ngx_railgun_probe_gone(owner))
         {
             /* the prober is gone: its round is over, the next is due */
             (void) ngx_railgun_store_cas(probe->round, 0, owner, 0);
@@ -139,7 +148,7 @@ ngx_railgun_probe_timer_handler(ngx_event_t *ev)
     }
 
     if (probe->exchange == NULL && (ngx_msec_int_t) (now - due) >= 0
-        && ngx_railgun_store_cas(probe->round, 0, 0, ngx_pid))
+        && ngx_railgun_store_cas(probe->round, 0, 0, ngx_railgun_probe_self))
     {
         /* a round may have ended since the due time was read */
 
@@ -166,6 +175,24 @@ next:
 
     /* wake a little after the due time: the winner is whoever is first */
     ngx_add_timer(ev, delay + ngx_random() % 10);
+}
+
+
+static ngx_uint_t
+ngx_railgun_probe_gone(uint64_t owner)
+{
+    ngx_pid_t  pid;
+
+    pid = (ngx_pid_t) (uint32_t) owner;
+
+    if (kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
+        return 1;
+    }
+
+    /* a zombie or a process gone meanwhile gives 1, not the owner's time */
+
+    return ngx_railgun_probe_owner(pid, ngx_railgun_store_started(pid))
+           != owner;
 }
 
 
@@ -708,6 +735,8 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
     ngx_railgun_probe_t  *probe, *first;
 
     ngx_railgun_probe_store = store;
+    ngx_railgun_probe_self = ngx_railgun_probe_owner(ngx_pid,
+                                         ngx_railgun_store_started(ngx_pid));
     ngx_str_null(&round);
     disabled = 0;
     first = NULL;

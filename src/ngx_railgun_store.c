@@ -74,7 +74,6 @@ static void ngx_railgun_store_clear_slot(ngx_railgun_store_t *store,
     ngx_uint_t slot);
 static ngx_uint_t ngx_railgun_store_slot_live(ngx_railgun_store_sh_t *sh,
     ngx_uint_t slot);
-static uint64_t ngx_railgun_store_started(ngx_pid_t pid);
 
 
 ngx_railgun_series_t *
@@ -661,7 +660,7 @@ ngx_railgun_store_slot_live(ngx_railgun_store_sh_t *sh, ngx_uint_t slot)
  * reaped yet, also gives 1, never its owner's time.
  */
 
-static uint64_t
+uint64_t
 ngx_railgun_store_started(ngx_pid_t pid)
 {
     u_char     *p, *last, buf[1024], name[64];
