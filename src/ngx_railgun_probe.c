@@ -136,11 +136,14 @@ ngx_railgun_probe_timer_handler(ngx_event_t *ev)
     /*
      * a due time further than this worker's interval was set by a worker
      * of an older configuration (a check that ended after a reload): the
-     * shorter interval takes effect at once, not at that due time
+     * shorter interval takes effect at once, not at that due time.  The
+     * margin is for this worker's cached time, which may lag behind the
+     * prober's that set the due time by as long as an event loop turn.
      */
 
     if ((ngx_msec_int_t) (due - now)
-        > (ngx_msec_int_t) (probe->interval + probe->jitter)
+        > (ngx_msec_int_t) (probe->interval + probe->jitter
+                            + NGX_RAILGUN_PROBE_RECHECK)
         && ngx_railgun_store_cas(probe->state, NGX_RAILGUN_PROBE_NEXT_DUE,
                                  due, now))
     {
