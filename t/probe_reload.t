@@ -1,9 +1,11 @@
 #!/usr/bin/perl
 
-# A reload takes effect even while an old worker, kept alive by a long
-# request, still has a check running: the old worker's check ends after
-# the reload, and the new worker with the shorter interval checks again at
-# once, not an old interval after that end.
+# Tests for probes across "nginx -s reload": the state and the counters are
+# kept (probe_up stays 1 throughout, no new transition, checks_total goes on
+# from where it was), a probe added by the reload starts on its own, old
+# and new workers do not both probe, and a reload that fails (a listen
+# address that cannot be bound) leaves the running probes and their gauges
+# as they were.
 
 ###############################################################################
 
@@ -18,7 +20,6 @@ use lib 'lib';
 use Test::Railgun;
 use Test::Railgun::Probe;
 
-use IO::Socket::INET;
 use Time::HiRes qw/ sleep time /;
 
 ###############################################################################
@@ -26,13 +27,14 @@ use Time::HiRes qw/ sleep time /;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->plan(6);
+my $t = Test::Railgun->new()->has_daemon($Test::Railgun::Probe::REDIS)
+	->plan(22);
 
 my $CONF = <<'EOF';
 
 %%TEST_GLOBALS%%
 
-worker_processes 1;
+worker_processes 2;
 
 events {
 }
@@ -40,7 +42,9 @@ events {
 http {
     %%TEST_GLOBALS_HTTP%%
 
-    railgun_probe slow redis://127.0.0.1:%%PORT_7311%% %%TIMES%%;
+    railgun_probe api   http://127.0.0.1:%%PORT_7300%%/ interval=300ms timeout=250ms rise=2 fall=3;
+    railgun_probe cache redis://127.0.0.1:%%PORT_6410%% interval=300ms timeout=250ms rise=2 fall=3;
+    %%EXTRA%%
 
     server {
         listen       127.0.0.1:%%PORT_8080%%;
@@ -49,71 +53,172 @@ http {
         location = /metrics {
             railgun_metrics;
         }
-
-        location / {
-            proxy_pass http://127.0.0.1:%%PORT_8081%%;
-            proxy_read_timeout 30s;
-        }
     }
 }
 
 EOF
 
-(my $conf = $CONF) =~ s/%%TIMES%%/interval=60s timeout=6s/;
-$t->write_file_expand('nginx.conf', $conf);
+sub conf {
+	my ($extra) = @_;
+	(my $c = $CONF) =~ s/%%EXTRA%%/$extra/;
+	return $c;
+}
 
-# a target that never answers: each check lasts its timeout
-fake_server($t, 7311, 'silent');
-$t->http_backend(8081);
+$t->write_file_expand('nginx.conf', conf(''));
+
+http_target($t, 7300);
+http_target($t, 7301);
+my $redis = redis_start($t, 6410, maxmemory => '16mb');
 
 $t->run();
 
-ok(wait_for(5, sub { accepts($t, 7311) >= 1 }, 0.05),
-	'the first check (6 s) is open');
+###############################################################################
 
-# a request of 15 s keeps the old worker alive past the reload and past
-# the end of its check
+ok(wait_for(10, sub {
+	my $s = scrape_fast($t);
+	probe_up($s, 'api') && probe_up($s, 'cache')
+		&& probe_checks($s, 'api')->{ok} >= 3;
+}), 'both probes up');
 
-my $hold = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . port(8080))
-	or die "connect: $!";
-print $hold "GET /delay/15000 HTTP/1.0\r\nHost: localhost\r\n\r\n";
+my $s0 = $t->metrics();
+my %ok0 = map { $_ => probe_checks($s0, $_)->{ok} } qw/ api cache /;
+
+# a scraper of its own watches the reload every 10 ms
+
+my $watch = $t->testdir() . '/watch.log';
+my $pid = fork();
+die "fork: $!" unless defined $pid;
+
+if ($pid == 0) {
+	open my $fh, '>', $watch or POSIX::_exit(1);
+	$fh->autoflush(1);
+	while (!-e "$watch.stop") {
+		my $s = scrape_fast($t);
+		for my $p (qw/ api cache /) {
+			my $up = probe_up($s, $p);
+			my $ok = probe_checks($s, $p)->{ok};
+			printf $fh "%s %s %s\n", $p, $up // 'none', $ok // 'none';
+		}
+		sleep 0.01;
+	}
+	close $fh;
+	POSIX::_exit(0);
+}
+
+sleep 0.2;
+
+$t->write_file_expand('nginx.conf', conf('railgun_probe extra '
+	. 'http://127.0.0.1:%%PORT_7301%%/extra interval=300ms timeout=250ms '
+	. 'rise=1;'));
+
+my $hup = time();
+ok($t->reload(), 'reloaded');
+
+sleep 1;
+$t->write_file('watch.log.stop', '');
+waitpid($pid, 0);
+
+###############################################################################
+
+my @w = split /\n/, $t->read_file('watch.log');
+my %seen;
+my $bad = 0;
+my %last = (api => 0, cache => 0);
+
+for (@w) {
+	my ($p, $up, $ok) = split / /;
+	$seen{$p}++;
+	$bad++, diag("watch: $_") if $up ne '1' || $ok eq 'none'
+		|| $ok < $last{$p};
+	$last{$p} = $ok if $ok ne 'none';
+}
+
+ok($seen{api} && $seen{api} > 20, "the reload watched ($seen{api} scrapes)");
+is($bad, 0, 'up throughout, counters never went back');
+
+my $s1 = $t->metrics();
+
+for my $p (qw/ api cache /) {
+	is(probe_transitions($s1, $p, 'up'), 1, "$p: still one transition");
+	ok(probe_checks($s1, $p)->{ok} >= $ok0{$p},
+		"$p: checks kept (" . probe_checks($s1, $p)->{ok}
+		. " >= $ok0{$p})");
+}
+
+# and they go on from there
+
+my $ok1 = probe_checks($s1, 'api')->{ok};
 
 ok(wait_for(5, sub {
-	my $s = scrape_fast($t);
-	(sample($s, 'railgun_nginx_connections', { state => 'writing' })
-		// 0) >= 2;
-}, 0.05), 'the long request is in the old worker');
+	probe_checks(scrape_fast($t), 'api')->{ok} >= $ok1 + 3;
+}), 'api checks go on');
 
-my ($old) = $t->worker_pids();
+is(scalar(transition_lines($t, 'api')), 1, 'api: one transition line');
+is(scalar(transition_lines($t, 'cache')), 1, 'cache: one transition line');
 
-($conf = $CONF) =~ s/%%TIMES%%/interval=200ms timeout=1s/;
-$t->write_file_expand('nginx.conf', $conf);
+ok(probe_gauge($s1, 'railgun_redis_memory_max_bytes', 'cache')
+	== 16 * 1024 * 1024, 'redis gauges kept');
 
+# the probe the reload added starts from its own initial state
+
+ok(wait_for(5, sub { probe_up(scrape_fast($t), 'extra') }),
+	'added probe comes up');
+like((transition_lines($t, 'extra'))[0] // '',
+	qr/"extra" .* is up after 1 successful checks/, 'added probe line');
+
+# old and new workers did not both probe: ~1 check per 300 ms from the
+# HUP on, 5 in 1.5 s
+
+my @acc = grep { $_->{time} < $hup + 1.5 } accepts($t, 7300, $hup);
+
+ok(@acc >= 3 && @acc <= 7,
+	scalar(@acc) . ' connections in the 1.5 s from the HUP');
+
+###############################################################################
+
+# A reload that fails after the zone was set up (nginx binds the listening
+# sockets after the shared memory) keeps the old workers, which go on
+# probing: their gauges must go on showing.
+
+my $off = length $t->read_file('error.log');
+
+$t->write_file_expand('nginx.conf', conf('railgun_probe extra '
+	. 'http://127.0.0.1:%%PORT_7301%%/extra interval=300ms timeout=250ms '
+	. 'rise=1; server { listen 192.0.2.1:%%PORT_8081%%; }'));
+
+my @workers = $t->worker_pids();
 kill 'HUP', $t->master_pid();
 
-ok(wait_for(5, sub { grep { $_ != $old } $t->worker_pids() }, 0.05),
-	'a new worker runs');
+ok(wait_for(10, sub {
+	substr($t->read_file('error.log'), $off) =~ /\[emerg\].*bind\(\)/;
+}), 'reload failed to bind');
 
-# the old worker's check ends 6 s after it began, while the old worker
-# still serves the long request
+# the master has given up on the new configuration and logs nothing more
+sleep 0.5;
 
-my $end = (accepts($t, 7311))[0]{time} + 6;
-sleep 0.05 while time() < $end + 0.5;
+is(join(' ', $t->worker_pids()), join(' ', @workers), 'old workers kept');
 
-ok(Test::Railgun::alive($old), 'the old worker still runs');
+my $s2 = $t->metrics();
+my $ok2 = probe_checks($s2, 'api')->{ok};
 
-# 200 ms interval, 1 s timeout: a check every 1.2 s or so; 5 s after the
-# old check ended, at least three more
+is(probe_up($s2, 'api'), 1, 'probe_up still shown after a failed reload');
+is(probe_gauge($s2, 'railgun_redis_memory_max_bytes', 'cache'),
+	16 * 1024 * 1024, 'redis gauges still shown after a failed reload');
+ok(wait_for(5, sub {
+	probe_checks(scrape_fast($t), 'api')->{ok} >= $ok2 + 2;
+}), 'probing goes on after a failed reload');
 
-sleep 0.05 while time() < $end + 5;
-my @after = accepts($t, 7311, $end);
+# the failed reload's [emerg] is expected: with nginx stopped it goes, so
+# that "no alerts" looks at the rest
 
-cmp_ok(scalar @after, '>=', 3, 'the new interval at once after the old '
-	. 'worker\'s check ended: ' . scalar(@after) . ' checks in 5 s');
+$t->stop();
 
-my $s = scrape_fast($t);
-cmp_ok(probe_checks($s, 'slow')->{timeout}, '>=', 3, 'counted as timeouts');
+my $log = $t->read_file('error.log');
+my $emerg = () = $log =~ /^.*\[emerg\] .*bind\(\) to 192\.0\.2\.1:\d+ failed.*\n/mg;
+is($emerg, 1, 'one [emerg] line, the bind');
+$log =~ s/^.*\[emerg\] .*bind\(\) to 192\.0\.2\.1:\d+ failed.*\n//mg;
+$t->write_file('error.log', $log);
 
-close $hold;
+ok(!scrape_errors(), 'fast scrapes valid') or diag(join "\n", scrape_errors());
 
 ###############################################################################
