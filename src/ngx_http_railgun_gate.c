@@ -27,6 +27,10 @@ typedef struct {
     ngx_str_t                      file;
     ngx_uint_t                     line;
     ngx_http_core_loc_conf_t      *clcf;
+
+    /* item[0] only: this worker's last look at drain_file= */
+    time_t                         drain_checked;
+    ngx_uint_t                     draining;    /* unsigned  draining:1; */
 } ngx_http_railgun_gate_item_t;
 
 
@@ -38,6 +42,7 @@ ngx_http_railgun_gate_handler(ngx_http_request_t *r)
     ngx_int_t                      rc;
     ngx_buf_t                     *b;
     ngx_uint_t                     i, ready, healthy, total, need;
+    time_t                         now;
     ngx_uint_t                     draining;
     ngx_chain_t                    out;
     ngx_file_info_t                fi;
@@ -68,12 +73,25 @@ ngx_http_railgun_gate_handler(ngx_http_request_t *r)
 
     /*
      * draining: the node leaves the outer load balancer while the file
-     * exists; the probes and the names' states go on as ever
+     * exists; the probes and the names' states go on as ever.  A stat()
+     * blocks the worker: it is made at most once a second, which an outer
+     * balancer polling every few seconds does not notice.  item[0] is
+     * there even when the gate names nothing (ngx_http_railgun_gate).
      */
 
-    draining = (rlcf->gate_drain.len
-                && ngx_file_info(rlcf->gate_drain.data, &fi)
-                   != NGX_FILE_ERROR);
+    draining = 0;
+
+    if (rlcf->gate_drain.len) {
+        now = ngx_time();
+
+        if (item[0].drain_checked != now) {
+            item[0].drain_checked = now;
+            item[0].draining = (ngx_file_info(rlcf->gate_drain.data, &fi)
+                                != NGX_FILE_ERROR);
+        }
+
+        draining = item[0].draining;
+    }
 
     for (i = 0; i < rlcf->gate->nelts; i++) {
 
@@ -197,6 +215,21 @@ ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    /*
+     * the first slot, allocated even for a gate of drain_file= alone,
+     * tells the resolve which location and line the gate is in
+     */
+
+    first = rlcf->gate->elts;
+
+    ngx_memzero(first, sizeof(ngx_http_railgun_gate_item_t));
+
+    first->file = cf->conf_file->file.name;
+    first->line = cf->conf_file->line;
+    first->clcf = clcf;
+
     rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_railgun_module);
 
     gatep = ngx_array_push(&rmcf->gates);
@@ -207,8 +240,6 @@ ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     *gatep = rlcf->gate;
 
     value = cf->args->elts;
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     /* a content handler set before: one set after is found at resolve */
 
@@ -315,11 +346,11 @@ ngx_http_railgun_gate_resolve(ngx_conf_t *cf, ngx_array_t *gate)
     /*
      * another content handler of the location (proxy_pass,
      * railgun_metrics, ...) took it over, or was taken over: either way
-     * one of the two would never answer
+     * one of the two would never answer; item[0] is set even when the
+     * gate names nothing (ngx_http_railgun_gate)
      */
 
-    if (gate->nelts && item[0].clcf->handler != ngx_http_railgun_gate_handler)
-    {
+    if (item[0].clcf->handler != ngx_http_railgun_gate_handler) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "railgun: railgun_gate and another content handler "
                       "(proxy_pass, railgun_metrics, ...) in one location "
@@ -381,7 +412,8 @@ ngx_http_railgun_gate_resolve(ngx_conf_t *cf, ngx_array_t *gate)
         {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "railgun: \"%V:min=%ui\" asks more than the %ui "
-                          "servers upstream \"%V\" has in %V:%ui",
+                          "servers not marked down upstream \"%V\" has "
+                          "in %V:%ui",
                           &item[i].name, item[i].min, n, &item[i].name,
                           &item[i].file, item[i].line);
             return NGX_ERROR;

@@ -763,13 +763,13 @@ ngx_http_railgun_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (size == NGX_ERROR) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid zone size \"%V\"", &value[1]);
+                           "railgun: invalid zone size \"%V\"", &value[1]);
         return NGX_CONF_ERROR;
     }
 
     if (size < NGX_HTTP_RAILGUN_ZONE_MIN) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zone size \"%V\" is too small, "
+                           "railgun: zone size \"%V\" is too small, "
                            "the minimum is %uzk", &value[1],
                            (size_t) NGX_HTTP_RAILGUN_ZONE_MIN / 1024);
         return NGX_CONF_ERROR;
@@ -789,7 +789,8 @@ ngx_http_railgun_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (ngx_shm_alloc(&shm) != NGX_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zone size \"%V\" cannot be mapped", &value[1]);
+                           "railgun: zone size \"%V\" cannot be mapped",
+                           &value[1]);
         return NGX_CONF_ERROR;
     }
 
@@ -824,7 +825,7 @@ ngx_http_railgun_buckets(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (n > NGX_RAILGUN_STORE_MAX_BUCKETS) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "too many buckets, the maximum is %d",
+                           "railgun: too many buckets, the maximum is %d",
                            NGX_RAILGUN_STORE_MAX_BUCKETS);
         return NGX_CONF_ERROR;
     }
@@ -844,14 +845,15 @@ ngx_http_railgun_buckets(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         if (us == NGX_ERROR) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid bucket \"%V\", a number of seconds "
-                               "from 0.000001 is expected", &value[i + 1]);
+                               "railgun: invalid bucket \"%V\", a number of "
+                               "seconds from 0.000001 is expected",
+                               &value[i + 1]);
             return NGX_CONF_ERROR;
         }
 
         if (i > 0 && (uint64_t) us <= b->bound[i - 1]) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "bucket \"%V\" is not greater than "
+                               "railgun: bucket \"%V\" is not greater than "
                                "the one before it", &value[i + 1]);
             return NGX_CONF_ERROR;
         }
@@ -884,7 +886,7 @@ ngx_http_railgun_probe(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                == 0)
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "duplicate probe \"%V\"", &value[1]);
+                               "railgun: duplicate probe \"%V\"", &value[1]);
             return NGX_CONF_ERROR;
         }
     }
@@ -925,7 +927,7 @@ ngx_http_railgun_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                != 0)
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\"", &value[1]);
+                               "railgun: invalid parameter \"%V\"", &value[1]);
             return NGX_CONF_ERROR;
         }
 
@@ -934,7 +936,7 @@ ngx_http_railgun_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         if (n == NGX_ERROR || n == 0 || n > 65535) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid max_scrapes \"%V\": a number "
+                               "railgun: invalid max_scrapes \"%V\": a number "
                                "from 1 to 65535", &value[1]);
             return NGX_CONF_ERROR;
         }

@@ -30,6 +30,7 @@ typedef struct {
     ngx_uint_t                     configured_down;
     ngx_uint_t                     up;          /* as read by the last sync */
     ngx_uint_t                     rose;        /* unsigned  rose:1; */
+    uint64_t                       rises;       /* the probe's, last seen */
 } ngx_http_railgun_upstream_peer_t;
 
 
@@ -40,10 +41,12 @@ struct ngx_http_railgun_upstream_s {
     ngx_http_upstream_init_peer_pt     original_init_peer;
     ngx_uint_t                         first;       /* its probes in rmcf */
     ngx_uint_t                         nprobes;
+    ngx_uint_t                         nservers;    /* not marked down */
 
     /* each worker's own */
     ngx_http_railgun_upstream_peer_t  *peers;
     ngx_uint_t                         npeers;
+    ngx_uint_t                         nprimary;    /* backups follow */
     ngx_atomic_uint_t                  applied;
     ngx_railgun_series_t              *state;       /* values[0]: all down */
 };
@@ -58,6 +61,10 @@ static ngx_int_t ngx_http_railgun_upstream_state(
 static ngx_int_t ngx_http_railgun_upstream_map(
     ngx_http_railgun_upstream_t *ups, ngx_array_t *probes,
     ngx_http_upstream_rr_peers_t *peers, ngx_pool_t *pool);
+static ngx_int_t ngx_http_railgun_upstream_keys(ngx_conf_t *cf,
+    ngx_array_t *probes);
+static int ngx_libc_cdecl ngx_http_railgun_upstream_cmp_keys(const void *one,
+    const void *two);
 
 
 static ngx_int_t
@@ -97,7 +104,8 @@ ngx_http_railgun_upstream_sync(ngx_http_railgun_upstream_t *ups,
     ngx_atomic_uint_t generation)
 {
     time_t                             now;
-    ngx_uint_t                         i, up, live, all_down, was;
+    uint64_t                           rises;
+    ngx_uint_t                         i, n, up, live, all_down, was;
     ngx_http_railgun_upstream_peer_t  *gp;
     ngx_http_upstream_rr_peers_t      *peers;
 
@@ -109,8 +117,18 @@ ngx_http_railgun_upstream_sync(ngx_http_railgun_upstream_t *ups,
     for (i = 0; i < ups->npeers; i++) {
         up = ngx_railgun_probe_is_up(gp[i].probe);
 
-        gp[i].rose = (up && !gp[i].up);
+        /*
+         * a rise is seen in the probe's count of them, not only in this
+         * worker's last look: a worker that got no request between the
+         * fall and the rise must clear its passive failures too
+         */
+
+        rises = gp[i].probe->disabled
+                ? 0 : ngx_railgun_store_value(gp[i].probe->transitions[1], 0);
+
+        gp[i].rose = up && (!gp[i].up || rises != gp[i].rises);
         gp[i].up = up;
+        gp[i].rises = rises;
 
         if (!gp[i].configured_down && gp[i].up) {
             live++;
@@ -140,29 +158,35 @@ ngx_http_railgun_upstream_sync(ngx_http_railgun_upstream_t *ups,
     }
 
     peers = ups->uscf->peer.data;
-
-    ngx_http_upstream_rr_peers_wlock(peers);
-
     now = ngx_time();
 
-    for (i = 0; i < ups->npeers; i++) {
-        gp[i].peer->down = gp[i].configured_down
-                           || (!all_down && !gp[i].up);
+    /* primary servers, then backups: each list under its own lock */
 
-        /*
-         * up means used: the checks passed rise times since the peer
-         * failed, so nginx's passive state (max_fails, fail_timeout) must
-         * not keep it out any longer
-         */
+    for (i = 0; peers; peers = peers->next) {
 
-        if (gp[i].rose) {
-            gp[i].peer->fails = 0;
-            gp[i].peer->accessed = 0;
-            gp[i].peer->checked = now;
+        ngx_http_upstream_rr_peers_wlock(peers);
+
+        n = (peers == ups->uscf->peer.data) ? ups->nprimary : ups->npeers;
+
+        for ( /* void */ ; i < n; i++) {
+            gp[i].peer->down = gp[i].configured_down
+                               || (!all_down && !gp[i].up);
+
+            /*
+             * up means used: the checks passed rise times since the peer
+             * failed, so nginx's passive state (max_fails, fail_timeout)
+             * must not keep it out any longer
+             */
+
+            if (gp[i].rose) {
+                gp[i].peer->fails = 0;
+                gp[i].peer->accessed = 0;
+                gp[i].peer->checked = now;
+            }
         }
-    }
 
-    ngx_http_upstream_rr_peers_unlock(peers);
+        ngx_http_upstream_rr_peers_unlock(peers);
+    }
 
     ups->applied = generation;
 }
@@ -200,12 +224,15 @@ ngx_http_railgun_upstream_healthy(ngx_http_railgun_upstream_t *ups,
 }
 
 
-/* the addresses of its servers, those marked down included */
+/*
+ * the addresses of its servers not marked down, backups included: the ones
+ * ngx_http_railgun_upstream_healthy() counts
+ */
 
 ngx_uint_t
 ngx_http_railgun_upstream_nservers(ngx_http_railgun_upstream_t *ups)
 {
-    return ups->nprobes;
+    return ups->nservers;
 }
 
 
@@ -314,6 +341,10 @@ ngx_http_railgun_upstream_map(ngx_http_railgun_upstream_t *ups,
             ups->peers[ups->npeers].probe = &probe[i];
             ups->peers[ups->npeers].configured_down = probe[i].configured_down;
             ups->npeers++;
+        }
+
+        if (list == peers) {
+            ups->nprimary = ups->npeers;
         }
     }
 
@@ -499,6 +530,10 @@ ngx_http_railgun_upstream_init(ngx_conf_t *cf)
                 probe->target = server[s].addrs[a].name;
                 probe->configured_down = server[s].down;
 
+                if (!server[s].down) {
+                    ups->nservers++;
+                }
+
                 if (ngx_railgun_probe_init_request(cf, probe) != NGX_OK) {
                     return NGX_ERROR;
                 }
@@ -511,5 +546,112 @@ ngx_http_railgun_upstream_init(ngx_conf_t *cf)
         uscfp[i]->peer.init = ngx_http_railgun_upstream_init_peer;
     }
 
+    return ngx_http_railgun_upstream_keys(cf, &rmcf->probes);
+}
+
+
+typedef struct {
+    ngx_str_t                      key;
+    ngx_railgun_probe_t           *probe;
+} ngx_http_railgun_upstream_key_t;
+
+
+/*
+ * A probe's state is the series keyed by its name and target as escaped
+ * label values (cut at 256 bytes, invalid UTF-8 as U+FFFD): two probes
+ * whose raw names differ may still meet there, as may one address given
+ * twice in an upstream.  Every probe and check is known by now; the keys
+ * are sorted and neighbours compared.
+ */
+
+static ngx_int_t
+ngx_http_railgun_upstream_keys(ngx_conf_t *cf, ngx_array_t *probes)
+{
+    u_char                           *p;
+    ngx_uint_t                        i;
+    ngx_railgun_probe_t              *probe;
+    ngx_http_railgun_upstream_key_t  *keys, *a, *b;
+
+    if (probes->nelts < 2) {
+        return NGX_OK;
+    }
+
+    keys = ngx_palloc(cf->temp_pool,
+                      probes->nelts * sizeof(ngx_http_railgun_upstream_key_t));
+    if (keys == NULL) {
+        return NGX_ERROR;
+    }
+
+    probe = probes->elts;
+
+    for (i = 0; i < probes->nelts; i++) {
+        p = ngx_pnalloc(cf->temp_pool, 2 * NGX_RAILGUN_LABEL_ESCAPED_MAX + 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        keys[i].key.data = p;
+        keys[i].probe = &probe[i];
+
+        p = ngx_railgun_label_escape(p, probe[i].name.data, probe[i].name.len);
+        *p++ = '\0';
+        p = ngx_railgun_label_escape(p, probe[i].target.data,
+                                     probe[i].target.len);
+
+        keys[i].key.len = p - keys[i].key.data;
+    }
+
+    ngx_qsort(keys, probes->nelts, sizeof(ngx_http_railgun_upstream_key_t),
+              ngx_http_railgun_upstream_cmp_keys);
+
+    for (i = 1; i < probes->nelts; i++) {
+        a = &keys[i - 1];
+        b = &keys[i];
+
+        if (a->key.len != b->key.len
+            || ngx_memcmp(a->key.data, b->key.data, a->key.len) != 0)
+        {
+            continue;
+        }
+
+        /* the one configured later is named with its file and line */
+
+        if (a->probe > b->probe) {
+            b = a;
+            a = &keys[i];
+        }
+
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "railgun: probe \"%V\" %V would share the state of "
+                      "probe \"%V\" %V (in %V:%ui): the names and targets "
+                      "are one once escaped as label values, or the address "
+                      "is given twice in %V:%ui",
+                      &b->probe->name, &b->probe->target,
+                      &a->probe->name, &a->probe->target,
+                      &a->probe->file, a->probe->line,
+                      &b->probe->file, b->probe->line);
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
+}
+
+
+static int ngx_libc_cdecl
+ngx_http_railgun_upstream_cmp_keys(const void *one, const void *two)
+{
+    int                                     rc;
+    const ngx_http_railgun_upstream_key_t  *a, *b;
+
+    a = one;
+    b = two;
+
+    rc = ngx_memcmp(a->key.data, b->key.data,
+                    ngx_min(a->key.len, b->key.len));
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    return (a->key.len > b->key.len) - (a->key.len < b->key.len);
 }

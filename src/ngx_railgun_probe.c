@@ -17,6 +17,7 @@
 
 
 static void ngx_railgun_probe_timer_handler(ngx_event_t *ev);
+static ngx_uint_t ngx_railgun_probe_gone(uint64_t owner);
 static void ngx_railgun_probe_end_round(ngx_railgun_probe_t *probe,
     ngx_uint_t recorded);
 static void ngx_railgun_probe_start(ngx_railgun_probe_t *probe);
@@ -61,6 +62,12 @@ static ngx_str_t  ngx_railgun_probe_to[] = {
 
 static ngx_railgun_store_t  *ngx_railgun_probe_store;
 
+/* this worker in a round record: its pid and start time (ticks), low bits */
+static uint64_t              ngx_railgun_probe_self;
+
+#define ngx_railgun_probe_owner(pid, started)                                \
+    ((uint64_t) (uint32_t) (pid) | ((uint64_t) (uint32_t) (started) << 32))
+
 
 ngx_uint_t
 ngx_railgun_probe_is_up(ngx_railgun_probe_t *probe)
@@ -83,11 +90,13 @@ ngx_railgun_probe_is_up(ngx_railgun_probe_t *probe)
 
 /*
  * One round at a time for all workers: a worker starts a round only when
- * it is due and it took the probe's round record (the prober's pid, 0 when
- * none) with a compare-and-swap; the prober ends the round by storing the
- * next due time, the end plus the interval, and then clearing the record.
- * A stalled prober thus keeps the round to itself however long it stalls;
- * one that died with it open is found by kill(pid, 0).
+ * it is due and it took the probe's round record (the prober's pid and
+ * start time in one word, 0 when none) with a compare-and-swap; the prober
+ * ends the round by storing the next due time, the end plus the interval,
+ * and then clearing the record.  A stalled prober thus keeps the round to
+ * itself however long it stalls; one that died with it open is found by
+ * kill(pid, 0), or, when its pid has been taken by another process since
+ * (or belongs to another user: EPERM), by that process' start time.
  */
 
 static void
@@ -110,9 +119,9 @@ ngx_railgun_probe_timer_handler(ngx_event_t *ev)
 
     if (owner) {
 
-        if (owner == (uint64_t) ngx_pid
+        if (owner == ngx_railgun_probe_self
             ? probe->exchange == NULL
-            : kill((ngx_pid_t) owner, 0) == -1 && ngx_errno == NGX_ESRCH)
+            : ngx_railgun_probe_gone(owner))
         {
             /* the prober is gone: its round is over, the next is due */
             (void) ngx_railgun_store_cas(probe->round, 0, owner, 0);
@@ -124,8 +133,25 @@ ngx_railgun_probe_timer_handler(ngx_event_t *ev)
 
     due = __atomic_load_n(next_due, __ATOMIC_ACQUIRE);
 
+    /*
+     * a due time further than this worker's interval was set by a worker
+     * of an older configuration (a check that ended after a reload): the
+     * shorter interval takes effect at once, not at that due time.  The
+     * margin is for this worker's cached time, which may lag behind the
+     * prober's that set the due time by as long as an event loop turn.
+     */
+
+    if ((ngx_msec_int_t) (due - now)
+        > (ngx_msec_int_t) (probe->interval + probe->jitter
+                            + NGX_RAILGUN_PROBE_RECHECK)
+        && ngx_railgun_store_cas(probe->state, NGX_RAILGUN_PROBE_NEXT_DUE,
+                                 due, now))
+    {
+        due = now;
+    }
+
     if (probe->exchange == NULL && (ngx_msec_int_t) (now - due) >= 0
-        && ngx_railgun_store_cas(probe->round, 0, 0, ngx_pid))
+        && ngx_railgun_store_cas(probe->round, 0, 0, ngx_railgun_probe_self))
     {
         /* a round may have ended since the due time was read */
 
@@ -155,6 +181,24 @@ next:
 }
 
 
+static ngx_uint_t
+ngx_railgun_probe_gone(uint64_t owner)
+{
+    ngx_pid_t  pid;
+
+    pid = (ngx_pid_t) (uint32_t) owner;
+
+    if (kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
+        return 1;
+    }
+
+    /* a zombie or a process gone meanwhile gives 1, not the owner's time */
+
+    return ngx_railgun_probe_owner(pid, ngx_railgun_store_started(pid))
+           != owner;
+}
+
+
 /* the prober's end of a round: the next due time, then the record cleared */
 
 static void
@@ -163,10 +207,19 @@ ngx_railgun_probe_end_round(ngx_railgun_probe_t *probe, ngx_uint_t recorded)
     ngx_msec_t  next;
 
     if (recorded) {
-        next = ngx_current_msec + probe->interval;
+        next = ngx_current_msec;
 
-        if (probe->jitter) {
-            next += ngx_random() % probe->jitter;
+        /*
+         * an exiting worker's interval may be one a reload replaced: it
+         * leaves the next check due at once, to the current workers
+         */
+
+        if (!ngx_exiting) {
+            next += probe->interval;
+
+            if (probe->jitter) {
+                next += ngx_random() % probe->jitter;
+            }
         }
 
         __atomic_store_n(&probe->state->values[NGX_RAILGUN_PROBE_NEXT_DUE],
@@ -685,6 +738,8 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
     ngx_railgun_probe_t  *probe, *first;
 
     ngx_railgun_probe_store = store;
+    ngx_railgun_probe_self = ngx_railgun_probe_owner(ngx_pid,
+                                         ngx_railgun_store_started(ngx_pid));
     ngx_str_null(&round);
     disabled = 0;
     first = NULL;

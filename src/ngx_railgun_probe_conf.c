@@ -65,8 +65,13 @@ ngx_railgun_probe_init_request(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
         if (probe->target.len > 5
             && ngx_strncmp(probe->target.data, "unix:", 5) == 0)
         {
-            /* a real Host for a unix socket: the upstream's name */
-            if (probe->check) {
+            /*
+             * a real Host for a unix socket: the upstream's name, unless
+             * it would split the request (a quoted name may hold a space
+             * or CR LF)
+             */
+            if (probe->check && !ngx_railgun_probe_bad_bytes(&probe->name))
+            {
                 probe->host = probe->name;
 
             } else {

@@ -374,7 +374,9 @@ ngx_railgun_http_chunked(ngx_railgun_probe_t *probe, u_char *p, u_char *end,
             return NGX_OK;
         }
 
-        if (avail < size + 1) {
+        /* the chunk and the first byte after it; size + 1 may overflow */
+
+        if (size >= avail) {
             return NGX_DECLINED;
         }
 

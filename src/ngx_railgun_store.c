@@ -74,7 +74,6 @@ static void ngx_railgun_store_clear_slot(ngx_railgun_store_t *store,
     ngx_uint_t slot);
 static ngx_uint_t ngx_railgun_store_slot_live(ngx_railgun_store_sh_t *sh,
     ngx_uint_t slot);
-static uint64_t ngx_railgun_store_started(ngx_pid_t pid);
 
 
 ngx_railgun_series_t *
@@ -661,7 +660,7 @@ ngx_railgun_store_slot_live(ngx_railgun_store_sh_t *sh, ngx_uint_t slot)
  * reaped yet, also gives 1, never its owner's time.
  */
 
-static uint64_t
+uint64_t
 ngx_railgun_store_started(ngx_pid_t pid)
 {
     u_char     *p, *last, buf[1024], name[64];
@@ -742,7 +741,7 @@ ngx_railgun_store_init_zone(ngx_shm_zone_t *shm_zone, void *data)
          */
 
         ngx_log_error(NGX_LOG_WARN, shm_zone->shm.log, 0,
-                      "railgun zone \"%V\" has another layout, "
+                      "railgun: zone \"%V\" has another layout, "
                       "counters are reset", &shm_zone->shm.name);
 
         store->shpool = ostore->shpool;
@@ -762,7 +761,7 @@ ngx_railgun_store_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     if (old) {
         ngx_log_error(NGX_LOG_WARN, shm_zone->shm.log, 0,
-                      "railgun zone \"%V\" size changed from %uz to %uz, "
+                      "railgun: zone \"%V\" size changed from %uz to %uz, "
                       "counters are reset", &shm_zone->shm.name,
                       old->shm.size, shm_zone->shm.size);
     }
@@ -837,7 +836,7 @@ ngx_railgun_store_create(ngx_railgun_store_t *store, ngx_shm_zone_t *shm_zone)
 
         if (fam->overflow == NULL) {
             ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
-                          "railgun zone \"%V\" of %uz bytes is too small "
+                          "railgun: zone \"%V\" of %uz bytes is too small "
                           "for its tables", &shm_zone->shm.name,
                           shm_zone->shm.size);
             return NGX_ERROR;

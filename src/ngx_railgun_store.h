@@ -202,6 +202,7 @@ ngx_uint_t ngx_railgun_store_slot(ngx_railgun_store_t *store);
 void ngx_railgun_store_release_slot(ngx_railgun_store_t *store);
 void ngx_railgun_store_live_slots(ngx_railgun_store_t *store,
     u_char *live);
+uint64_t ngx_railgun_store_started(ngx_pid_t pid);
 
 
 /* rule 1: every value access */

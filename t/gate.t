@@ -30,7 +30,7 @@ select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
 my $t = Test::Railgun->new()->has_daemon($Test::Railgun::Gate::REDIS)
-	->plan(129)->write_file_expand('nginx.conf', <<'EOF');
+	->plan(133)->write_file_expand('nginx.conf', <<'EOF');
 
 %%TEST_GLOBALS%%
 
@@ -86,8 +86,8 @@ http {
             railgun_gate u3:min=67%;
         }
 
-        location = /ready/u4min4 {
-            railgun_gate u4:min=4;
+        location = /ready/u6 {
+            railgun_gate u6:min=1;
         }
 
         location = /ready/u4all {
@@ -124,9 +124,20 @@ http {
         server 127.0.0.1:%%PORT_8083%%;
         server 127.0.0.1:%%PORT_8084%% down;
     }
+
+    # b4 passes its checks, but is configured down; the other server
+    # refuses: none of the servers that count is up
+    upstream u6 {
+        railgun_check uri=/health interval=200ms timeout=150ms rise=2 fall=2
+                      initial=down;
+        server 127.0.0.1:%%PORT_8099%%;
+        server 127.0.0.1:%%PORT_8084%% down;
+    }
 }
 
 EOF
+
+$t->refused_port(8099);
 
 my $redis = redis($t, 8090);
 my @b = map { backend($t, 8080 + $_, "b$_") } 1 .. 4;
@@ -189,8 +200,8 @@ is(g('/ready/min3'), ready('u3'), 'min=3 of 3 ready');
 is(g('/ready/p66'), ready('u3'), 'min=66% of 3 ready');
 is(g('/ready/p67'), ready('u3'), 'min=67% of 3 ready');
 is(g('/ready/u4all'), ready('u4'), 'min=100%: of the 3 not down');
-is(g('/ready/u4min4'), unavailable(u4 => 0),
-	'min=4: a server configured down does not count');
+is(g('/ready/u6'), unavailable(u6 => 0),
+	'a server configured down does not count');
 is(g('/ready/tcp'), ready('t3'), 'tcp checks ready');
 
 # the headers, on 200 and on 503
@@ -202,11 +213,11 @@ is($h->{'content-length'}, length $body, '200: Content-Length');
 ok(eval { JSON::PP::decode_json($body) }, '200: the body is JSON')
 	or diag($@);
 
-($status, $h, $body) = gate('/ready/u4min4');
+($status, $h, $body) = gate('/ready/u6');
 is($h->{'content-type'}, 'application/json', '503: Content-Type');
 is($h->{'cache-control'}, 'no-store', '503: Cache-Control');
 is_deeply(eval { JSON::PP::decode_json($body) },
-	{ status => 'unavailable', u4 => JSON::PP::false },
+	{ status => 'unavailable', u6 => JSON::PP::false },
 	'503: the body is JSON');
 
 # HEAD: the same status and headers, no body
@@ -218,7 +229,7 @@ is($h->{'content-type'}, 'application/json', 'HEAD 200: Content-Type');
 is($h->{'cache-control'}, 'no-store', 'HEAD 200: Cache-Control');
 is($body, '', 'HEAD 200: no body');
 
-($status, $h, $body) = http_split(http_get('/ready/u4min4', method => 'HEAD'));
+($status, $h, $body) = http_split(http_get('/ready/u6', method => 'HEAD'));
 is($status, 503, 'HEAD 503');
 is($body, '', 'HEAD 503: no body');
 
@@ -343,6 +354,12 @@ http {
         server 127.0.0.1:%%PORT_8081%%;
     }
 
+    upstream u5 {
+        railgun_check;
+        server 127.0.0.1:%%PORT_8081%%;
+        server 127.0.0.1:%%PORT_8082%% down;
+    }
+
     server {
         listen       127.0.0.1:%%PORT_8085%%;
 
@@ -437,8 +454,14 @@ rejected('railgun_gate cache u3 cache;', qr/"cache" twice in one railgun_gate/,
 rejected('railgun_gate u3 u3:min=1;', qr/"u3" twice in one railgun_gate/,
 	'an upstream twice');
 rejected('railgun_gate u3:min=2;',
-	qr/"u3:min=2" asks more than the 1 servers upstream "u3" has in/,
+	qr/"u3:min=2" asks more than the 1 servers not marked down upstream "u3"/,
 	'min above the servers');
+rejected('railgun_gate u5:min=2;',
+	qr/"u5:min=2" asks more than the 1 servers not marked down upstream "u5"/,
+	'min above the servers not marked down');
+rejected('railgun_gate drain_file=/x; proxy_pass http://plain;',
+	qr/railgun_gate and another content handler/,
+	'a gate without names and proxy_pass');
 rejected('railgun_check status=200 type=tcp;',
 	qr/invalid parameter "status=200"/, 'check: status= before type=tcp');
 rejected('railgun_check body=ok type=tcp;',

@@ -57,6 +57,7 @@ http {
     }
 
     upstream backup_u {
+        zone backup_u 64k;
         server 127.0.0.1:%%PORT_8081%% max_fails=0;
         server 127.0.0.1:%%PORT_8082%% max_fails=0;
         server 127.0.0.1:%%PORT_8083%% max_fails=0 backup;

@@ -3,8 +3,10 @@
 # Drain: railgun_gate ... drain_file=PATH answers 503
 # {"status":"draining",...} while PATH exists, with the names' states as
 # ever, and 200 again once it is gone; the probes go on meanwhile.  A
-# relative PATH is relative to nginx's prefix.  An empty or second
-# drain_file= is refused by nginx -t.
+# relative PATH is relative to nginx's prefix.  A worker looks at PATH at
+# most once a second (one stat() however many gate requests), so a change
+# shows within a second or so.  An empty or second drain_file= is refused
+# by nginx -t.
 
 ###############################################################################
 
@@ -20,13 +22,15 @@ use Test::Railgun;
 use Test::Railgun::Probe;
 
 use JSON::PP ();
+use POSIX ();
+use Time::HiRes qw/ time /;
 
 ###############################################################################
 
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->plan(13);
+my $t = Test::Railgun->new()->plan(14);
 
 my $d = $t->testdir();
 
@@ -85,8 +89,9 @@ ok(wait_for(5, sub { (gate_json('/ready'))[0] == 200 }), 'ready');
 
 $t->write_file('drain', '');
 
-my ($status, $j) = gate_json('/ready');
-is($status, 503, 'draining: 503');
+my ($status, $j);
+ok(wait_for(2, sub { ($status, $j) = gate_json('/ready'); $status == 503 }),
+	'draining: 503');
 is_deeply($j, { status => 'draining', svc => JSON::PP::true },
 	'draining: the status and the states');
 is((gate_json('/ready/relative'))[0], 200,
@@ -101,14 +106,50 @@ is(probe_up(scrape_fast($t), 'svc'), 1, 'and stays up');
 is((gate_json('/ready'))[0], 503, 'still draining');
 
 unlink "$d/drain";
-is((gate_json('/ready'))[0], 200, 'the file gone: ready again');
+ok(wait_for(2, sub { (gate_json('/ready'))[0] == 200 }),
+	'the file gone: ready again');
 
 # relative to the prefix
 
 $t->write_file('drain-rel', '');
-($status, $j) = gate_json('/ready/relative');
-is($status, 503, 'a relative drain_file');
+ok(wait_for(2, sub {
+	($status, $j) = gate_json('/ready/relative');
+	$status == 503;
+}), 'a relative drain_file');
 is($j->{status}, 'draining', 'a relative drain_file: draining');
+
+# at most one stat() of the file a second: the syscalls of the worker
+# naming it, while the gate answers 100 requests
+
+SKIP: {
+	skip 'no strace', 1 unless -x '/usr/bin/strace';
+
+	my ($worker) = $t->worker_pids();
+	my $trace = "$d/strace.out";
+
+	my $pid = fork() // die "fork: $!";
+	if ($pid == 0) {
+		open STDERR, '>', '/dev/null';
+		exec '/usr/bin/strace', '-qq', '-e', 'trace=%stat,%file', '-o',
+			$trace, '-p', $worker;
+		POSIX::_exit(127);
+	}
+
+	# attached once a syscall shows (the gate's own stat at the latest)
+	wait_for(5, sub { gate_json('/ready'); -s $trace }, 0.1);
+
+	my $start = time();
+	gate_json('/ready') for 1 .. 100;
+	my $seconds = time() - $start;
+
+	kill 'INT', $pid;
+	waitpid($pid, 0);
+
+	my $stats = () = $t->read_file('strace.out') =~ /"\Q$d\E\/drain"/g;
+	ok($stats <= int($seconds) + 3,
+		sprintf('%d stat() calls of drain_file for 100 gate requests in '
+			. '%.1f s', $stats, $seconds));
+}
 
 # configuration mistakes
 

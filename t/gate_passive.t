@@ -4,7 +4,8 @@
 # and whose checks then went down and up again gets traffic as soon as the
 # checks say it is up, within rise x interval + 1 s of its restart, not at
 # the end of nginx's fail_timeout: the checks clear nginx's own passive
-# failure state of a peer they bring up.
+# failure state of a peer they bring up, also in a worker that got no
+# request between the fall and the rise (so never saw the peer down).
 
 ###############################################################################
 
@@ -26,7 +27,7 @@ use Time::HiRes qw/ sleep time /;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->plan(6)->write_file_expand('nginx.conf', <<'EOF');
+my $t = Test::Railgun->new()->plan(10)->write_file_expand('nginx.conf', <<'EOF');
 
 %%TEST_GLOBALS%%
 
@@ -114,5 +115,36 @@ ok($first && $after <= 0.6 + 1,
 $c->stop();
 
 is((gate('/ready'))[0], 200, 'the gate agrees');
+
+# again, but no request reaches the worker between the fall and the rise:
+# it never sees the peer down, and still clears the failure of the request
+# that failed on it
+
+$stopped = time();
+$b[0]->stop();
+
+my $failed;
+for (1 .. 4) {
+	my $r = http_get('/y');
+	$failed = 1 if (http_header($r, 'X-Addr') // '') =~ /\Q$b[0]{addr}\E/;
+	last if $failed;
+}
+ok($failed, 'again a request failed on the stopped peer');
+
+ok(wait_for(5, sub { (peer_up(scrape_quick($t), 'app', $b[0]) // 1) == 0 }),
+	'its checks took it down, with no request meanwhile');
+
+$b[0]->start();
+$started = time();
+
+ok(wait_for(5, sub { (peer_up(scrape_quick($t), 'app', $b[0]) // 0) == 1 }),
+	'its checks brought it up, with no request meanwhile');
+
+my $hit;
+for (1 .. 6) {
+	my $r = http_get('/z');
+	$hit++ if (http_header($r, 'X-Backend') // '') eq 'b1';
+}
+ok($hit, "traffic to it at once, not after fail_timeout: $hit of 6");
 
 ###############################################################################

@@ -1,8 +1,10 @@
 #!/usr/bin/perl
 
 # Tests for railgun_probe configuration: every mistake fails "nginx -t"
-# with an [emerg] naming it and "in FILE:LINE" of the offending line; a
-# configuration using every parameter passes.
+# with an [emerg] naming it and "in FILE:LINE" of the offending line (also
+# two probes whose names and targets are one once escaped as label values,
+# and an address twice in a checked upstream); a configuration using every
+# parameter passes.
 
 ###############################################################################
 
@@ -82,7 +84,7 @@ my @cases = (
 		"railgun_probe a $R jitter=3s;",
 		qr/jitter must not be more than interval/ ],
 	[ 'duplicate name', 'HTTP', "railgun_probe ok_one $R;",
-		qr/duplicate probe "ok_one"/ ],
+		qr/railgun: duplicate probe "ok_one"/ ],
 	[ 'interval not a time', 'HTTP', "railgun_probe a $R interval=soon;",
 		qr/invalid parameter "interval=soon"/ ],
 	[ 'interval 0', 'HTTP', "railgun_probe a $R interval=0;",
@@ -135,6 +137,19 @@ my @cases = (
 	[ 'a space in host=', 'HTTP',
 		qq{railgun_probe a $H "host=a b";},
 		qr/a space or a control character would go into the request/ ],
+	[ 'names one once escaped (invalid UTF-8)', 'HTTP',
+		qq{railgun_probe "a\xff" $R; railgun_probe "a\xfe" $R;},
+		qr/probe "a\xfe" 127\.0\.0\.1:6379 would share the state of /
+			. qr/probe "a\xff"/ ],
+	[ 'names one once cut at 256 bytes', 'HTTP',
+		'railgun_probe ' . 'x' x 300 . "a $R; railgun_probe "
+			. 'x' x 300 . "b $R;",
+		qr/would share the state of probe "x{300}a"/ ],
+	[ 'an address twice in a checked upstream', 'HTTP',
+		'upstream twice { server 127.0.0.1:8081; server 127.0.0.1:8081; '
+			. 'railgun_check; }',
+		qr/probe "twice" 127\.0\.0\.1:8081 would share the state of probe /
+			. qr/"twice" 127\.0\.0\.1:8081/ ],
 	[ 'probe in server', 'SERVER', "railgun_probe a $R;",
 		qr/"railgun_probe" directive is not allowed here/ ],
 	[ 'probe in location', 'LOCATION', "railgun_probe a $R;",

@@ -6,7 +6,7 @@
 # bare LF are read as nginx reads them; a complete body that does not match
 # is bad_body while the server keeps the connection open (Content-Length or
 # the last chunk); a check of a unix: server sends the upstream's name as
-# Host.  The targets answer and then hold the connection.
+# Host, or localhost when that name is no valid Host (a space, CR LF).  The targets answer and then hold the connection.
 
 ###############################################################################
 
@@ -29,10 +29,11 @@ use Socket qw/ SOCK_STREAM /;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->plan(10);
+my $t = Test::Railgun->new()->plan(13);
 
 my $P = 'interval=300ms timeout=250ms rise=1 fall=1';
 my $sock = $t->testdir() . '/backend.sock';
+my $evil = $t->testdir() . '/evil.sock';
 
 $t->write_file_expand('nginx.conf', <<"EOF");
 
@@ -53,9 +54,15 @@ http {
     railgun_probe bare_lf  http://127.0.0.1:%%PORT_7505%%/ $P body=ready;
     railgun_probe length_no http://127.0.0.1:%%PORT_7506%%/ $P body=ready;
     railgun_probe chunk_ext http://127.0.0.1:%%PORT_7507%%/ $P body=abcdef;
+    railgun_probe chunk_max http://127.0.0.1:%%PORT_7508%%/ $P body=ready;
 
     upstream sockets {
         server unix:$sock;
+        railgun_check uri=/health $P;
+    }
+
+    upstream "a b\\r\\nX-Evil: 1" {
+        server unix:$evil;
         railgun_check uri=/health $P;
     }
 
@@ -93,36 +100,50 @@ fake_server($t, 7507, 'canned', reply => "HTTP/1.1 200 OK\n"
 	. "transfer-encoding: gzip, CHUNKED\n\n"
 	. "3\nabc\n4\ndef!\n0\n\n");
 
-# the unix socket backend keeps the Host of every request
+# a chunk of 2^63 - 1 bytes, the largest size that parses: its first bytes
+# came, the rest never will, and the check waits for them until its timeout
+fake_server($t, 7508, 'canned', reply => "HTTP/1.1 200 OK\r\n"
+	. "Transfer-Encoding: chunked\r\n\r\n7fffffffffffffff\r\nabc");
 
-my $hosts = $t->testdir() . '/hosts.log';
+# the unix socket backends keep the Host of every request, and any other
+# header than Host
 
-$t->run_daemon(sub {
-	my $l = IO::Socket::UNIX->new(Type => SOCK_STREAM, Local => $sock,
-		Listen => 16) or die "listen $sock: $!";
-	chmod 0777, $sock;
+sub unix_backend {
+	my ($path, $log) = @_;
 
-	while (my $c = $l->accept()) {
-		my $head = '';
-		while ($head !~ /\r\n\r\n/) {
-			sysread($c, $head, 4096, length $head) or last;
+	$t->run_daemon(sub {
+		my $l = IO::Socket::UNIX->new(Type => SOCK_STREAM,
+			Local => $path, Listen => 16)
+			or die "listen $path: $!";
+		chmod 0777, $path;
+
+		while (my $c = $l->accept()) {
+			my $head = '';
+			while ($head !~ /\r\n\r\n/) {
+				sysread($c, $head, 4096, length $head) or last;
+			}
+			my ($host) = $head =~ /^Host: (.*?)\r$/mi;
+			my @other = grep { !/^(Host|User-Agent|Connection|Accept):/i }
+				$head =~ /^([^\r\n ]+:)/mg;
+			open my $fh, '>>', $log;
+			print $fh join(' ', $host // '(none)', @other) . "\n";
+			close $fh;
+			syswrite $c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+				. "Connection: close\r\n\r\n";
+			close $c;
 		}
-		my ($host) = $head =~ /^Host: (.*?)\r$/mi;
-		open my $fh, '>>', $hosts;
-		print $fh ($host // '(none)') . "\n";
-		close $fh;
-		syswrite $c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
-			. "Connection: close\r\n\r\n";
-		close $c;
-	}
-});
+	});
 
-wait_for(5, sub { -S $sock });
+	wait_for(5, sub { -S $path });
+}
+
+unix_backend($sock, $t->testdir() . '/hosts.log');
+unix_backend($evil, $t->testdir() . '/evil.log');
 
 $t->run();
 
 my @probes = qw/ continue hints chunks chunks_no bare_lf length_no
-	chunk_ext /;
+	chunk_ext chunk_max /;
 
 my $s = wait_for(10, sub {
 	my $s = scrape_fast($t);
@@ -145,6 +166,7 @@ only('chunks_no', 'bad_body');
 only('bare_lf', 'ok');
 only('length_no', 'bad_body');
 only('chunk_ext', 'ok');
+only('chunk_max', 'timeout');
 
 ok(wait_for(5, sub {
 	sample(scrape_fast($t), 'railgun_upstream_peer_up',
@@ -153,6 +175,18 @@ ok(wait_for(5, sub {
 my @h = split /\n/, $t->read_file('hosts.log');
 ok(@h && !grep({ $_ ne 'sockets' } @h),
 	'Host of a unix: check is the upstream name')
+	or diag(join ', ', @h);
+
+# an upstream name that would split the request: Host is localhost
+
+ok(wait_for(5, sub {
+	sample(scrape_fast($t), 'railgun_upstream_peer_up',
+		{ upstream => "a b\r\nX-Evil: 1" }) }), 'unix: server of a CR LF '
+	. 'name checked and up');
+
+@h = split /\n/, $t->read_file('evil.log');
+ok(@h && !grep({ $_ ne 'localhost' } @h),
+	'Host of an upstream name with CR LF is localhost, no header injected')
 	or diag(join ', ', @h);
 
 ###############################################################################

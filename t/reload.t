@@ -140,8 +140,9 @@ is(sample($m, 'railgun_zone_bytes', { state => 'size' }), 32 * 1024 * 1024,
 my $start2 = sample($m, 'railgun_start_time_seconds');
 ok($start2 > $start, 'new start time');
 
-ok(grep({ /zone/i } railgun_lines(log_since($offset))),
-	'reset logged')
+my $reset = qr/\[warn\].*railgun: zone "railgun" size changed from /
+	. qr/16777216 to 33554432, counters are reset/;
+ok(grep({ /$reset/ } railgun_lines(log_since($offset))), 'reset logged')
 	or diag(log_since($offset));
 
 http_get('/a/');

@@ -485,7 +485,7 @@ reference(ngx_railgun_probe_t *probe, const u_char *d, size_t len)
             return NGX_RAILGUN_PROBE_OK;
         }
 
-        if (avail < size + 1) {
+        if (size >= avail) {
             break;
         }
 
