@@ -503,6 +503,7 @@ ngx_http_railgun_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_railgun_probe_exit_worker(&rmcf->probes);
+    ngx_http_railgun_upstream_exit_worker(cycle);
     ngx_railgun_store_release_slot(rmcf->store);
 }
 

@@ -137,6 +137,7 @@ char *ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 ngx_int_t ngx_http_railgun_upstream_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_railgun_upstream_init_worker(ngx_cycle_t *cycle);
+void ngx_http_railgun_upstream_exit_worker(ngx_cycle_t *cycle);
 ngx_uint_t ngx_http_railgun_upstream_healthy(
     ngx_http_railgun_upstream_t *ups, ngx_uint_t *total);
 ngx_uint_t ngx_http_railgun_upstream_nservers(

@@ -451,6 +451,48 @@ ngx_http_railgun_upstream_init_worker(ngx_cycle_t *cycle)
 }
 
 
+/* the probes of resolved addresses drop their exchanges, as the others do */
+
+void
+ngx_http_railgun_upstream_exit_worker(ngx_cycle_t *cycle)
+{
+#if (NGX_HTTP_RAILGUN_RESOLVE)
+
+    ngx_uint_t                          i, j;
+    ngx_http_railgun_upstream_t        *ups;
+    ngx_http_railgun_srv_conf_t        *rscf;
+    ngx_http_upstream_srv_conf_t      **uscfp;
+    ngx_http_upstream_main_conf_t      *umcf;
+    ngx_http_railgun_upstream_addr_t  **ga;
+
+    umcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_upstream_module);
+
+    uscfp = umcf->upstreams.elts;
+
+    for (i = 0; i < umcf->upstreams.nelts; i++) {
+
+        if (uscfp[i]->srv_conf == NULL) {
+            continue;
+        }
+
+        rscf = uscfp[i]->srv_conf[ngx_http_railgun_module.ctx_index];
+        ups = rscf->upstream;
+
+        if (ups == NULL || ups->names == NULL) {
+            continue;
+        }
+
+        ga = ups->addrs.elts;
+
+        for (j = 0; j < ups->addrs.nelts; j++) {
+            ngx_railgun_probe_stop(&ga[j]->probe);
+        }
+    }
+
+#endif
+}
+
+
 static void
 ngx_http_railgun_upstream_timer(ngx_event_t *ev)
 {

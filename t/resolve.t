@@ -6,8 +6,9 @@
 # nothing is marked down (no placeholder peer=""); then every address is
 # probed and shown in railgun_upstream_peer_up by address; a failing address
 # is skipped by the balancer; when the name moves, the new address is
-# probed and the old one is neither probed nor shown any more.  Skipped
-# where nginx has no "resolve".
+# probed and the old one is neither probed nor shown any more; a reload
+# keeps following, and workers exiting with checks in flight leave no socket
+# open.  Skipped where nginx has no "resolve".
 
 ###############################################################################
 
@@ -21,6 +22,8 @@ BEGIN { use FindBin; chdir($FindBin::Bin); }
 use lib 'lib';
 use Test::Railgun;
 use Test::Railgun::DNS;
+
+use IO::Socket::INET;
 use Test::Railgun::Gate qw/ wait_for scrape_quick peer_up checks gate /;
 
 ###############################################################################
@@ -74,7 +77,7 @@ my ($rc, $out) = $t->nginx_t($conf);
 plan(skip_all => 'no "server ... resolve" in this nginx')
 	if $rc != 0 && $out =~ /invalid parameter "resolve"/;
 
-$t->plan(22)->write_file_expand('nginx.conf', $conf);
+$t->plan(25)->write_file_expand('nginx.conf', $conf);
 
 my $dns = dns_server($t, 8053);
 dns_set($dns, 'api.test', 'SERVFAIL');
@@ -212,14 +215,38 @@ my $b4 = health_checks('b4');
 ok(wait_for(10, sub { health_checks('b4') >= $b4 + 3 }), 'moved: b4 probed');
 ok(health_checks('b2') <= $b2 + 1, 'moved: b2 no longer probed');
 
-# a reload keeps following
+# an address that accepts and never answers: its checks are in flight most
+# of the time, also when the old workers of a reload exit
+
+my $hang = IO::Socket::INET->new(
+	Proto => 'tcp',
+	LocalAddr => "127.0.0.5:$port",
+	Listen => 128,
+) or die "can't listen on 127.0.0.5:$port: $!";
+
+dns_set($dns, 'api.test', '127.0.0.4', '127.0.0.5');
+
+$s = wait_for(10, sub {
+	my $s = scrape_quick($t);
+	checks($s, 'u', "127.0.0.5:$port", 'timeout') > 0 && $s;
+}) || scrape_quick($t);
+is(peer_up($s, 'u', "127.0.0.5:$port"), 0, 'silent address: down');
+
+# a reload keeps following; the exiting workers leave no socket open
 
 ok($t->reload(), 'reloaded');
 
 $s = wait_for(10, sub {
 	my $s = scrape_quick($t);
-	peers($s) eq "[$b{b4}]" && (peer_up($s, 'u', $b{b4}) // 0) == 1 && $s;
+	peers($s) eq "[$b{b4}] [127.0.0.5:$port]"
+		&& (peer_up($s, 'u', $b{b4}) // 0) == 1 && $s;
 }) || scrape_quick($t);
-is(peers($s), "[$b{b4}]", 'reload: the resolved address shown');
+is(peers($s), "[$b{b4}] [127.0.0.5:$port]",
+	'reload: the resolved addresses shown');
+is(answers(4), 'b4 b4 b4 b4', 'reload: the silent address skipped');
+
+$t->stop();
+unlike($t->read_file('error.log'), qr/open socket .* left in connection/,
+	'no socket left open at exit');
 
 ###############################################################################
