@@ -451,7 +451,10 @@ ngx_http_railgun_upstream_init_worker(ngx_cycle_t *cycle)
 }
 
 
-/* the probes of resolved addresses drop their exchanges, as the others do */
+/*
+ * The probes of resolved addresses drop their exchanges, as the others do,
+ * and are freed: they are this worker's own.
+ */
 
 void
 ngx_http_railgun_upstream_exit_worker(ngx_cycle_t *cycle)
@@ -486,7 +489,10 @@ ngx_http_railgun_upstream_exit_worker(ngx_cycle_t *cycle)
 
         for (j = 0; j < ups->addrs.nelts; j++) {
             ngx_railgun_probe_stop(&ga[j]->probe);
+            ngx_free(ga[j]);
         }
+
+        ups->addrs.nelts = 0;
     }
 
 #endif
