@@ -10,13 +10,6 @@
 #include <nginx.h>
 #include "ngx_http_railgun_module.h"
 
-/* Angie's own version is in angie.h, which ngx_core.h does not include */
-#if defined __has_include
-#if __has_include(<angie.h>)
-#include <angie.h>
-#endif
-#endif
-
 
 #define NGX_HTTP_RAILGUN_ZONE_NAME     "railgun"
 #define NGX_HTTP_RAILGUN_ZONE_SIZE     (16 * 1024 * 1024)

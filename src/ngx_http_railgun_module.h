@@ -11,6 +11,17 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+
+/*
+ * Angie's own version is in angie.h, which ngx_core.h does not include;
+ * where the compiler finds it, ANGIE_VERSION tells Angie from nginx.
+ */
+#if defined __has_include
+#if __has_include(<angie.h>)
+#include <angie.h>
+#endif
+#endif
+
 #include "ngx_railgun_store.h"
 #include "ngx_railgun_labels.h"
 #include "ngx_railgun_probe.h"

@@ -21,6 +21,19 @@
 #define NGX_HTTP_RAILGUN_RESOLVE  0
 #endif
 
+/*
+ * A peer the checks put back is no longer held by nginx's passive state:
+ * nginx keeps when it last failed (accessed), Angie when it is tried again
+ * (recover_at).
+ */
+#if defined ANGIE_VERSION
+#define ngx_http_railgun_upstream_forget_fails(peer, now)                     \
+    (peer)->fails = 0; (peer)->recover_at = 0; (peer)->checked = now
+#else
+#define ngx_http_railgun_upstream_forget_fails(peer, now)                     \
+    (peer)->fails = 0; (peer)->accessed = 0; (peer)->checked = now
+#endif
+
 /* how often each worker looks at the probe states and resolved addresses */
 #define NGX_HTTP_RAILGUN_UPSTREAM_TICK  100
 
@@ -247,9 +260,7 @@ ngx_http_railgun_upstream_sync(ngx_http_railgun_upstream_t *ups,
          */
 
         if (gp[i].rose) {
-            gp[i].peer->fails = 0;
-            gp[i].peer->accessed = 0;
-            gp[i].peer->checked = now;
+            ngx_http_railgun_upstream_forget_fails(gp[i].peer, now);
         }
     }
 
@@ -279,9 +290,7 @@ ngx_http_railgun_upstream_sync(ngx_http_railgun_upstream_t *ups,
                              || (!all_down && !a->up);
 
                 if (a->rose) {
-                    peer->fails = 0;
-                    peer->accessed = 0;
-                    peer->checked = now;
+                    ngx_http_railgun_upstream_forget_fails(peer, now);
                 }
             }
         }
