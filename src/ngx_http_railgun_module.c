@@ -10,13 +10,6 @@
 #include <nginx.h>
 #include "ngx_http_railgun_module.h"
 
-/* Angie's own version is in angie.h, which ngx_core.h does not include */
-#if defined __has_include
-#if __has_include(<angie.h>)
-#include <angie.h>
-#endif
-#endif
-
 
 #define NGX_HTTP_RAILGUN_ZONE_NAME     "railgun"
 #define NGX_HTTP_RAILGUN_ZONE_SIZE     (16 * 1024 * 1024)
@@ -503,6 +496,7 @@ ngx_http_railgun_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_railgun_probe_exit_worker(&rmcf->probes);
+    ngx_http_railgun_upstream_exit_worker(cycle);
     ngx_railgun_store_release_slot(rmcf->store);
 }
 

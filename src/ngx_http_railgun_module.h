@@ -11,6 +11,17 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+
+/*
+ * Angie's own version is in angie.h, which ngx_core.h does not include;
+ * where the compiler finds it, ANGIE_VERSION tells Angie from nginx.
+ */
+#if defined __has_include
+#if __has_include(<angie.h>)
+#include <angie.h>
+#endif
+#endif
+
 #include "ngx_railgun_store.h"
 #include "ngx_railgun_labels.h"
 #include "ngx_railgun_probe.h"
@@ -137,6 +148,7 @@ char *ngx_http_railgun_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 ngx_int_t ngx_http_railgun_upstream_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_railgun_upstream_init_worker(ngx_cycle_t *cycle);
+void ngx_http_railgun_upstream_exit_worker(ngx_cycle_t *cycle);
 ngx_uint_t ngx_http_railgun_upstream_healthy(
     ngx_http_railgun_upstream_t *ups, ngx_uint_t *total);
 ngx_uint_t ngx_http_railgun_upstream_nservers(

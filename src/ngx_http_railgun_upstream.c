@@ -7,7 +7,35 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <nginx.h>
 #include "ngx_http_railgun_module.h"
+
+
+/*
+ * "server NAME resolve" (nginx 1.27.3, Angie): the addresses are resolved at
+ * run time, into peers with peer->host set in the upstream's zone.
+ */
+#if (NGX_HTTP_UPSTREAM_ZONE && nginx_version >= 1027003)
+#define NGX_HTTP_RAILGUN_RESOLVE  1
+#else
+#define NGX_HTTP_RAILGUN_RESOLVE  0
+#endif
+
+/*
+ * A peer the checks put back is no longer held by nginx's passive state:
+ * nginx keeps when it last failed (accessed), Angie when it is tried again
+ * (recover_at).
+ */
+#if defined ANGIE_VERSION
+#define ngx_http_railgun_upstream_forget_fails(peer, now)                     \
+    (peer)->fails = 0; (peer)->recover_at = 0; (peer)->checked = now
+#else
+#define ngx_http_railgun_upstream_forget_fails(peer, now)                     \
+    (peer)->fails = 0; (peer)->accessed = 0; (peer)->checked = now
+#endif
+
+/* how often each worker looks at the probe states and resolved addresses */
+#define NGX_HTTP_RAILGUN_UPSTREAM_TICK  100
 
 
 /*
@@ -20,7 +48,10 @@
  * so the order of balancer directives does not matter; get and free are not
  * touched, so tries, fails and backup servers keep their meaning.  The flags
  * are rewritten only when a probe state changed somewhere (a generation
- * counter in the zone): one atomic load per request otherwise.
+ * counter in the zone): one atomic load per request otherwise.  A timer in
+ * every worker does the same every 100 ms, so that an upstream whose every
+ * server fails is logged when it happens, not at the next request, and
+ * follows the addresses of "resolve" servers.
  */
 
 
@@ -32,6 +63,33 @@ typedef struct {
     ngx_uint_t                     rose;        /* unsigned  rose:1; */
     uint64_t                       rises;       /* the probe's, last seen */
 } ngx_http_railgun_upstream_peer_t;
+
+
+#if (NGX_HTTP_RAILGUN_RESOLVE)
+
+/* a "resolve" server: the check of its addresses, made at configuration */
+
+typedef struct {
+    ngx_str_t                          host;    /* as in peer->host->name */
+    ngx_str_t                          service;
+    in_port_t                          port;
+    ngx_railgun_probe_t                probe;
+} ngx_http_railgun_upstream_name_t;
+
+
+/* an address nginx resolved a name to, and this worker's probe of it */
+
+typedef struct {
+    ngx_railgun_probe_t                probe;
+    ngx_http_railgun_upstream_name_t  *name;
+    ngx_sockaddr_t                     sockaddr;
+    ngx_uint_t                         up;      /* as read by the last sync */
+    ngx_uint_t                         rose;    /* unsigned  rose:1; */
+    ngx_uint_t                         seen;    /* unsigned  seen:1; */
+    u_char                             text[NGX_SOCKADDR_STRLEN];
+} ngx_http_railgun_upstream_addr_t;
+
+#endif
 
 
 struct ngx_http_railgun_upstream_s {
@@ -49,6 +107,12 @@ struct ngx_http_railgun_upstream_s {
     ngx_uint_t                         nprimary;    /* backups follow */
     ngx_atomic_uint_t                  applied;
     ngx_railgun_series_t              *state;       /* values[0]: all down */
+    ngx_event_t                        timer;
+
+#if (NGX_HTTP_RAILGUN_RESOLVE)
+    ngx_array_t                       *names;       /* upstream_name_t */
+    ngx_array_t                        addrs;       /* upstream_addr_t * */
+#endif
 };
 
 
@@ -65,6 +129,17 @@ static ngx_int_t ngx_http_railgun_upstream_keys(ngx_conf_t *cf,
     ngx_array_t *probes);
 static int ngx_libc_cdecl ngx_http_railgun_upstream_cmp_keys(const void *one,
     const void *two);
+static void ngx_http_railgun_upstream_timer(ngx_event_t *ev);
+#if (NGX_HTTP_RAILGUN_RESOLVE)
+static ngx_int_t ngx_http_railgun_upstream_name(ngx_conf_t *cf,
+    ngx_http_railgun_upstream_t *ups, ngx_http_upstream_server_t *server);
+static ngx_uint_t ngx_http_railgun_upstream_follow(
+    ngx_http_railgun_upstream_t *ups);
+static ngx_http_railgun_upstream_addr_t *ngx_http_railgun_upstream_find(
+    ngx_http_railgun_upstream_t *ups, ngx_http_upstream_rr_peer_t *peer);
+static ngx_int_t ngx_http_railgun_upstream_add(
+    ngx_http_railgun_upstream_t *ups, ngx_http_upstream_rr_peer_t *peer);
+#endif
 
 
 static ngx_int_t
@@ -103,11 +178,15 @@ static void
 ngx_http_railgun_upstream_sync(ngx_http_railgun_upstream_t *ups,
     ngx_atomic_uint_t generation)
 {
-    time_t                             now;
-    uint64_t                           rises;
-    ngx_uint_t                         i, n, up, live, all_down, was;
-    ngx_http_railgun_upstream_peer_t  *gp;
-    ngx_http_upstream_rr_peers_t      *peers;
+    time_t                              now;
+    uint64_t                            rises;
+    ngx_uint_t                          i, n, up, live, all_down, was;
+    ngx_http_railgun_upstream_peer_t   *gp;
+    ngx_http_upstream_rr_peers_t       *peers;
+#if (NGX_HTTP_RAILGUN_RESOLVE)
+    ngx_http_railgun_upstream_addr_t  **ga, *a;
+    ngx_http_upstream_rr_peer_t        *peer;
+#endif
 
     gp = ups->peers;
     live = 0;
@@ -134,6 +213,30 @@ ngx_http_railgun_upstream_sync(ngx_http_railgun_upstream_t *ups,
             live++;
         }
     }
+
+#if (NGX_HTTP_RAILGUN_RESOLVE)
+
+    ga = ups->addrs.elts;
+
+    for (i = 0; i < ups->addrs.nelts; i++) {
+        up = ngx_railgun_probe_is_up(&ga[i]->probe);
+
+        ga[i]->rose = (up && !ga[i]->up);
+        ga[i]->up = up;
+
+        if (!ga[i]->probe.configured_down && ga[i]->up) {
+            live++;
+        }
+    }
+
+    /* nothing resolved yet is not every server failing */
+
+    if (ups->npeers == 0 && ups->addrs.nelts == 0) {
+        ups->applied = generation;
+        return;
+    }
+
+#endif
 
     all_down = (live == 0 && !ups->fail_closed);
 
@@ -179,11 +282,41 @@ ngx_http_railgun_upstream_sync(ngx_http_railgun_upstream_t *ups,
              */
 
             if (gp[i].rose) {
-                gp[i].peer->fails = 0;
-                gp[i].peer->accessed = 0;
-                gp[i].peer->checked = now;
+                ngx_http_railgun_upstream_forget_fails(gp[i].peer, now);
             }
         }
+
+#if (NGX_HTTP_RAILGUN_RESOLVE)
+
+        /*
+         * Resolved peers come and go with the resolver: they are found
+         * again under the lock, never kept.  A peer this worker has no
+         * probe for yet keeps the flag nginx gave it.
+         */
+
+        if (ups->names) {
+            for (peer = peers->peer; peer; peer = peer->next) {
+
+                if (peer->host == NULL) {
+                    continue;
+                }
+
+                a = ngx_http_railgun_upstream_find(ups, peer);
+
+                if (a == NULL) {
+                    continue;
+                }
+
+                peer->down = a->probe.configured_down
+                             || (!all_down && !a->up);
+
+                if (a->rose) {
+                    ngx_http_railgun_upstream_forget_fails(peer, now);
+                }
+            }
+        }
+
+#endif
 
         ngx_http_upstream_rr_peers_unlock(peers);
     }
@@ -220,6 +353,28 @@ ngx_http_railgun_upstream_healthy(ngx_http_railgun_upstream_t *ups,
         }
     }
 
+#if (NGX_HTTP_RAILGUN_RESOLVE)
+    {
+    ngx_http_railgun_upstream_addr_t  **ga;
+
+    ga = ups->addrs.elts;
+
+    for (i = 0; i < ups->addrs.nelts; i++) {
+        probe = &ga[i]->probe;
+
+        if (probe->configured_down) {
+            continue;
+        }
+
+        (*total)++;
+
+        if (ngx_railgun_probe_is_up(probe)) {
+            healthy++;
+        }
+    }
+    }
+#endif
+
     return healthy;
 }
 
@@ -232,6 +387,16 @@ ngx_http_railgun_upstream_healthy(ngx_http_railgun_upstream_t *ups,
 ngx_uint_t
 ngx_http_railgun_upstream_nservers(ngx_http_railgun_upstream_t *ups)
 {
+#if (NGX_HTTP_RAILGUN_RESOLVE)
+
+    /* a "resolve" server has as many as its name will resolve to */
+
+    if (ups->names) {
+        return NGX_MAX_UINT32_VALUE;
+    }
+
+#endif
+
     return ups->nservers;
 }
 
@@ -245,6 +410,7 @@ ngx_int_t
 ngx_http_railgun_upstream_init_worker(ngx_cycle_t *cycle)
 {
     ngx_uint_t                      i;
+    ngx_http_railgun_upstream_t    *ups;
     ngx_http_railgun_srv_conf_t    *rscf;
     ngx_http_upstream_rr_peers_t   *peers;
     ngx_http_upstream_srv_conf_t  **uscfp;
@@ -283,13 +449,308 @@ ngx_http_railgun_upstream_init_worker(ngx_cycle_t *cycle)
             return NGX_ERROR;
         }
 
+        ups = rscf->upstream;
+
+#if (NGX_HTTP_RAILGUN_RESOLVE)
+
+        if (ngx_array_init(&ups->addrs, cycle->pool, 4,
+                           sizeof(ngx_http_railgun_upstream_addr_t *))
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        /* after a reload, nginx hands over what it had resolved */
+
+        if (ups->names) {
+            (void) ngx_http_railgun_upstream_follow(ups);
+        }
+
+#endif
+
         /* apply the states the zone already has */
-        ngx_http_railgun_upstream_sync(rscf->upstream,
+        ngx_http_railgun_upstream_sync(ups,
                                  ngx_railgun_store_generation(rmcf->store));
+
+        ups->timer.handler = ngx_http_railgun_upstream_timer;
+        ups->timer.data = ups;
+        ups->timer.log = cycle->log;
+        ups->timer.cancelable = 1;
+
+        ngx_add_timer(&ups->timer, NGX_HTTP_RAILGUN_UPSTREAM_TICK);
     }
 
     return NGX_OK;
 }
+
+
+/*
+ * The probes of resolved addresses drop their exchanges, as the others do,
+ * and are freed: they are this worker's own.
+ */
+
+void
+ngx_http_railgun_upstream_exit_worker(ngx_cycle_t *cycle)
+{
+#if (NGX_HTTP_RAILGUN_RESOLVE)
+
+    ngx_uint_t                          i, j;
+    ngx_http_railgun_upstream_t        *ups;
+    ngx_http_railgun_srv_conf_t        *rscf;
+    ngx_http_upstream_srv_conf_t      **uscfp;
+    ngx_http_upstream_main_conf_t      *umcf;
+    ngx_http_railgun_upstream_addr_t  **ga;
+
+    umcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_upstream_module);
+
+    uscfp = umcf->upstreams.elts;
+
+    for (i = 0; i < umcf->upstreams.nelts; i++) {
+
+        if (uscfp[i]->srv_conf == NULL) {
+            continue;
+        }
+
+        rscf = uscfp[i]->srv_conf[ngx_http_railgun_module.ctx_index];
+        ups = rscf->upstream;
+
+        if (ups == NULL || ups->names == NULL) {
+            continue;
+        }
+
+        ga = ups->addrs.elts;
+
+        for (j = 0; j < ups->addrs.nelts; j++) {
+            ngx_railgun_probe_stop(&ga[j]->probe);
+            ngx_free(ga[j]);
+        }
+
+        ups->addrs.nelts = 0;
+    }
+
+#endif
+}
+
+
+static void
+ngx_http_railgun_upstream_timer(ngx_event_t *ev)
+{
+    ngx_uint_t                     changed;
+    ngx_atomic_uint_t              generation;
+    ngx_http_railgun_upstream_t   *ups;
+    ngx_http_railgun_main_conf_t  *rmcf;
+
+    ups = ev->data;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    rmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_railgun_module);
+
+    changed = 0;
+
+#if (NGX_HTTP_RAILGUN_RESOLVE)
+    if (ups->names) {
+        changed = ngx_http_railgun_upstream_follow(ups);
+    }
+#endif
+
+    /* acquire, as in init_peer */
+    generation = ngx_railgun_store_generation(rmcf->store);
+
+    if (changed || generation != ups->applied) {
+        ngx_http_railgun_upstream_sync(ups, generation);
+    }
+
+    ngx_add_timer(ev, NGX_HTTP_RAILGUN_UPSTREAM_TICK);
+}
+
+
+#if (NGX_HTTP_RAILGUN_RESOLVE)
+
+/*
+ * Each worker probes the addresses the upstream's "resolve" servers have
+ * now, the same list for all in the zone: a new address gets a probe, one
+ * gone loses it.  The probes of one address share its state in the zone, so
+ * one worker checks it per interval, as for any server.  Returns whether
+ * the set changed.
+ */
+
+static ngx_uint_t
+ngx_http_railgun_upstream_follow(ngx_http_railgun_upstream_t *ups)
+{
+    ngx_uint_t                          i, changed;
+    ngx_http_upstream_rr_peer_t        *peer;
+    ngx_http_upstream_rr_peers_t       *peers, *list;
+    ngx_http_railgun_upstream_addr_t  **ga, *a;
+
+    changed = 0;
+    ga = ups->addrs.elts;
+
+    for (i = 0; i < ups->addrs.nelts; i++) {
+        ga[i]->seen = 0;
+    }
+
+    peers = ups->uscf->peer.data;
+
+    ngx_http_upstream_rr_peers_rlock(peers);
+
+    for (list = peers; list; list = list->next) {
+        for (peer = list->peer; peer; peer = peer->next) {
+
+            if (peer->host == NULL) {
+                continue;
+            }
+
+            a = ngx_http_railgun_upstream_find(ups, peer);
+
+            if (a) {
+                a->seen = 1;
+                continue;
+            }
+
+            if (ngx_http_railgun_upstream_add(ups, peer) == NGX_OK) {
+                changed = 1;
+            }
+        }
+    }
+
+    ngx_http_upstream_rr_peers_unlock(peers);
+
+    ga = ups->addrs.elts;
+
+    for (i = 0; i < ups->addrs.nelts; /* void */ ) {
+
+        if (ga[i]->seen) {
+            i++;
+            continue;
+        }
+
+        a = ga[i];
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "railgun: upstream \"%V\" no longer has %V",
+                       &ups->uscf->host, &a->probe.target);
+
+        ngx_railgun_probe_remove(&a->probe);
+        ngx_free(a);
+
+        ga[i] = ga[--ups->addrs.nelts];
+        changed = 1;
+    }
+
+    return changed;
+}
+
+
+/* the probe of a resolved peer: its address, from the same server */
+
+static ngx_http_railgun_upstream_addr_t *
+ngx_http_railgun_upstream_find(ngx_http_railgun_upstream_t *ups,
+    ngx_http_upstream_rr_peer_t *peer)
+{
+    ngx_uint_t                          i;
+    ngx_http_railgun_upstream_addr_t  **ga;
+
+    ga = ups->addrs.elts;
+
+    for (i = 0; i < ups->addrs.nelts; i++) {
+
+        if (ga[i]->name->host.len == peer->host->name.len
+            && ngx_strncasecmp(ga[i]->name->host.data, peer->host->name.data,
+                               peer->host->name.len)
+               == 0
+            && ngx_cmp_sockaddr(peer->sockaddr, peer->socklen,
+                                &ga[i]->sockaddr.sockaddr,
+                                ga[i]->probe.addr.socklen, 1)
+               == NGX_OK)
+        {
+            return ga[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+/* called with the peers locked: nothing here takes that lock */
+
+static ngx_int_t
+ngx_http_railgun_upstream_add(ngx_http_railgun_upstream_t *ups,
+    ngx_http_upstream_rr_peer_t *peer)
+{
+    ngx_uint_t                          i;
+    ngx_http_railgun_upstream_addr_t  **ga, *a;
+    ngx_http_railgun_upstream_name_t   *name;
+
+    if ((size_t) peer->socklen > sizeof(ngx_sockaddr_t)) {
+        return NGX_DECLINED;
+    }
+
+    /* the server it came from: the name, and the port or the service */
+
+    name = ups->names->elts;
+
+    for (i = 0; i < ups->names->nelts; i++) {
+
+        if (name[i].host.len == peer->host->name.len
+            && ngx_strncasecmp(name[i].host.data, peer->host->name.data,
+                               peer->host->name.len)
+               == 0
+            && name[i].service.len == peer->host->service.len
+            && (name[i].service.len
+                || name[i].port == ngx_inet_get_port(peer->sockaddr)))
+        {
+            break;
+        }
+    }
+
+    if (i == ups->names->nelts) {
+        return NGX_DECLINED;
+    }
+
+    a = ngx_alloc(sizeof(ngx_http_railgun_upstream_addr_t), ngx_cycle->log);
+    if (a == NULL) {
+        return NGX_ERROR;
+    }
+
+    a->probe = name[i].probe;
+    a->name = &name[i];
+    a->seen = 1;
+
+    ngx_memcpy(&a->sockaddr, peer->sockaddr, peer->socklen);
+
+    a->probe.addr.sockaddr = &a->sockaddr.sockaddr;
+    a->probe.addr.socklen = peer->socklen;
+
+    /* the label: the address, as railgun_upstream_peer_up shows servers */
+
+    a->probe.target.data = a->text;
+    a->probe.target.len = ngx_sock_ntop(&a->sockaddr.sockaddr, peer->socklen,
+                                        a->text, NGX_SOCKADDR_STRLEN, 1);
+    a->probe.addr.name = a->probe.target;
+
+    ga = ngx_array_push(&ups->addrs);
+    if (ga == NULL) {
+        ngx_free(a);
+        return NGX_ERROR;
+    }
+
+    *ga = a;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "railgun: upstream \"%V\" has %V",
+                   &ups->uscf->host, &a->probe.target);
+
+    /* a zone too full for its state: it keeps its initial state */
+    (void) ngx_railgun_probe_add(&a->probe, ngx_cycle->log);
+
+    return NGX_OK;
+}
+
+#endif
 
 
 static ngx_int_t
@@ -517,6 +978,22 @@ ngx_http_railgun_upstream_init(ngx_conf_t *cf)
 
         for (s = 0; s < uscfp[i]->servers->nelts; s++) {
 
+#if (NGX_HTTP_RAILGUN_RESOLVE)
+
+            /* its addresses come at run time: the address is a port only */
+
+            if (server[s].host.len) {
+                if (ngx_http_railgun_upstream_name(cf, ups, &server[s])
+                    != NGX_OK)
+                {
+                    return NGX_ERROR;
+                }
+
+                continue;
+            }
+
+#endif
+
             for (a = 0; a < server[s].naddrs; a++) {
 
                 probe = ngx_array_push(&rmcf->probes);
@@ -655,3 +1132,44 @@ ngx_http_railgun_upstream_cmp_keys(const void *one, const void *two)
 
     return (a->key.len > b->key.len) - (a->key.len < b->key.len);
 }
+
+
+#if (NGX_HTTP_RAILGUN_RESOLVE)
+
+static ngx_int_t
+ngx_http_railgun_upstream_name(ngx_conf_t *cf,
+    ngx_http_railgun_upstream_t *ups, ngx_http_upstream_server_t *server)
+{
+    ngx_http_railgun_upstream_name_t  *name;
+
+    if (ups->names == NULL) {
+        ups->names = ngx_array_create(cf->pool, 2,
+                                    sizeof(ngx_http_railgun_upstream_name_t));
+        if (ups->names == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    name = ngx_array_push(ups->names);
+    if (name == NULL) {
+        return NGX_ERROR;
+    }
+
+    name->host = server->host;
+    name->service = server->service;
+    name->port = server->naddrs ? ngx_inet_get_port(server->addrs[0].sockaddr)
+                                : 0;
+
+    /*
+     * The request is made here once for all the addresses: an HTTP check
+     * sends the server as written as its Host, "api.internal:8000".
+     */
+
+    name->probe = ups->check;
+    name->probe.target = server->name;
+    name->probe.configured_down = server->down;
+
+    return ngx_railgun_probe_init_request(cf, &name->probe);
+}
+
+#endif

@@ -60,7 +60,9 @@ static ngx_str_t  ngx_railgun_probe_to[] = {
 };
 
 
-static ngx_railgun_store_t  *ngx_railgun_probe_store;
+static ngx_railgun_store_t           *ngx_railgun_probe_store;
+static ngx_railgun_probe_families_t   ngx_railgun_probe_fam;
+static ngx_railgun_buckets_t         *ngx_railgun_probe_buckets;
 
 /* this worker in a round record: its pid and start time (ticks), low bits */
 static uint64_t              ngx_railgun_probe_self;
@@ -731,16 +733,15 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
     ngx_railgun_store_t *store, ngx_railgun_probe_families_t *fam,
     ngx_railgun_buckets_t *buckets)
 {
-    ngx_msec_t            due;
-    ngx_str_t             round;
-    ngx_uint_t            i, j, disabled;
-    uint64_t             *next_due;
+    ngx_uint_t            i, disabled;
     ngx_railgun_probe_t  *probe, *first;
 
     ngx_railgun_probe_store = store;
     ngx_railgun_probe_self = ngx_railgun_probe_owner(ngx_pid,
                                          ngx_railgun_store_started(ngx_pid));
-    ngx_str_null(&round);
+    ngx_railgun_probe_fam = *fam;
+    ngx_railgun_probe_buckets = buckets;
+
     disabled = 0;
     first = NULL;
 
@@ -748,122 +749,11 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
 
     for (i = 0; i < probes->nelts; i++) {
 
-        probe[i].state = ngx_railgun_probe_series(store, fam->state,
-                                                  &probe[i], NULL, NULL,
-                                                  NULL);
-        probe[i].round = ngx_railgun_probe_series(store, fam->state,
-                                                  &probe[i], "round",
-                                                  &round, NULL);
-
-        if ((probe[i].state->flags & NGX_RAILGUN_SERIES_OVERFLOW)
-            || (probe[i].round->flags & NGX_RAILGUN_SERIES_OVERFLOW))
-        {
-            /* probes must never share a state: this one cannot run */
-            probe[i].disabled = 1;
-
+        if (ngx_railgun_probe_add(&probe[i], cycle->log) == NGX_DECLINED) {
             if (disabled++ == 0) {
                 first = &probe[i];
             }
-
-            continue;
         }
-
-        if (probe[i].check) {
-            probe[i].up = ngx_railgun_probe_peer_series(store, fam->peer_up,
-                                                        &probe[i]);
-
-        } else {
-            probe[i].up = ngx_railgun_probe_series(store, fam->up, &probe[i],
-                                                   NULL, NULL, NULL);
-        }
-        probe[i].duration = ngx_railgun_probe_series(store, fam->duration,
-                                                     &probe[i], NULL, NULL,
-                                                     buckets);
-
-        for (j = 0; j < NGX_RAILGUN_PROBE_NRESULTS; j++) {
-            probe[i].checks[j] = ngx_railgun_probe_series(store, fam->checks,
-                                               &probe[i], "result",
-                                               &ngx_railgun_probe_results[j],
-                                               NULL);
-        }
-
-        for (j = 0; j < 2; j++) {
-            probe[i].transitions[j] = ngx_railgun_probe_series(store,
-                                                fam->transitions, &probe[i],
-                                                "to", &ngx_railgun_probe_to[j],
-                                                NULL);
-        }
-
-        if (probe[i].type == NGX_RAILGUN_PROBE_REDIS) {
-            probe[i].memory_used = ngx_railgun_probe_series(store,
-                                                   fam->memory_used,
-                                                   &probe[i], NULL, NULL,
-                                                   NULL);
-            probe[i].memory_max = ngx_railgun_probe_series(store,
-                                                   fam->memory_max,
-                                                   &probe[i], NULL, NULL,
-                                                   NULL);
-            probe[i].clients = ngx_railgun_probe_series(store, fam->clients,
-                                                        &probe[i], NULL, NULL,
-                                                        NULL);
-            probe[i].keyspace_hits = ngx_railgun_probe_series(store,
-                                                   fam->keyspace_hits,
-                                                   &probe[i], NULL, NULL,
-                                                   NULL);
-            probe[i].keyspace_misses = ngx_railgun_probe_series(store,
-                                                   fam->keyspace_misses,
-                                                   &probe[i], NULL, NULL,
-                                                   NULL);
-            probe[i].evicted_keys = ngx_railgun_probe_series(store,
-                                                   fam->evicted_keys,
-                                                   &probe[i], NULL, NULL,
-                                                   NULL);
-            probe[i].pubsub_channels = ngx_railgun_probe_series(store,
-                                                   fam->pubsub_channels,
-                                                   &probe[i], NULL, NULL,
-                                                   NULL);
-            probe[i].replication_lag = ngx_railgun_probe_series(store,
-                                                   fam->replication_lag,
-                                                   &probe[i], NULL, NULL,
-                                                   NULL);
-        }
-
-        /* before any result the gauge tells the initial state */
-        ngx_railgun_store_set(probe[i].up, 0,
-                              ngx_railgun_probe_is_up(&probe[i]));
-
-        ngx_railgun_store_own(store, probe[i].up);
-
-        if (probe[i].type == NGX_RAILGUN_PROBE_REDIS) {
-            ngx_railgun_store_own(store, probe[i].memory_used);
-            ngx_railgun_store_own(store, probe[i].memory_max);
-            ngx_railgun_store_own(store, probe[i].clients);
-            ngx_railgun_store_own(store, probe[i].pubsub_channels);
-            ngx_railgun_store_own(store, probe[i].replication_lag);
-        }
-
-        /*
-         * a reload that shortened the interval takes effect at once, not
-         * at the due time the old one set
-         */
-
-        next_due = &probe[i].state->values[NGX_RAILGUN_PROBE_NEXT_DUE];
-        due = __atomic_load_n(next_due, __ATOMIC_ACQUIRE);
-
-        if ((ngx_msec_int_t) (due - ngx_current_msec)
-            > (ngx_msec_int_t) (probe[i].interval + probe[i].jitter))
-        {
-            (void) ngx_railgun_store_cas(probe[i].state,
-                                         NGX_RAILGUN_PROBE_NEXT_DUE, due,
-                                         ngx_current_msec);
-        }
-
-        probe[i].timer.handler = ngx_railgun_probe_timer_handler;
-        probe[i].timer.data = &probe[i];
-        probe[i].timer.log = cycle->log;
-        probe[i].timer.cancelable = 1;
-
-        ngx_add_timer(&probe[i].timer, 1 + ngx_random() % 100);
     }
 
     if (disabled) {
@@ -874,6 +764,172 @@ ngx_railgun_probe_init_worker(ngx_cycle_t *cycle, ngx_array_t *probes,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A probe starts in this worker: its series, then its timer.  Also for a
+ * probe made at run time (an address a "resolve" server resolved to), once
+ * ngx_railgun_probe_init_worker() ran.  NGX_DECLINED: the zone has no room
+ * for its state, it is not run.
+ */
+
+ngx_int_t
+ngx_railgun_probe_add(ngx_railgun_probe_t *probe, ngx_log_t *log)
+{
+    ngx_msec_t                     due;
+    ngx_str_t                      round;
+    ngx_uint_t                     j;
+    uint64_t                      *next_due;
+    ngx_railgun_store_t           *store;
+    ngx_railgun_probe_families_t  *fam;
+
+    store = ngx_railgun_probe_store;
+    fam = &ngx_railgun_probe_fam;
+
+    ngx_str_null(&round);
+
+    probe->state = ngx_railgun_probe_series(store, fam->state, probe, NULL,
+                                            NULL, NULL);
+    probe->round = ngx_railgun_probe_series(store, fam->state, probe,
+                                            "round", &round, NULL);
+
+    if ((probe->state->flags & NGX_RAILGUN_SERIES_OVERFLOW)
+        || (probe->round->flags & NGX_RAILGUN_SERIES_OVERFLOW))
+    {
+        /* probes must never share a state: this one cannot run */
+        probe->disabled = 1;
+        return NGX_DECLINED;
+    }
+
+    if (probe->check) {
+        probe->up = ngx_railgun_probe_peer_series(store, fam->peer_up, probe);
+
+    } else {
+        probe->up = ngx_railgun_probe_series(store, fam->up, probe, NULL,
+                                             NULL, NULL);
+    }
+
+    probe->duration = ngx_railgun_probe_series(store, fam->duration, probe,
+                                               NULL, NULL,
+                                               ngx_railgun_probe_buckets);
+
+    for (j = 0; j < NGX_RAILGUN_PROBE_NRESULTS; j++) {
+        probe->checks[j] = ngx_railgun_probe_series(store, fam->checks, probe,
+                                               "result",
+                                               &ngx_railgun_probe_results[j],
+                                               NULL);
+    }
+
+    for (j = 0; j < 2; j++) {
+        probe->transitions[j] = ngx_railgun_probe_series(store,
+                                                fam->transitions, probe,
+                                                "to", &ngx_railgun_probe_to[j],
+                                                NULL);
+    }
+
+    if (probe->type == NGX_RAILGUN_PROBE_REDIS) {
+        probe->memory_used = ngx_railgun_probe_series(store, fam->memory_used,
+                                                      probe, NULL, NULL, NULL);
+        probe->memory_max = ngx_railgun_probe_series(store, fam->memory_max,
+                                                     probe, NULL, NULL, NULL);
+        probe->clients = ngx_railgun_probe_series(store, fam->clients, probe,
+                                                  NULL, NULL, NULL);
+        probe->keyspace_hits = ngx_railgun_probe_series(store,
+                                                        fam->keyspace_hits,
+                                                        probe, NULL, NULL,
+                                                        NULL);
+        probe->keyspace_misses = ngx_railgun_probe_series(store,
+                                                        fam->keyspace_misses,
+                                                        probe, NULL, NULL,
+                                                        NULL);
+        probe->evicted_keys = ngx_railgun_probe_series(store,
+                                                       fam->evicted_keys,
+                                                       probe, NULL, NULL,
+                                                       NULL);
+        probe->pubsub_channels = ngx_railgun_probe_series(store,
+                                                        fam->pubsub_channels,
+                                                        probe, NULL, NULL,
+                                                        NULL);
+        probe->replication_lag = ngx_railgun_probe_series(store,
+                                                        fam->replication_lag,
+                                                        probe, NULL, NULL,
+                                                        NULL);
+    }
+
+    /* before any result the gauge tells the initial state */
+    ngx_railgun_store_set(probe->up, 0, ngx_railgun_probe_is_up(probe));
+
+    ngx_railgun_store_own(store, probe->up);
+
+    if (probe->type == NGX_RAILGUN_PROBE_REDIS) {
+        ngx_railgun_store_own(store, probe->memory_used);
+        ngx_railgun_store_own(store, probe->memory_max);
+        ngx_railgun_store_own(store, probe->clients);
+        ngx_railgun_store_own(store, probe->pubsub_channels);
+        ngx_railgun_store_own(store, probe->replication_lag);
+    }
+
+    /*
+     * a reload that shortened the interval takes effect at once, not
+     * at the due time the old one set
+     */
+
+    next_due = &probe->state->values[NGX_RAILGUN_PROBE_NEXT_DUE];
+    due = __atomic_load_n(next_due, __ATOMIC_ACQUIRE);
+
+    if ((ngx_msec_int_t) (due - ngx_current_msec)
+        > (ngx_msec_int_t) (probe->interval + probe->jitter))
+    {
+        (void) ngx_railgun_store_cas(probe->state,
+                                     NGX_RAILGUN_PROBE_NEXT_DUE, due,
+                                     ngx_current_msec);
+    }
+
+    probe->timer.handler = ngx_railgun_probe_timer_handler;
+    probe->timer.data = probe;
+    probe->timer.log = log;
+    probe->timer.cancelable = 1;
+
+    ngx_add_timer(&probe->timer, 1 + ngx_random() % 100);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A probe made at run time stops: its target is gone.  An exchange in
+ * flight is dropped, no result; the gauge is left out of scrapes from now
+ * on (the counters stay, as counters do).
+ */
+
+void
+ngx_railgun_probe_remove(ngx_railgun_probe_t *probe)
+{
+    ngx_railgun_probe_stop(probe);
+
+    if (probe->up) {
+        probe->up->epoch = 0;
+    }
+}
+
+
+/*
+ * A probe made at run time at the worker's exit: the exchange in flight is
+ * dropped, as ngx_railgun_probe_exit_worker() does for the others, so that
+ * no socket is left open; the gauge stays, the next workers' own.
+ */
+
+void
+ngx_railgun_probe_stop(ngx_railgun_probe_t *probe)
+{
+    if (probe->timer.timer_set) {
+        ngx_del_timer(&probe->timer);
+    }
+
+    if (probe->exchange) {
+        ngx_railgun_probe_close(probe->exchange, 0);
+    }
 }
 
 

@@ -199,6 +199,9 @@ ngx_int_t ngx_railgun_probe_init_worker(ngx_cycle_t *cycle,
     ngx_array_t *probes, ngx_railgun_store_t *store,
     ngx_railgun_probe_families_t *families,
     ngx_railgun_buckets_t *buckets);
+ngx_int_t ngx_railgun_probe_add(ngx_railgun_probe_t *probe, ngx_log_t *log);
+void ngx_railgun_probe_remove(ngx_railgun_probe_t *probe);
+void ngx_railgun_probe_stop(ngx_railgun_probe_t *probe);
 void ngx_railgun_probe_exit_worker(ngx_array_t *probes);
 ngx_uint_t ngx_railgun_probe_is_up(ngx_railgun_probe_t *probe);
 ngx_railgun_probe_proto_t *ngx_railgun_probe_proto(

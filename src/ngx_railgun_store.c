@@ -801,6 +801,10 @@ ngx_railgun_store_create(ngx_railgun_store_t *store, ngx_shm_zone_t *shm_zone)
     sh->magic = NGX_RAILGUN_STORE_MAGIC;
     sh->layout = NGX_RAILGUN_STORE_LAYOUT;
 
+    /* epoch 0 is no configuration's: a gauge given up goes out at once */
+    sh->epoch = 1;
+    store->epoch = 1;
+
     /* a 16m zone carves 64k chunks; the smallest zone, pages */
     sh->chunk_size = ngx_min(ngx_max(shm_zone->shm.size / 256, ngx_pagesize),
                              NGX_RAILGUN_STORE_CHUNK);

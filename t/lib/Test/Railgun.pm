@@ -860,16 +860,18 @@ sub http_body {
 # HTTP/1.1 requests without "Connection: close".  handler => sub { ... }
 # gets (method, uri, headers, body) and may return (status, body) to
 # override the defaults; it runs in the backend process.  workers => N
-# processes serve connections in parallel (8).
+# processes serve connections in parallel (8).  addr => another loopback
+# address to listen on (127.0.0.2, for a name resolving to several).
 
 sub http_backend {
 	my ($self, $n, %opts) = @_;
 
 	my $port = port($n);
+	my $addr = $opts{addr} || '127.0.0.1';
 
 	my $listen = IO::Socket::INET->new(
 		Proto => 'tcp',
-		LocalAddr => "127.0.0.1:$port",
+		LocalAddr => "$addr:$port",
 		Listen => 128,
 		ReuseAddr => 1,
 	) or die "backend: can't listen on $port: $!";
