@@ -505,9 +505,9 @@ ngx_railgun_probe_bad_bytes(ngx_str_t *s)
 
 
 /*
- * redis://[[user]:password@]host:port[/db] and rediss://: the userinfo is RFC 3986's,
- * percent-encoded bytes decoded; it ends at the last "@", so that a
- * password may hold "@", ":" and "/" as written too
+ * redis://[[user]:password@]host:port[/db], and rediss:// alike: the
+ * userinfo is RFC 3986's, percent-encoded bytes decoded; it ends at the
+ * last "@", so that a password may hold "@", ":" and "/" as written too
  */
 
 static char *
@@ -802,9 +802,11 @@ invalid:
 
 
 /*
- * The name sent as SNI and verified: ssl_name=, else the host of the target
- * as written.  As nginx's proxy does (RFC 6066), an address is never sent
- * as SNI; it is verified against the certificate's IP addresses.
+ * The name sent as SNI and verified: ssl_name=, else for a probe the host
+ * of its URL, and for a check the upstream's name, as proxy_ssl_name is
+ * for "proxy_pass https://NAME".  As nginx's proxy does (RFC 6066), an
+ * address is never sent as SNI; it is verified against the certificate's
+ * IP addresses.
  */
 
 static ngx_int_t
@@ -818,9 +820,11 @@ ngx_railgun_probe_ssl_name(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
     if (name.len == 0) {
         name = probe->target;
 
-        if (name.len > 5 && ngx_strncmp(name.data, "unix:", 5) == 0) {
-            /* as the Host of a check of a unix socket: the upstream */
-            name = probe->check ? probe->name : probe->host;
+        if (probe->check) {
+            name = probe->name;
+
+        } else if (name.len > 5 && ngx_strncmp(name.data, "unix:", 5) == 0) {
+            ngx_str_set(&name, "localhost");
 
         } else {
             p = name.data;

@@ -35,7 +35,7 @@ plan(skip_all => 'redis-server without TLS')
 	. `$Test::Railgun::Probe::REDIS --tls-port 1 --port 0 --test-memory 1 2>&1`
 	!~ /not supported|unrecognized/i;
 
-$t->plan(38);
+$t->plan(40);
 
 my $d = $t->testdir();
 
@@ -134,7 +134,7 @@ http {
     upstream tls_up {
         server 127.0.0.1:%%PORT_8443%%;
         server 127.0.0.1:$dead;
-        railgun_check ssl uri=/ $P;
+        railgun_check ssl uri=/ $P body=sni=[tls_up];
     }
 
     server {
@@ -335,5 +335,9 @@ $t->rejected($head . "upstream u {\nserver 127.0.0.1:1;\n"
 	. "railgun_check ssl ssl_verify=on;\n}\n}\n",
 	'railgun_check', qr/ssl_verify=on needs ssl_trusted_certificate=/,
 	'a check verifying without a trusted certificate');
+$t->rejected($head . "railgun_probe f https://127.0.0.1:1/ ssl_verify=off "
+	. "ssl_certificate=$d/ca.pem ssl_certificate_key=$d/client.key;\n}\n",
+	'railgun_probe f', qr/probe "f": TLS setup failed/,
+	'a key of another certificate');
 
 ###############################################################################
