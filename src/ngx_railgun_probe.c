@@ -423,6 +423,15 @@ ngx_railgun_probe_ssl_init(ngx_railgun_probe_exchange_t *x,
         return;
     }
 
+    /*
+     * a failed handshake is the verdict tls, logged at the transition:
+     * OpenSSL's reason for what a peer causes (not TLS, no common
+     * protocol) goes to the info level, as nginx logs its clients' ones,
+     * not to the error log at every check
+     */
+
+    c->log_error = NGX_ERROR_INFO;
+
     rc = ngx_ssl_handshake(c);
 
     if (rc == NGX_AGAIN) {
@@ -449,6 +458,8 @@ ngx_railgun_probe_ssl_handshake_handler(ngx_connection_t *c)
         ngx_railgun_probe_done(x, NGX_RAILGUN_PROBE_TLS, "handshake failed");
         return;
     }
+
+    c->log_error = x->peer.log_error;
 
     ngx_log_debug2(NGX_LOG_DEBUG_EVENT, c->log, 0,
                    "railgun: probe \"%V\" handshake done, reused: %d",

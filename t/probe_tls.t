@@ -35,7 +35,7 @@ plan(skip_all => 'redis-server without TLS')
 	. `$Test::Railgun::Probe::REDIS --tls-port 1 --port 0 --test-memory 1 2>&1`
 	!~ /not supported|unrecognized/i;
 
-$t->plan(40);
+$t->plan(41);
 
 my $d = $t->testdir();
 
@@ -274,6 +274,13 @@ reason('wrongname', 'certificate does not match ssl_name', 'name');
 reason('untrusted', 'unable to (?:get local issuer|verify the first) '
 	. 'certificate', 'issuer');
 reason('plaintext', 'handshake failed', 'handshake');
+
+# OpenSSL's reason of a failed handshake at info, not an error per check
+
+my $log = $t->read_file('error.log');
+ok($log =~ /\[info\].*SSL_do_handshake\(\) failed.*wrong version number/
+	&& $log !~ /\[error\].*SSL_do_handshake/,
+	'handshake failures logged at info');
 
 # sessions: the later checks of https_ok resume the first one's session
 
