@@ -35,7 +35,7 @@ plan(skip_all => 'redis-server without TLS')
 	. `$Test::Railgun::Probe::REDIS --tls-port 1 --port 0 --test-memory 1 2>&1`
 	!~ /not supported|unrecognized/i;
 
-$t->plan(41);
+$t->plan(44);
 
 my $d = $t->testdir();
 
@@ -127,6 +127,7 @@ http {
     railgun_probe client_none https://127.0.0.1:%%PORT_8446%%/ $P $N $V;
     railgun_probe plaintext  https://127.0.0.1:%%PORT_8080%%/ $P ssl_verify=off;
     railgun_probe stall      https://127.0.0.1:%%PORT_7501%%/ interval=300ms timeout=200ms rise=1 fall=1 initial=up ssl_verify=off;
+    railgun_probe closer     https://127.0.0.1:%%PORT_7502%%/ $P ssl_verify=off;
     railgun_probe redis_tls  rediss://:secret\@127.0.0.1:$redis_tls $P $N $V;
     railgun_probe redis_pass rediss://:wrong\@127.0.0.1:$redis_tls $P $N $V;
     railgun_probe redis_plain rediss://:secret\@127.0.0.1:$redis_plain $P ssl_verify=off;
@@ -204,6 +205,7 @@ http {
 EOF
 
 fake_server($t, 7501, 'silent');
+fake_server($t, 7502, 'close_first');
 
 my $redis = redis_start($t, 6379, requirepass => 'secret', extra =>
 	"tls-port $redis_tls\ntls-cert-file $d/server.pem\n"
@@ -216,7 +218,7 @@ $t->run();
 
 my @probes = qw/ https_ok https_ip expired expired_off wrongname
 	wrongname_off untrusted client_ok client_none plaintext stall
-	redis_tls redis_pass redis_plain /;
+	closer redis_tls redis_pass redis_plain /;
 
 my $s = wait_for(20, sub {
 	my $s = scrape_fast($t);
@@ -244,6 +246,7 @@ only('client_ok', 'ok', 'a client certificate');
 only('client_none', 'bad_status', 'none where one is required');
 only('plaintext', 'tls', 'plain HTTP on the port');
 only('stall', 'timeout', 'a server that never answers the hello');
+only('closer', 'tls', 'a server that closes before the hello');
 only('redis_tls', 'ok', 'Redis over TLS');
 only('redis_pass', 'auth', 'a wrong password over TLS');
 only('redis_plain', 'timeout',
@@ -316,6 +319,17 @@ is($ok, 10, 'every request through the upstream served');
 my @ups = $t->read_file('access.log') =~ m!"GET /up/ HTTP/1.0" \d+ .* "([^"]*)" "[^"]*"$!mg;
 is(scalar(grep { $_ eq $live } @ups), 10, 'all by the live peer')
 	or diag(join ' ', @ups);
+
+# a reload: new contexts, the probes go on, the old workers free their
+# sessions
+
+my $before = probe_checks($s, 'https_ok')->{ok};
+ok($t->reload(), 'reloaded');
+ok(wait_for(10, sub {
+	my $s = scrape_fast($t);
+	my $c = probe_checks($s, 'https_ok');
+	$c->{ok} >= $before + 3 && $c->{ok} == probe_checks_total($s, 'https_ok');
+}, 0.1), 'https_ok checked after the reload, every check ok');
 
 ###############################################################################
 
