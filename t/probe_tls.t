@@ -35,7 +35,7 @@ plan(skip_all => 'redis-server without TLS')
 	. `$Test::Railgun::Probe::REDIS --tls-port 1 --port 0 --test-memory 1 2>&1`
 	!~ /not supported|unrecognized/i;
 
-$t->plan(44);
+$t->plan(45);
 
 my $d = $t->testdir();
 
@@ -136,6 +136,12 @@ http {
         server 127.0.0.1:%%PORT_8443%%;
         server 127.0.0.1:$dead;
         railgun_check ssl uri=/ $P body=sni=[tls_up];
+    }
+
+    upstream handshake {
+        server 127.0.0.1:%%PORT_8443%%;
+        server 127.0.0.1:%%PORT_8080%%;
+        railgun_check type=tcp ssl $P;
     }
 
     server {
@@ -308,6 +314,22 @@ ok(wait_for(10, sub {
 		{ upstream => 'tls_up', peer => $gone });
 	defined $l && defined $g && $l == 1 && $g == 0;
 }, 0.1), 'checked over TLS: the live peer up, the dead one down');
+
+# type=tcp ssl: a connect and a handshake; the plain port fails it
+
+ok(wait_for(10, sub {
+	my $s = scrape_fast($t);
+	my $l = sample($s, 'railgun_upstream_peer_up',
+		{ upstream => 'handshake', peer => $live });
+	my $plain = '127.0.0.1:' . port(8080);
+	my $ok = sample($s, 'railgun_probe_checks_total',
+		{ probe => 'handshake', target => $live, result => 'ok' });
+	my $tls = sample($s, 'railgun_probe_checks_total',
+		{ probe => 'handshake', target => $plain, result => 'tls' });
+	defined $l && $l == 1 && $ok >= 2 && $tls >= 2
+		&& sample($s, 'railgun_upstream_peer_up',
+			{ upstream => 'handshake', peer => $plain }) == 0;
+}, 0.1), 'a handshake check: the TLS peer up, the plain one down (tls)');
 
 my $ok = 0;
 for (1 .. 10) {
