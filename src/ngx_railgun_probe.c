@@ -22,6 +22,16 @@ static void ngx_railgun_probe_end_round(ngx_railgun_probe_t *probe,
     ngx_uint_t recorded);
 static void ngx_railgun_probe_start(ngx_railgun_probe_t *probe);
 static void ngx_railgun_probe_connect_handler(ngx_event_t *ev);
+static void ngx_railgun_probe_send_request(ngx_railgun_probe_exchange_t *x,
+    ngx_connection_t *c);
+#if (NGX_SSL)
+static void ngx_railgun_probe_ssl_init(ngx_railgun_probe_exchange_t *x,
+    ngx_connection_t *c);
+static void ngx_railgun_probe_ssl_handshake_handler(ngx_connection_t *c);
+static ngx_int_t ngx_railgun_probe_ssl_check_name(ngx_connection_t *c,
+    ngx_railgun_probe_t *probe);
+static void ngx_railgun_probe_ssl_save_session(ngx_connection_t *c);
+#endif
 static void ngx_railgun_probe_write_handler(ngx_event_t *wev);
 static void ngx_railgun_probe_read_handler(ngx_event_t *rev);
 static void ngx_railgun_probe_dummy_handler(ngx_event_t *ev);
@@ -50,7 +60,8 @@ ngx_str_t  ngx_railgun_probe_results[] = {
     ngx_string("bad_status"),
     ngx_string("bad_body"),
     ngx_string("bad_role"),
-    ngx_string("auth")
+    ngx_string("auth"),
+    ngx_string("tls")
 };
 
 
@@ -371,10 +382,28 @@ ngx_railgun_probe_connect_handler(ngx_event_t *ev)
         return;
     }
 
+#if (NGX_SSL)
+    if (x->probe->ssl_ctx) {
+        ngx_railgun_probe_ssl_init(x, c);
+        return;
+    }
+#endif
+
+    ngx_railgun_probe_send_request(x, c);
+}
+
+
+/* connected, and over TLS with the handshake done: the exchange proper */
+
+static void
+ngx_railgun_probe_send_request(ngx_railgun_probe_exchange_t *x,
+    ngx_connection_t *c)
+{
     if (ngx_railgun_probe_proto(x->probe) == NULL) {
         /*
-         * a connect check: connected is all it asks, whatever the target
-         * sends or does next (a banner, a close at maxclients)
+         * a connect check: connected (and a handshake) is all it asks,
+         * whatever the target sends or does next (a banner, a close at
+         * maxclients)
          */
         ngx_railgun_probe_done(x, NGX_RAILGUN_PROBE_OK, NULL);
         return;
@@ -385,6 +414,187 @@ ngx_railgun_probe_connect_handler(ngx_event_t *ev)
 
     ngx_railgun_probe_write_handler(c->write);
 }
+
+
+#if (NGX_SSL)
+
+/*
+ * The handshake as nginx's upstream makes it: ngx_ssl's own handlers until
+ * it is over, within the probe's one timer; then c->send and c->recv are
+ * ngx_ssl's and the protocol never knows.  The certificate is verified
+ * after the handshake, so that the verdict can tell why.
+ */
+
+static void
+ngx_railgun_probe_ssl_init(ngx_railgun_probe_exchange_t *x,
+    ngx_connection_t *c)
+{
+    ngx_int_t             rc;
+    ngx_railgun_probe_t  *probe;
+
+    probe = x->probe;
+
+    if (ngx_ssl_create_connection(probe->ssl_ctx, c,
+                                  NGX_SSL_BUFFER|NGX_SSL_CLIENT)
+        != NGX_OK)
+    {
+        ngx_railgun_probe_done(x, NGX_RAILGUN_PROBE_ERROR,
+                               "TLS connection failed");
+        return;
+    }
+
+#ifdef SSL_CTRL_SET_TLSEXT_HOSTNAME
+
+    if (!probe->ssl_name_ip && probe->ssl_name.len
+        && SSL_set_tlsext_host_name(c->ssl->connection,
+                                    (char *) probe->ssl_name.data)
+           == 0)
+    {
+        ngx_ssl_error(NGX_LOG_ERR, c->log, 0,
+                      "SSL_set_tlsext_host_name(\"%s\") failed",
+                      probe->ssl_name.data);
+        ngx_railgun_probe_done(x, NGX_RAILGUN_PROBE_ERROR,
+                               "TLS connection failed");
+        return;
+    }
+
+#endif
+
+    c->ssl->save_session = ngx_railgun_probe_ssl_save_session;
+
+    if (probe->ssl_session
+        && ngx_ssl_set_session(c, probe->ssl_session) != NGX_OK)
+    {
+        ngx_railgun_probe_done(x, NGX_RAILGUN_PROBE_ERROR,
+                               "TLS connection failed");
+        return;
+    }
+
+    /* an abbreviated handshake may interact badly with Nagle */
+
+    if (probe->ssl_session && ngx_tcp_nodelay(c) != NGX_OK) {
+        ngx_railgun_probe_done(x, NGX_RAILGUN_PROBE_ERROR,
+                               "TLS connection failed");
+        return;
+    }
+
+    /*
+     * a failed handshake is the verdict tls, logged at the transition:
+     * OpenSSL's reason for what a peer causes (not TLS, no common
+     * protocol) goes to the info level, as nginx logs its clients' ones,
+     * not to the error log at every check
+     */
+
+    c->log_error = NGX_ERROR_INFO;
+
+    rc = ngx_ssl_handshake(c);
+
+    if (rc == NGX_AGAIN) {
+        c->ssl->handler = ngx_railgun_probe_ssl_handshake_handler;
+        return;
+    }
+
+    ngx_railgun_probe_ssl_handshake_handler(c);
+}
+
+
+static void
+ngx_railgun_probe_ssl_handshake_handler(ngx_connection_t *c)
+{
+    long                           rc;
+    ngx_railgun_probe_t           *probe;
+    ngx_railgun_probe_exchange_t  *x;
+
+    x = c->data;
+    probe = x->probe;
+
+    if (!c->ssl->handshaked) {
+        /* ngx_ssl_handshake logged OpenSSL's reason */
+        ngx_railgun_probe_done(x, NGX_RAILGUN_PROBE_TLS, "handshake failed");
+        return;
+    }
+
+    c->log_error = x->peer.log_error;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, c->log, 0,
+                   "railgun: probe \"%V\" handshake done, reused: %d",
+                   &probe->name, SSL_session_reused(c->ssl->connection));
+
+    if (probe->ssl_verify) {
+        rc = SSL_get_verify_result(c->ssl->connection);
+
+        if (rc != X509_V_OK) {
+            ngx_railgun_probe_done(x, NGX_RAILGUN_PROBE_TLS,
+                                   X509_verify_cert_error_string(rc));
+            return;
+        }
+
+        if (ngx_railgun_probe_ssl_check_name(c, probe) != NGX_OK) {
+            ngx_railgun_probe_done(x, NGX_RAILGUN_PROBE_TLS,
+                                   "certificate does not match ssl_name");
+            return;
+        }
+    }
+
+    ngx_railgun_probe_send_request(x, c);
+}
+
+
+/* nginx's check of a name; an address is matched with the IP SANs */
+
+static ngx_int_t
+ngx_railgun_probe_ssl_check_name(ngx_connection_t *c,
+    ngx_railgun_probe_t *probe)
+{
+    int    rc;
+    X509  *cert;
+
+    if (!probe->ssl_name_ip) {
+        return ngx_ssl_check_host(c, &probe->ssl_name);
+    }
+
+    cert = SSL_get_peer_certificate(c->ssl->connection);
+    if (cert == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = X509_check_ip_asc(cert, (char *) probe->ssl_name.data, 0);
+
+    X509_free(cert);
+
+    return rc == 1 ? NGX_OK : NGX_ERROR;
+}
+
+
+/*
+ * Called by ngx_ssl's client session cache when the target gives a
+ * session: in the handshake (TLS 1.2) or with the first records after it
+ * (TLS 1.3 tickets); the probe keeps the newest for its next check.
+ */
+
+static void
+ngx_railgun_probe_ssl_save_session(ngx_connection_t *c)
+{
+    ngx_ssl_session_t             *session;
+    ngx_railgun_probe_t           *probe;
+    ngx_railgun_probe_exchange_t  *x;
+
+    x = c->data;
+    probe = x->probe;
+
+    session = ngx_ssl_get_session(c);
+    if (session == NULL) {
+        return;
+    }
+
+    if (probe->ssl_session) {
+        ngx_ssl_free_session(probe->ssl_session);
+    }
+
+    probe->ssl_session = session;
+}
+
+#endif
 
 
 static void
@@ -591,6 +801,7 @@ ngx_railgun_probe_done(ngx_railgun_probe_exchange_t *x, ngx_uint_t result,
 static void
 ngx_railgun_probe_close(ngx_railgun_probe_exchange_t *x, ngx_uint_t recorded)
 {
+    ngx_connection_t           *c;
     ngx_railgun_probe_t        *probe;
     ngx_railgun_probe_proto_t  *proto;
 
@@ -606,9 +817,30 @@ ngx_railgun_probe_close(ngx_railgun_probe_exchange_t *x, ngx_uint_t recorded)
         proto->finish(x);
     }
 
-    if (x->peer.connection) {
-        x->peer.connection->pool = NULL;
-        ngx_close_connection(x->peer.connection);
+    c = x->peer.connection;
+
+    if (c) {
+
+#if (NGX_SSL)
+        if (c->ssl) {
+            /* close_notify after a clean exchange; never a wait for one */
+
+            c->ssl->no_wait_shutdown = 1;
+
+            if (x->result != NGX_RAILGUN_PROBE_OK || !recorded) {
+                c->ssl->no_send_shutdown = 1;
+            }
+
+            if (ngx_ssl_shutdown(c) == NGX_AGAIN) {
+                /* it would block: dropped, c->ssl is in the pool */
+                c->ssl->no_send_shutdown = 1;
+                (void) ngx_ssl_shutdown(c);
+            }
+        }
+#endif
+
+        c->pool = NULL;
+        ngx_close_connection(c);
         x->peer.connection = NULL;
     }
 
@@ -948,6 +1180,13 @@ ngx_railgun_probe_exit_worker(ngx_array_t *probes)
         if (probe[i].exchange) {
             ngx_railgun_probe_close(probe[i].exchange, 0);
         }
+
+#if (NGX_SSL)
+        if (probe[i].ssl_session) {
+            ngx_ssl_free_session(probe[i].ssl_session);
+            probe[i].ssl_session = NULL;
+        }
+#endif
     }
 }
 

@@ -45,7 +45,8 @@
 #define NGX_RAILGUN_PROBE_BAD_BODY    5
 #define NGX_RAILGUN_PROBE_BAD_ROLE    6
 #define NGX_RAILGUN_PROBE_AUTH        7
-#define NGX_RAILGUN_PROBE_NRESULTS    8
+#define NGX_RAILGUN_PROBE_TLS         8   /* handshake or verification */
+#define NGX_RAILGUN_PROBE_NRESULTS    9
 
 /* the probe's state record in the zone: values[] of a state series */
 #define NGX_RAILGUN_PROBE_NEXT_DUE    0   /* ngx_current_msec */
@@ -119,10 +120,25 @@ struct ngx_railgun_probe_s {
 
     ngx_str_t                      request;
 
+    /* tls: https://, rediss:// and railgun_check ssl */
+    ngx_uint_t                     ssl;           /* unsigned  ssl:1; */
+    ngx_int_t                      ssl_verify;    /* NGX_CONF_UNSET: default */
+    ngx_str_t                      ssl_name;      /* SNI, the name verified */
+    ngx_uint_t                     ssl_name_ip;   /* an address: no SNI */
+    ngx_str_t                      ssl_trusted_certificate;
+    ngx_str_t                      ssl_certificate;
+    ngx_str_t                      ssl_certificate_key;
+#if (NGX_SSL)
+    ngx_ssl_t                     *ssl_ctx;       /* a check's probes share */
+#endif
+
     /* the rest is each worker's own */
 
     ngx_event_t                    timer;
     ngx_railgun_probe_exchange_t  *exchange;
+#if (NGX_SSL)
+    ngx_ssl_session_t             *ssl_session;   /* reused by the next */
+#endif
     ngx_railgun_series_t          *state;
     ngx_railgun_series_t          *round;         /* values[0]: prober pid */
     ngx_railgun_series_t          *up;

@@ -20,7 +20,20 @@
 
 
 static char *ngx_railgun_probe_parse_redis(ngx_conf_t *cf,
-    ngx_railgun_probe_t *probe, ngx_str_t *url);
+    ngx_railgun_probe_t *probe, ngx_str_t *url, size_t skip);
+static char *ngx_railgun_probe_parse_http(ngx_conf_t *cf,
+    ngx_railgun_probe_t *probe, ngx_str_t *url, size_t skip,
+    in_port_t port);
+static char *ngx_railgun_probe_ssl_param(ngx_conf_t *cf,
+    ngx_railgun_probe_t *probe, ngx_str_t *param);
+static char *ngx_railgun_probe_ssl_conf(ngx_conf_t *cf,
+    ngx_railgun_probe_t *probe);
+static ngx_int_t ngx_railgun_probe_ssl_name(ngx_conf_t *cf,
+    ngx_railgun_probe_t *probe);
+#if (NGX_SSL)
+static char *ngx_railgun_probe_ssl_file(ngx_conf_t *cf,
+    ngx_railgun_probe_t *probe, const char *param, ngx_str_t *file);
+#endif
 static char *ngx_railgun_probe_parse_status(ngx_conf_t *cf,
     ngx_railgun_probe_t *probe, ngx_str_t *value);
 static char *ngx_railgun_probe_address(ngx_conf_t *cf,
@@ -83,6 +96,10 @@ ngx_railgun_probe_init_request(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
         }
     }
 
+    if (probe->ssl && ngx_railgun_probe_ssl_name(cf, probe) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     proto = ngx_railgun_probe_proto(probe);
 
     if (proto && proto->init_conf(cf, probe) != NGX_OK) {
@@ -97,16 +114,26 @@ char *
 ngx_railgun_probe_parse(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
     ngx_str_t *url, ngx_str_t *params, ngx_uint_t nparams)
 {
-    char        *rv;
-    ngx_str_t    hostport;
-    ngx_uint_t   i;
+    char       *rv;
+    ngx_str_t   hostport;
 
     if (url->len > 8 && ngx_strncasecmp(url->data, (u_char *) "redis://", 8)
                         == 0)
     {
         probe->type = NGX_RAILGUN_PROBE_REDIS;
 
-        rv = ngx_railgun_probe_parse_redis(cf, probe, url);
+        rv = ngx_railgun_probe_parse_redis(cf, probe, url, 8);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+
+    } else if (url->len > 9
+               && ngx_strncasecmp(url->data, (u_char *) "rediss://", 9) == 0)
+    {
+        probe->type = NGX_RAILGUN_PROBE_REDIS;
+        probe->ssl = 1;
+
+        rv = ngx_railgun_probe_parse_redis(cf, probe, url, 9);
         if (rv != NGX_CONF_OK) {
             return rv;
         }
@@ -114,33 +141,17 @@ ngx_railgun_probe_parse(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
     } else if (url->len > 7
                && ngx_strncasecmp(url->data, (u_char *) "http://", 7) == 0)
     {
-        probe->type = NGX_RAILGUN_PROBE_HTTP;
-
-        hostport.data = url->data + 7;
-        hostport.len = url->len - 7;
-
-        for (i = 0; i < hostport.len; i++) {
-            if (hostport.data[i] == '/') {
-                break;
-            }
+        rv = ngx_railgun_probe_parse_http(cf, probe, url, 7, 80);
+        if (rv != NGX_CONF_OK) {
+            return rv;
         }
 
-        probe->uri.data = hostport.data + i;
-        probe->uri.len = hostport.len - i;
-        hostport.len = i;
+    } else if (url->len > 8
+               && ngx_strncasecmp(url->data, (u_char *) "https://", 8) == 0)
+    {
+        probe->ssl = 1;
 
-        if (probe->uri.len == 0) {
-            ngx_str_set(&probe->uri, "/");
-        }
-
-        if (ngx_railgun_probe_bad_bytes(&probe->uri)) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "railgun: invalid probe URL \"%V\": a space "
-                               "or a control character in the path", url);
-            return NGX_CONF_ERROR;
-        }
-
-        rv = ngx_railgun_probe_address(cf, probe, &hostport, 80);
+        rv = ngx_railgun_probe_parse_http(cf, probe, url, 8, 443);
         if (rv != NGX_CONF_OK) {
             return rv;
         }
@@ -161,11 +172,51 @@ ngx_railgun_probe_parse(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
     } else {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "railgun: invalid probe URL \"%V\", redis://, "
-                           "http:// or tcp:// expected", url);
+                           "rediss://, http://, https:// or tcp:// "
+                           "expected", url);
         return NGX_CONF_ERROR;
     }
 
     return ngx_railgun_probe_parse_params(cf, probe, params, nparams);
+}
+
+
+/* http://host:port/path and https://, the path "/" when none */
+
+static char *
+ngx_railgun_probe_parse_http(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
+    ngx_str_t *url, size_t skip, in_port_t port)
+{
+    ngx_str_t   hostport;
+    ngx_uint_t  i;
+
+    probe->type = NGX_RAILGUN_PROBE_HTTP;
+
+    hostport.data = url->data + skip;
+    hostport.len = url->len - skip;
+
+    for (i = 0; i < hostport.len; i++) {
+        if (hostport.data[i] == '/') {
+            break;
+        }
+    }
+
+    probe->uri.data = hostport.data + i;
+    probe->uri.len = hostport.len - i;
+    hostport.len = i;
+
+    if (probe->uri.len == 0) {
+        ngx_str_set(&probe->uri, "/");
+    }
+
+    if (ngx_railgun_probe_bad_bytes(&probe->uri)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "railgun: invalid probe URL \"%V\": a space "
+                           "or a control character in the path", url);
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_railgun_probe_address(cf, probe, &hostport, port);
 }
 
 
@@ -192,12 +243,32 @@ ngx_railgun_probe_parse_params(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
             if (ngx_strcmp(params[i].data, "type=tcp") == 0) {
                 probe->type = NGX_RAILGUN_PROBE_TCP;
             }
+
+            if (ngx_strcmp(params[i].data, "ssl") == 0) {
+                probe->ssl = 1;
+            }
         }
     }
 
+    probe->ssl_verify = NGX_CONF_UNSET;
+
     for (i = 0; i < nparams; i++) {
 
+        if (ngx_strncmp(params[i].data, "ssl_", 4) == 0) {
+            if (ngx_railgun_probe_ssl_param(cf, probe, &params[i])
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         if (probe->check) {
+
+            if (ngx_strcmp(params[i].data, "ssl") == 0) {
+                continue;
+            }
 
             if (ngx_strcmp(params[i].data, "type=http") == 0) {
                 if (probe->type != NGX_RAILGUN_PROBE_HTTP) {
@@ -376,6 +447,10 @@ ngx_railgun_probe_parse_params(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
         return NGX_CONF_ERROR;
     }
 
+    if (probe->ssl && ngx_railgun_probe_ssl_conf(cf, probe) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (probe->type == NGX_RAILGUN_PROBE_HTTP && probe->status == NULL) {
         ngx_str_set(&s, "200-299");
 
@@ -435,19 +510,19 @@ ngx_railgun_probe_bad_bytes(ngx_str_t *s)
 
 
 /*
- * redis://[[user]:password@]host:port[/db]: the userinfo is RFC 3986's,
- * percent-encoded bytes decoded; it ends at the last "@", so that a
- * password may hold "@", ":" and "/" as written too
+ * redis://[[user]:password@]host:port[/db], and rediss:// alike: the
+ * userinfo is RFC 3986's, percent-encoded bytes decoded; it ends at the
+ * last "@", so that a password may hold "@", ":" and "/" as written too
  */
 
 static char *
 ngx_railgun_probe_parse_redis(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
-    ngx_str_t *url)
+    ngx_str_t *url, size_t skip)
 {
     u_char     *p, *end, *at, *colon, *slash;
     ngx_str_t   hostport;
 
-    p = url->data + 8;
+    p = url->data + skip;
     end = url->data + url->len;
 
     at = NULL;
@@ -654,3 +729,320 @@ ngx_railgun_probe_parse_status(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
 
     return NGX_CONF_OK;
 }
+
+
+/*
+ * TLS: ssl_name=, ssl_verify=, ssl_trusted_certificate=, ssl_certificate=
+ * and ssl_certificate_key=, only where the probe speaks TLS
+ */
+
+static char *
+ngx_railgun_probe_ssl_param(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
+    ngx_str_t *param)
+{
+    u_char  *eq;
+
+    if (!probe->ssl) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "railgun: parameter \"%V\" of probe \"%V\" needs "
+                           "TLS: https://, rediss:// or \"railgun_check "
+                           "ssl\"", param, &probe->name);
+        return NGX_CONF_ERROR;
+    }
+
+    eq = ngx_strlchr(param->data, param->data + param->len, '=');
+
+    if (eq == NULL || eq + 1 == param->data + param->len) {
+        goto invalid;
+    }
+
+    if (ngx_strncmp(param->data, "ssl_name=", 9) == 0) {
+        probe->ssl_name.data = eq + 1;
+        probe->ssl_name.len = param->data + param->len - eq - 1;
+
+        if (ngx_railgun_probe_bad_bytes(&probe->ssl_name)
+            || probe->ssl_name.len > 255)
+        {
+            goto invalid;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(param->data, "ssl_verify=on") == 0) {
+        probe->ssl_verify = 1;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(param->data, "ssl_verify=off") == 0) {
+        probe->ssl_verify = 0;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strncmp(param->data, "ssl_trusted_certificate=", 24) == 0) {
+        probe->ssl_trusted_certificate.data = eq + 1;
+        probe->ssl_trusted_certificate.len = param->len - 24;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strncmp(param->data, "ssl_certificate=", 16) == 0) {
+        probe->ssl_certificate.data = eq + 1;
+        probe->ssl_certificate.len = param->len - 16;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strncmp(param->data, "ssl_certificate_key=", 20) == 0) {
+        probe->ssl_certificate_key.data = eq + 1;
+        probe->ssl_certificate_key.len = param->len - 20;
+        return NGX_CONF_OK;
+    }
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "railgun: invalid parameter \"%V\"", param);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/*
+ * The name sent as SNI and verified: ssl_name=, else for a probe the host
+ * of its URL, and for a check the upstream's name, as proxy_ssl_name is
+ * for "proxy_pass https://NAME".  As nginx's proxy does (RFC 6066), an
+ * address is never sent as SNI; it is verified against the certificate's
+ * IP addresses.
+ */
+
+static ngx_int_t
+ngx_railgun_probe_ssl_name(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
+{
+    u_char     *p, *last;
+    ngx_str_t   name;
+
+    name = probe->ssl_name;
+
+    if (name.len == 0) {
+        name = probe->target;
+
+        if (probe->check) {
+            name = probe->name;
+
+        } else if (name.len > 5 && ngx_strncmp(name.data, "unix:", 5) == 0) {
+            ngx_str_set(&name, "localhost");
+
+        } else {
+            p = name.data;
+            last = name.data + name.len;
+
+            if (*p == '[') {
+                p = ngx_strlchr(p, last, ']');
+
+                if (p) {
+                    name.data++;
+                    name.len = p - name.data;
+                }
+
+            } else {
+                p = ngx_strlchr(p, last, ':');
+
+                if (p) {
+                    name.len = p - name.data;
+                }
+            }
+        }
+    }
+
+    /* null-terminated for OpenSSL */
+
+    p = ngx_pnalloc(cf->pool, name.len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_cpystrn(p, name.data, name.len + 1);
+
+    probe->ssl_name.data = p;
+    probe->ssl_name.len = name.len;
+
+    probe->ssl_name_ip = (ngx_inet_addr(p, name.len) != INADDR_NONE
+                          || ngx_strlchr(p, p + name.len, ':') != NULL);
+
+    return NGX_OK;
+}
+
+
+#if (NGX_SSL)
+
+/*
+ * One context per probe, or per railgun_check for all its servers, made as
+ * nginx's proxy makes its own (ngx_http_proxy_set_ssl); sessions are kept by
+ * the probe itself, so the context's client session cache only calls back.
+ */
+
+static char *
+ngx_railgun_probe_ssl_conf(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
+{
+    ngx_str_t            ciphers;
+    ngx_pool_cleanup_t  *cln;
+
+    if (probe->ssl_verify == NGX_CONF_UNSET) {
+        /* as proxy_ssl_verify is off for proxy_pass https:// */
+        probe->ssl_verify = !probe->check;
+    }
+
+    if (probe->ssl_certificate_key.len && probe->ssl_certificate.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "railgun: probe \"%V\": ssl_certificate_key= "
+                           "without ssl_certificate=", &probe->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (probe->ssl_certificate.len && probe->ssl_certificate_key.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "railgun: probe \"%V\": ssl_certificate= "
+                           "without ssl_certificate_key=", &probe->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (probe->ssl_verify && probe->ssl_trusted_certificate.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "railgun: probe \"%V\": ssl_verify=on needs "
+                           "ssl_trusted_certificate= (as proxy_ssl_verify, "
+                           "the system's store is not used), or "
+                           "ssl_verify=off", &probe->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (!probe->ssl_verify && probe->ssl_trusted_certificate.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "railgun: probe \"%V\": ssl_trusted_certificate= "
+                           "with ssl_verify=off would not be used",
+                           &probe->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_railgun_probe_ssl_file(cf, probe, "ssl_trusted_certificate",
+                                   &probe->ssl_trusted_certificate)
+        != NGX_CONF_OK
+        || ngx_railgun_probe_ssl_file(cf, probe, "ssl_certificate",
+                                      &probe->ssl_certificate)
+           != NGX_CONF_OK
+        || ngx_railgun_probe_ssl_file(cf, probe, "ssl_certificate_key",
+                                      &probe->ssl_certificate_key)
+           != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    probe->ssl_ctx = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+    if (probe->ssl_ctx == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    probe->ssl_ctx->log = cf->log;
+
+    /* proxy_ssl_protocols' and proxy_ssl_ciphers' defaults */
+
+    if (ngx_ssl_create(probe->ssl_ctx,
+                       NGX_SSL_TLSv1|NGX_SSL_TLSv1_1|NGX_SSL_TLSv1_2
+                       |NGX_SSL_TLSv1_3, NULL)
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_ssl_cleanup_ctx(probe->ssl_ctx);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = probe->ssl_ctx;
+
+    ngx_str_set(&ciphers, "DEFAULT");
+
+    if (ngx_ssl_ciphers(cf, probe->ssl_ctx, &ciphers, 0) != NGX_OK) {
+        goto failed;
+    }
+
+    if (probe->ssl_certificate.len
+        && ngx_ssl_certificate(cf, probe->ssl_ctx, &probe->ssl_certificate,
+                               &probe->ssl_certificate_key, NULL)
+           != NGX_OK)
+    {
+        goto failed;
+    }
+
+    /* a chain of the target's certificate, intermediates and a root */
+
+    if (probe->ssl_verify
+        && ngx_ssl_trusted_certificate(cf, probe->ssl_ctx,
+                                       &probe->ssl_trusted_certificate, 9)
+           != NGX_OK)
+    {
+        goto failed;
+    }
+
+    if (ngx_ssl_client_session_cache(cf, probe->ssl_ctx, 1) != NGX_OK) {
+        goto failed;
+    }
+
+    return NGX_CONF_OK;
+
+failed:
+
+    /* OpenSSL's reason is in the line before */
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "railgun: probe \"%V\": TLS setup failed",
+                       &probe->name);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* a missing or unreadable file named with the line of the directive */
+
+static char *
+ngx_railgun_probe_ssl_file(ngx_conf_t *cf, ngx_railgun_probe_t *probe,
+    const char *param, ngx_str_t *file)
+{
+    ngx_fd_t  fd;
+
+    if (file->len == 0) {
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, file, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(file->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "railgun: probe \"%V\": %s=\"%V\" cannot be "
+                           "opened", &probe->name, param, file);
+        return NGX_CONF_ERROR;
+    }
+
+    (void) ngx_close_file(fd);
+
+    return NGX_CONF_OK;
+}
+
+#else
+
+static char *
+ngx_railgun_probe_ssl_conf(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
+{
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "railgun: probe \"%V\" needs TLS, and this nginx "
+                       "is built without OpenSSL", &probe->name);
+
+    return NGX_CONF_ERROR;
+}
+
+#endif

@@ -145,7 +145,7 @@ SKIP: {
 }
 
 is(scalar(series($s, 'railgun_probe_checks_total', { probe => 'garbage' })),
-	8, 'eight result series from the start');
+	9, 'nine result series from the start');
 ok(!series($s, 'railgun_redis_memory_used_bytes', { probe => 'tcp_ok' }),
 	'no redis gauges for a tcp probe');
 

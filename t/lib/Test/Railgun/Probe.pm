@@ -43,7 +43,7 @@ use Test::Railgun ();
 our $REDIS = $ENV{RAILGUN_REDIS_SERVER} || '/usr/bin/redis-server';
 
 our @RESULTS = qw/ ok timeout refused error bad_status bad_body bad_role
-	auth /;
+	auth tls /;
 
 my %SERVERS;		# pid => { pid, port, name }
 my @SCRAPE_ERRORS;		# problems of fast scrapes and observations
@@ -819,7 +819,7 @@ sub probe_up {
 		{ probe => $probe });
 }
 
-# { result => count } for the probe; all eight results
+# { result => count } for the probe; every result
 
 sub probe_checks {
 	my ($s, $probe) = @_;
