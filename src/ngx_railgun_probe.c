@@ -1162,6 +1162,13 @@ ngx_railgun_probe_stop(ngx_railgun_probe_t *probe)
     if (probe->exchange) {
         ngx_railgun_probe_close(probe->exchange, 0);
     }
+
+#if (NGX_SSL)
+    if (probe->ssl_session) {
+        ngx_ssl_free_session(probe->ssl_session);
+        probe->ssl_session = NULL;
+    }
+#endif
 }
 
 
