@@ -75,6 +75,7 @@ demo-stop:
 
 bench: module
 	@bench/run
+	@bench/tls_check
 
 # libFuzzer targets of t/fuzz/, each for FUZZ_SECONDS (default 60)
 fuzz: module
