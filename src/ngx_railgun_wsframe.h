@@ -91,6 +91,10 @@ ngx_railgun_wsframe_whole(ngx_railgun_wsframe_t *f, u_char *p, size_t n)
         return -1;
     }
 
+    /* the frame's flags as the byte-wise reader leaves them */
+    f->fin = 1;
+    f->control = 0;
+
     f->messages++;
     f->bytes += len;
 
