@@ -595,9 +595,15 @@ ngx_http_railgun_upstream_follow(ngx_http_railgun_upstream_t *ups)
 
     peers = ups->uscf->peer.data;
 
-    ngx_http_upstream_rr_peers_rlock(peers);
+    /*
+     * primary servers, then backups: each list under its own lock, which is
+     * the one the resolver takes to change it
+     */
 
     for (list = peers; list; list = list->next) {
+
+        ngx_http_upstream_rr_peers_rlock(list);
+
         for (peer = list->peer; peer; peer = peer->next) {
 
             if (peer->host == NULL) {
@@ -615,9 +621,9 @@ ngx_http_railgun_upstream_follow(ngx_http_railgun_upstream_t *ups)
                 changed = 1;
             }
         }
-    }
 
-    ngx_http_upstream_rr_peers_unlock(peers);
+        ngx_http_upstream_rr_peers_unlock(list);
+    }
 
     ga = ups->addrs.elts;
 
@@ -719,6 +725,8 @@ ngx_http_railgun_upstream_add(ngx_http_railgun_upstream_t *ups,
     a->probe = name[i].probe;
     a->name = &name[i];
     a->seen = 1;
+    a->up = 0;
+    a->rose = 0;
 
     ngx_memcpy(&a->sockaddr, peer->sockaddr, peer->socklen);
 
