@@ -40,7 +40,6 @@ static ngx_int_t ngx_http_railgun_json_end(ngx_http_railgun_render_t *rd);
 static u_char *ngx_http_railgun_json_labels(u_char *p, u_char *key,
     size_t len);
 static u_char *ngx_http_railgun_json_string(u_char *p, u_char *s, size_t len);
-static size_t ngx_http_railgun_json_utf8(u_char *p, u_char *last);
 
 
 ngx_http_railgun_format_t  ngx_http_railgun_format_json = {
@@ -289,7 +288,7 @@ ngx_http_railgun_json_string(u_char *p, u_char *s, size_t len)
     while (s < last) {
 
         if (*s >= 0x80) {
-            n = ngx_http_railgun_json_utf8(s, last);
+            n = ngx_railgun_utf8_char_len(s, last - s);
 
             if (n == 0) {
                 /* U+FFFD REPLACEMENT CHARACTER */
@@ -338,53 +337,4 @@ ngx_http_railgun_json_string(u_char *p, u_char *s, size_t len)
     *p++ = '"';
 
     return p;
-}
-
-
-/* the length of the valid UTF-8 sequence at p, or 0 (RFC 3629, section 4) */
-
-static size_t
-ngx_http_railgun_json_utf8(u_char *p, u_char *last)
-{
-    size_t    len, i;
-    uint32_t  c, min;
-
-    c = p[0];
-
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        c &= 0x1f;
-        min = 0x80;
-
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        c &= 0x0f;
-        min = 0x800;
-
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        c &= 0x07;
-        min = 0x10000;
-
-    } else {
-        return 0;
-    }
-
-    if ((size_t) (last - p) < len) {
-        return 0;
-    }
-
-    for (i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-
-        c = (c << 6) | (p[i] & 0x3f);
-    }
-
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
-        return 0;
-    }
-
-    return len;
 }

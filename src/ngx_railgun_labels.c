@@ -9,7 +9,6 @@
 #include "ngx_railgun_labels.h"
 
 
-static size_t ngx_railgun_utf8_char_len(u_char *p, size_t n);
 
 
 /*
@@ -86,7 +85,7 @@ ngx_railgun_label_escape(u_char *dst, u_char *src, size_t len)
 
 /* the length of the valid UTF-8 sequence at p, or 0 (RFC 3629, section 4) */
 
-static size_t
+size_t
 ngx_railgun_utf8_char_len(u_char *p, size_t n)
 {
     size_t    len, i;
