@@ -32,12 +32,27 @@
 #define NGX_HTTP_RAILGUN_WS_FLUSH  65536
 
 
-/* one direction of a session */
+/*
+ * One direction of a session.  "sent" and "limit" are positions in the
+ * connection's c->sent, which nginx's send (and SSL's) moves by every byte
+ * it sends: a write that ends at or before "limit" is all inside a payload
+ * and passes unread; the next write that is read counts what passed by
+ * c->sent - "sent", "sent" being c->sent after the last write read, and so
+ * does the close.  "connection" is NULL when no close could count them:
+ * then every write is read.
+ */
 
 typedef struct {
-    ngx_send_pt               send;
+    off_t                     limit;
+    ngx_send_pt               send;        /* nginx's */
+    ngx_send_pt               reader;
+    ngx_send_pt               passer;
+    off_t                     sent;
     ngx_railgun_wsframe_t     frame;
     uint64_t                  counted;     /* payload bytes in the zone */
+    uint64_t                  counted_messages;
+    ngx_connection_t         *connection;
+    ngx_uint_t                direction;
     ngx_railgun_series_t     *messages;
     ngx_railgun_series_t     *bytes;
     ngx_railgun_series_t     *errors;
@@ -51,19 +66,27 @@ struct ngx_http_railgun_ws_s {
     ngx_http_railgun_ws_dir_t  dir[2];
     ngx_railgun_series_t      *active;
     ngx_railgun_series_t      *duration;
+    ngx_pool_cleanup_t        *cleanup;    /* of the upstream connection */
 };
 
 
 static ngx_int_t ngx_http_railgun_websocket_filter(ngx_http_request_t *r);
-static ssize_t ngx_http_railgun_websocket_send_in(ngx_connection_t *c,
+static ssize_t ngx_http_railgun_websocket_read_in(ngx_connection_t *c,
     u_char *buf, size_t size);
-static ssize_t ngx_http_railgun_websocket_send_out(ngx_connection_t *c,
+static ssize_t ngx_http_railgun_websocket_read_out(ngx_connection_t *c,
     u_char *buf, size_t size);
-static ngx_inline ssize_t ngx_http_railgun_websocket_send(ngx_connection_t *c,
-    u_char *buf, size_t size, ngx_uint_t d);
-static void ngx_http_railgun_websocket_count(ngx_connection_t *c,
-    ngx_http_railgun_ws_dir_t *wd, u_char *buf, size_t n, ngx_uint_t d)
+static ssize_t ngx_http_railgun_websocket_pass_in(ngx_connection_t *c,
+    u_char *buf, size_t size);
+static ssize_t ngx_http_railgun_websocket_pass_out(ngx_connection_t *c,
+    u_char *buf, size_t size);
+static ssize_t ngx_http_railgun_websocket_read(ngx_connection_t *c,
+    u_char *buf, size_t size, ngx_http_railgun_ws_dir_t *wd)
     __attribute__((noinline));
+static ssize_t ngx_http_railgun_websocket_count(ngx_connection_t *c,
+    ngx_http_railgun_ws_dir_t *wd, ssize_t n, ngx_int_t rc)
+    __attribute__((noinline));
+static void ngx_http_railgun_websocket_close(ngx_http_railgun_ws_dir_t *wd);
+static void ngx_http_railgun_websocket_close_in(void *data);
 static ngx_int_t ngx_http_railgun_websocket_series(ngx_http_request_t *r,
     ngx_http_railgun_loc_conf_t *rlcf, ngx_http_railgun_ws_t *ws);
 static ngx_uint_t ngx_http_railgun_is_websocket(ngx_http_request_t *r);
@@ -173,17 +196,44 @@ ngx_http_railgun_websocket_start(ngx_http_request_t *r)
 
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
 
-    ws->session = 1;
-    ws->start = ngx_railgun_now_us();
-    /* a wrapper per direction: the connection tells it, and nothing else */
+    /*
+     * The upstream connection is closed before the log phase: what passed
+     * it unread is counted when its pool goes, while its c->sent is there.
+     */
 
     c = r->upstream->peer.connection;
+
+    if (c->pool) {
+        ws->cleanup = ngx_pool_cleanup_add(c->pool, 0);
+        if (ws->cleanup == NULL) {
+            return NGX_ERROR;
+        }
+
+        ws->cleanup->handler = ngx_http_railgun_websocket_close_in;
+        ws->cleanup->data = &ws->dir[NGX_HTTP_RAILGUN_WS_IN];
+        ws->dir[NGX_HTTP_RAILGUN_WS_IN].connection = c;
+    }
+
+    ws->session = 1;
+    ws->start = ngx_railgun_now_us();
+
+    /* a wrapper per direction: the connection tells it, and nothing else */
+
+    ws->dir[NGX_HTTP_RAILGUN_WS_IN].direction = NGX_HTTP_RAILGUN_WS_IN;
     ws->dir[NGX_HTTP_RAILGUN_WS_IN].send = c->send;
-    c->send = ngx_http_railgun_websocket_send_in;
+    ws->dir[NGX_HTTP_RAILGUN_WS_IN].reader = ngx_http_railgun_websocket_read_in;
+    ws->dir[NGX_HTTP_RAILGUN_WS_IN].passer = ngx_http_railgun_websocket_pass_in;
+    c->send = ngx_http_railgun_websocket_read_in;
 
     c = r->connection;
+    ws->dir[NGX_HTTP_RAILGUN_WS_OUT].connection = c;
+    ws->dir[NGX_HTTP_RAILGUN_WS_OUT].direction = NGX_HTTP_RAILGUN_WS_OUT;
     ws->dir[NGX_HTTP_RAILGUN_WS_OUT].send = c->send;
-    c->send = ngx_http_railgun_websocket_send_out;
+    ws->dir[NGX_HTTP_RAILGUN_WS_OUT].reader =
+                                          ngx_http_railgun_websocket_read_out;
+    ws->dir[NGX_HTTP_RAILGUN_WS_OUT].passer =
+                                          ngx_http_railgun_websocket_pass_out;
+    c->send = ngx_http_railgun_websocket_read_out;
 
     /* the session leaves the gauge in the slot it entered it */
 
@@ -285,45 +335,80 @@ ngx_http_railgun_has_websocket(ngx_str_t *value)
 }
 
 
-static ssize_t
-ngx_http_railgun_websocket_send_in(ngx_connection_t *c, u_char *buf,
-    size_t size)
-{
-    return ngx_http_railgun_websocket_send(c, buf, size,
-                                           NGX_HTTP_RAILGUN_WS_IN);
-}
-
-
-static ssize_t
-ngx_http_railgun_websocket_send_out(ngx_connection_t *c, u_char *buf,
-    size_t size)
-{
-    return ngx_http_railgun_websocket_send(c, buf, size,
-                                           NGX_HTTP_RAILGUN_WS_OUT);
-}
-
-
 /*
- * Every write of the tunnel comes here: the hot path is the middle of a
- * payload, a few compares however big the frame; the rest is counted out
- * of line, so that this stays small.
+ * Every write of the tunnel comes to one of two wrappers per direction: the
+ * reader, while frame headers are due, and the passer, inside a payload,
+ * where a write that stays inside it passes unread: a compare and a jump to
+ * nginx's send, however big the frame.  Both tunnel connections have the
+ * request as their data.
  */
 
-static ngx_inline ssize_t
-ngx_http_railgun_websocket_send(ngx_connection_t *c, u_char *buf,
-    size_t size, ngx_uint_t d)
+#define ngx_http_railgun_ws_dir(c, d)                                        \
+    (&((ngx_http_railgun_ctx_t *) ngx_http_get_module_ctx(                   \
+           (ngx_http_request_t *) (c)->data, ngx_http_railgun_module))       \
+          ->ws->dir[d])
+
+
+static ssize_t
+ngx_http_railgun_websocket_read_in(ngx_connection_t *c, u_char *buf,
+    size_t size)
 {
-    ssize_t                      n;
-    ngx_http_request_t          *r;
-    ngx_railgun_wsframe_t       *f;
-    ngx_http_railgun_ctx_t      *ctx;
-    ngx_http_railgun_ws_dir_t   *wd;
+    return ngx_http_railgun_websocket_read(c, buf, size,
+                               ngx_http_railgun_ws_dir(c, NGX_HTTP_RAILGUN_WS_IN));
+}
 
-    /* both tunnel connections have the request as their data */
 
-    r = c->data;
-    ctx = ngx_http_get_module_ctx(r, ngx_http_railgun_module);
-    wd = &ctx->ws->dir[d];
+static ssize_t
+ngx_http_railgun_websocket_read_out(ngx_connection_t *c, u_char *buf,
+    size_t size)
+{
+    return ngx_http_railgun_websocket_read(c, buf, size,
+                              ngx_http_railgun_ws_dir(c, NGX_HTTP_RAILGUN_WS_OUT));
+}
+
+
+static ssize_t
+ngx_http_railgun_websocket_pass_in(ngx_connection_t *c, u_char *buf,
+    size_t size)
+{
+    ngx_http_railgun_ws_dir_t  *wd;
+
+    wd = ngx_http_railgun_ws_dir(c, NGX_HTTP_RAILGUN_WS_IN);
+
+    if (c->sent + (off_t) size <= wd->limit) {
+        return wd->send(c, buf, size);
+    }
+
+    return ngx_http_railgun_websocket_read(c, buf, size, wd);
+}
+
+
+static ssize_t
+ngx_http_railgun_websocket_pass_out(ngx_connection_t *c, u_char *buf,
+    size_t size)
+{
+    ngx_http_railgun_ws_dir_t  *wd;
+
+    wd = ngx_http_railgun_ws_dir(c, NGX_HTTP_RAILGUN_WS_OUT);
+
+    if (c->sent + (off_t) size <= wd->limit) {
+        return wd->send(c, buf, size);
+    }
+
+    return ngx_http_railgun_websocket_read(c, buf, size, wd);
+}
+
+
+/* a write that is read: a frame header, or a payload's end, is in it */
+
+static ssize_t
+ngx_http_railgun_websocket_read(ngx_connection_t *c, u_char *buf,
+    size_t size, ngx_http_railgun_ws_dir_t *wd)
+{
+    ssize_t                 n;
+    uint64_t                bytes;
+    ngx_int_t               rc;
+    ngx_railgun_wsframe_t  *f;
 
     n = wd->send(c, buf, size);
 
@@ -333,104 +418,145 @@ ngx_http_railgun_websocket_send(ngx_connection_t *c, u_char *buf,
 
     f = &wd->frame;
 
-    /* a failed reader is never in the payload state */
+    /*
+     * What passed unread since the last write read: nginx's send moved
+     * c->sent by n.  Outside a payload nothing did, but before the first
+     * frame c->sent has moved by the handshake.
+     */
 
-    if (f->state == NGX_RAILGUN_WSFRAME_PAYLOAD && !f->control) {
+    rc = ngx_railgun_wsframe_tunnel(f,
+                                    f->state == NGX_RAILGUN_WSFRAME_PAYLOAD
+                                    ? c->sent - n - wd->sent : 0,
+                                    buf, n);
 
-        if (f->remaining > (size_t) n
-            && f->bytes + n - wd->counted < NGX_HTTP_RAILGUN_WS_FLUSH)
-        {
-            f->remaining -= n;
-            f->bytes += n;
-            return n;
-        }
-
-        if (f->remaining == (size_t) n && f->fin) {
-            /* the end of a message's last frame */
-            f->remaining = 0;
-            f->state = NGX_RAILGUN_WSFRAME_FIRST;
-            f->fragmented = 0;
-            f->messages++;
-            f->bytes += n;
-
-            ngx_railgun_store_add(wd->messages, 1);
-            ngx_railgun_store_add(wd->bytes, f->bytes - wd->counted);
-            wd->counted = f->bytes;
-
-            return n;
-        }
+    if (rc != NGX_DONE) {
+        return ngx_http_railgun_websocket_count(c, wd, n, rc);
     }
 
-    ngx_http_railgun_websocket_count(c, wd, buf, n, d);
+    /* one message; outside a payload all other bytes are in the zone */
+
+    ngx_railgun_store_add(wd->messages, 1);
+    wd->counted_messages++;
+
+    bytes = f->bytes - wd->counted;
+
+    if (bytes) {
+        ngx_railgun_store_add(wd->bytes, bytes);
+        wd->counted = f->bytes;
+    }
+
+    c->send = wd->reader;
 
     return n;
 }
 
 
-static void
+/* the rest of a write read, out of line */
+
+static ssize_t
 ngx_http_railgun_websocket_count(ngx_connection_t *c,
-    ngx_http_railgun_ws_dir_t *wd, u_char *buf, size_t n, ngx_uint_t d)
+    ngx_http_railgun_ws_dir_t *wd, ssize_t n, ngx_int_t rc)
 {
-    off_t                   len;
-    uint64_t                messages, bytes;
+    uint64_t                bytes;
     ngx_railgun_wsframe_t  *f;
 
     f = &wd->frame;
 
-    /*
-     * A write that is one whole small frame: at a frame's start every byte
-     * counted so far is in the zone, so the deltas are this frame's.
-     */
-
-    len = ngx_railgun_wsframe_whole(f, buf, n);
-
-    if (len >= 0) {
-        ngx_railgun_store_add(wd->messages, 1);
-
-        if (len) {
-            ngx_railgun_store_add(wd->bytes, len);
-            wd->counted = f->bytes;
-        }
-
-        return;
-    }
-
-    if (f->failed) {
-        return;
-    }
-
-    messages = f->messages;
-
-    if (ngx_railgun_wsframe_count(f, buf, n) != NGX_OK) {
+    if (rc != NGX_OK) {
         ngx_railgun_store_add(wd->errors, 1);
 
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "railgun: websocket frames %s the client break "
                       "the protocol, no longer counted",
-                      d == NGX_HTTP_RAILGUN_WS_IN ? "from" : "to");
+                      wd->direction == NGX_HTTP_RAILGUN_WS_IN ? "from" : "to");
     }
 
     /*
      * Deltas go to the zone as they come, so that long sessions show live
      * rates: messages at once, a payload's bytes when the frame ends or
-     * every NGX_HTTP_RAILGUN_WS_FLUSH bytes of it, so that the writes of a
-     * big frame add nothing but the compares above.
+     * every NGX_HTTP_RAILGUN_WS_FLUSH bytes of it, which the limit makes a
+     * write that is read.
      */
 
-    if (f->messages != messages) {
-        ngx_railgun_store_add(wd->messages, f->messages - messages);
+    if (f->messages != wd->counted_messages) {
+        ngx_railgun_store_add(wd->messages,
+                              f->messages - wd->counted_messages);
+        wd->counted_messages = f->messages;
     }
 
     bytes = f->bytes - wd->counted;
 
     if (bytes
         && (f->state != NGX_RAILGUN_WSFRAME_PAYLOAD
-            || bytes >= NGX_HTTP_RAILGUN_WS_FLUSH
-            || f->failed))
+            || bytes >= NGX_HTTP_RAILGUN_WS_FLUSH))
     {
         ngx_railgun_store_add(wd->bytes, bytes);
         wd->counted = f->bytes;
+        bytes = 0;
     }
+
+    if (f->failed) {
+        /* nothing more is read: the writes go to nginx's send directly */
+        c->send = wd->send;
+        return n;
+    }
+
+    if (f->state != NGX_RAILGUN_WSFRAME_PAYLOAD) {
+        c->send = wd->reader;
+        return n;
+    }
+
+    wd->sent = c->sent;
+
+    if (wd->connection == NULL) {
+        /* no close would count what passed unread: every write is read */
+        c->send = wd->reader;
+        return n;
+    }
+
+    wd->limit = c->sent + ngx_min(ngx_railgun_wsframe_span(f),
+                                  NGX_HTTP_RAILGUN_WS_FLUSH - bytes);
+    c->send = wd->passer;
+
+    return n;
+}
+
+
+/*
+ * The end of a direction: what passed unread since the last write read
+ * (a frame cut short by the close), and the bytes not yet in the zone.
+ */
+
+static void
+ngx_http_railgun_websocket_close(ngx_http_railgun_ws_dir_t *wd)
+{
+    ngx_railgun_wsframe_t  *f;
+
+    f = &wd->frame;
+
+    if (wd->connection) {
+        if (f->state == NGX_RAILGUN_WSFRAME_PAYLOAD) {
+            ngx_railgun_wsframe_skip(f, wd->connection->sent - wd->sent);
+        }
+
+        wd->connection = NULL;
+    }
+
+    if (f->bytes != wd->counted) {
+        ngx_railgun_store_add(wd->bytes, f->bytes - wd->counted);
+        wd->counted = f->bytes;
+    }
+}
+
+
+/* the upstream connection's pool goes just before the connection closes */
+
+static void
+ngx_http_railgun_websocket_close_in(void *data)
+{
+    ngx_http_railgun_ws_dir_t  *wd = data;
+
+    ngx_http_railgun_websocket_close(wd);
 }
 
 
@@ -438,9 +564,8 @@ void
 ngx_http_railgun_websocket_end(ngx_http_request_t *r,
     ngx_http_railgun_ctx_t *ctx)
 {
-    ngx_uint_t                  d;
-    ngx_http_railgun_ws_t      *ws;
-    ngx_http_railgun_ws_dir_t  *wd;
+    ngx_uint_t              d;
+    ngx_http_railgun_ws_t  *ws;
 
     ws = ctx->ws;
 
@@ -448,21 +573,20 @@ ngx_http_railgun_websocket_end(ngx_http_request_t *r,
         return;
     }
 
-    /* the upstream connection is closed by now; the client's is not yet */
+    /*
+     * The upstream connection is closed by now, and its direction ended
+     * with its pool; the client's connection is not closed yet.
+     */
 
-    if (r->connection->send == ngx_http_railgun_websocket_send_out) {
-        r->connection->send = ws->dir[NGX_HTTP_RAILGUN_WS_OUT].send;
+    r->connection->send = ws->dir[NGX_HTTP_RAILGUN_WS_OUT].send;
+
+    if (ws->cleanup && ws->dir[NGX_HTTP_RAILGUN_WS_IN].connection) {
+        /* should it be open still, its pool must not end it again */
+        ws->cleanup->handler = NULL;
     }
 
-    /* the bytes of a frame cut short by the close */
-
     for (d = 0; d < 2; d++) {
-        wd = &ws->dir[d];
-
-        if (wd->frame.bytes != wd->counted) {
-            ngx_railgun_store_add(wd->bytes, wd->frame.bytes - wd->counted);
-            wd->counted = wd->frame.bytes;
-        }
+        ngx_http_railgun_websocket_close(&ws->dir[d]);
     }
 
     ngx_railgun_store_observe(ws->duration,

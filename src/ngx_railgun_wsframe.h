@@ -27,13 +27,16 @@ typedef struct {
     uint64_t       messages;     /* completed data messages */
     uint64_t       bytes;        /* payload bytes of data frames */
 
-    /* bytes, not bit fields: each is read and written per frame */
+    /*
+     * Bytes, not bit fields: each is read and written per frame; the first
+     * three side by side, as the inline path tests them together.
+     */
     u_char         state;
+    u_char         fragmented;   /* a data message awaits its final frame */
+    u_char         failed;
     u_char         need;         /* bytes left of a length or mask */
     u_char         fin;
     u_char         control;
-    u_char         fragmented;   /* a data message awaits its final frame */
-    u_char         failed;
 } ngx_railgun_wsframe_t;
 
 
@@ -51,13 +54,70 @@ ngx_int_t ngx_railgun_wsframe_feed(ngx_railgun_wsframe_t *f, u_char *p,
 
 
 /*
- * The write of a small message: n bytes that are exactly one unfragmented
- * data frame, header and payload, at a frame's start.  Counts it and
- * returns its payload length, or returns -1 and counts nothing.
+ * The tunnel's reading of a write, inline for its common cases (the
+ * functions below), the rest by ngx_railgun_wsframe_feed().  The tunnel
+ * does not read every write: inside a payload, a write that does not end it
+ * passes unread, and is told at the next write read (or at the close).
  */
 
-static ngx_inline off_t
-ngx_railgun_wsframe_whole(ngx_railgun_wsframe_t *f, u_char *p, size_t n)
+
+/*
+ * How many of the bytes to come may pass unread: those of the current
+ * frame's payload but its last byte, so that the write that ends a frame is
+ * read, and its message counted, at once.  0 outside a payload.
+ */
+
+static ngx_inline uint64_t
+ngx_railgun_wsframe_span(ngx_railgun_wsframe_t *f)
+{
+    return (f->state == NGX_RAILGUN_WSFRAME_PAYLOAD) ? f->remaining - 1 : 0;
+}
+
+
+/* n bytes of the payload that do not end it: read, or passed unread */
+
+static ngx_inline void
+ngx_railgun_wsframe_skip(ngx_railgun_wsframe_t *f, uint64_t n)
+{
+    f->remaining -= n;
+    f->bytes += f->control ? 0 : n;
+}
+
+
+/*
+ * n bytes inside a payload: if they are the rest of a data message's last
+ * frame, counts them and the message and returns 1; else returns 0 and
+ * counts nothing.
+ */
+
+static ngx_inline ngx_uint_t
+ngx_railgun_wsframe_last(ngx_railgun_wsframe_t *f, size_t n)
+{
+    if (f->remaining != n || !f->fin || f->control) {
+        return 0;
+    }
+
+    f->remaining = 0;
+    f->state = NGX_RAILGUN_WSFRAME_FIRST;
+    f->fragmented = 0;
+    f->messages++;
+    f->bytes += n;
+
+    return 1;
+}
+
+
+/*
+ * n bytes at a frame's start, outside a message: an unfragmented text or
+ * binary frame with a 7- or 16-bit length (RSV1 may be permessage-deflate's)
+ * that is all of the n bytes, or whose header is and whose payload goes on
+ * past them.  Returns NGX_DONE for the first, a message counted, NGX_OK for
+ * the second, the reader in the payload, and NGX_DECLINED, nothing changed,
+ * for anything else.
+ */
+
+static ngx_inline ngx_int_t
+ngx_railgun_wsframe_start(ngx_railgun_wsframe_t *f, u_char *p, size_t n)
 {
     u_char  c;
     size_t  need, len;
@@ -65,140 +125,86 @@ ngx_railgun_wsframe_whole(ngx_railgun_wsframe_t *f, u_char *p, size_t n)
     if (f->state != NGX_RAILGUN_WSFRAME_FIRST || f->fragmented || f->failed
         || n < 2)
     {
-        return -1;
+        return NGX_DECLINED;
     }
 
-    /* FIN, text or binary; RSV1 may be permessage-deflate's */
     c = p[0] & 0xbf;
 
     if (c != 0x81 && c != 0x82) {
-        return -1;
+        return NGX_DECLINED;
     }
 
-    len = p[1] & 0x7f;
-    need = (p[1] & 0x80) ? 6 : 2;
+    c = p[1];
+    len = c & 0x7f;
+    need = 2 + ((c >> 5) & 4);                 /* the mask bit: 4 bytes */
 
     if (len >= 126) {
         if (len == 127 || n < 4) {
-            return -1;
+            return NGX_DECLINED;
         }
 
         len = (p[2] << 8) | p[3];
         need += 2;
     }
 
-    if (need + len != n) {
-        return -1;
+    if (need + len == n) {
+        f->fin = 1;
+        f->control = 0;
+        f->messages++;
+        f->bytes += len;
+
+        return NGX_DONE;
     }
 
-    /* the frame's flags as the byte-wise reader leaves them */
+    if (need + len < n || need > n) {
+        return NGX_DECLINED;
+    }
+
     f->fin = 1;
     f->control = 0;
+    f->bytes += n - need;
+    f->remaining = len - (n - need);
+    f->state = NGX_RAILGUN_WSFRAME_PAYLOAD;
 
-    f->messages++;
-    f->bytes += len;
-
-    return (off_t) len;
+    return NGX_OK;
 }
 
 
 /*
- * The same as ngx_railgun_wsframe_feed(), with the common cases of a
- * tunnel's write read inline: bytes in
- * the middle of a payload or that end it, and an unfragmented data frame
- * with a 7- or 16-bit length at the start of the bytes.  A write of a big
- * frame's payload so costs a few compares, however big the frame.
+ * What the tunnel does with a write it reads: first "unread" bytes that
+ * passed since the last write it read, no more than the span it was told
+ * then (0 outside a payload), then the n bytes of this write.  Returns
+ * NGX_DONE when the write ended one message and held nothing else, the
+ * reader at a frame's start; otherwise as ngx_railgun_wsframe_feed().
  */
 
 static ngx_inline ngx_int_t
-ngx_railgun_wsframe_count(ngx_railgun_wsframe_t *f, u_char *p, size_t n)
+ngx_railgun_wsframe_tunnel(ngx_railgun_wsframe_t *f, uint64_t unread,
+    u_char *p, size_t n)
 {
-    u_char    c;
-    size_t    need;
-    uint64_t  len;
-
-    if (f->failed) {
-        return NGX_ERROR;
-    }
+    ngx_int_t  rc;
 
     if (f->state == NGX_RAILGUN_WSFRAME_PAYLOAD) {
+        ngx_railgun_wsframe_skip(f, unread);
+
+        if (ngx_railgun_wsframe_last(f, n)) {
+            return NGX_DONE;
+        }
 
         if (f->remaining > n) {
-            f->remaining -= n;
-            f->bytes += f->control ? 0 : n;
+            ngx_railgun_wsframe_skip(f, n);
             return NGX_OK;
         }
 
-        if (f->remaining == n && !f->control) {
-            /* the frame ends with these bytes */
-            f->remaining = 0;
-            f->bytes += n;
-            f->state = NGX_RAILGUN_WSFRAME_FIRST;
+    } else {
+        rc = ngx_railgun_wsframe_start(f, p, n);
 
-            if (f->fin) {
-                f->messages++;
-                f->fragmented = 0;
-
-            } else {
-                f->fragmented = 1;
-            }
-
-            return NGX_OK;
-        }
-
-    } else if (f->state == NGX_RAILGUN_WSFRAME_FIRST
-               && n >= 4 && !f->fragmented)
-    {
-        /* FIN, text or binary; RSV1 may be permessage-deflate's */
-        c = p[0] & 0xbf;
-
-        if ((c == 0x81 || c == 0x82) && (p[1] & 0x7f) != 127) {
-            len = p[1] & 0x7f;
-            need = (p[1] & 0x80) ? 6 : 2;
-
-            if (len == 126) {
-                len = (p[2] << 8) | p[3];
-                need += 2;
-            }
-
-            if (n >= need) {
-                n -= need;
-                f->control = 0;
-                f->fin = 1;
-
-                if (len > n) {
-                    f->bytes += n;
-                    f->remaining = len - n;
-                    f->state = NGX_RAILGUN_WSFRAME_PAYLOAD;
-                    return NGX_OK;
-                }
-
-                f->bytes += len;
-                f->messages++;
-
-                if (len == n) {
-                    return NGX_OK;
-                }
-
-                return ngx_railgun_wsframe_feed(f, p + need + len, n - len);
-            }
+        if (rc != NGX_DECLINED) {
+            return rc;
         }
     }
 
     return ngx_railgun_wsframe_feed(f, p, n);
-}
-
-
-/* what the tunnel does with a write: both of the above */
-
-static ngx_inline ngx_int_t
-ngx_railgun_wsframe_tunnel(ngx_railgun_wsframe_t *f, u_char *p, size_t n)
-{
-    if (ngx_railgun_wsframe_whole(f, p, n) >= 0) {
-        return NGX_OK;
-    }
-
-    return ngx_railgun_wsframe_count(f, p, n);
 }
 
 

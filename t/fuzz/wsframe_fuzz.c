@@ -9,7 +9,9 @@
  *
  * The stream is fed three times, whole, in those pieces and one byte at a
  * time, each piece from a heap copy of its exact size so that a read past
- * a piece is caught.  Aborts unless: a failed reader stays failed and counts
+ * a piece is caught.  The pieces go the tunnel's way: a piece that ends
+ * within the span the reader gave at the last piece read is not read, the
+ * next piece read is told how many bytes passed, and so is the end.  Aborts unless: a failed reader stays failed and counts
  * nothing more; counts never decrease and never exceed what was fed; feed
  * returns NGX_ERROR exactly when the reader is failed; the three feedings
  * end in the same state; and the counts and the result are those of a
@@ -37,9 +39,9 @@ typedef struct {
 
 static void check(int ok, const char *what);
 static void feed_piece(ngx_railgun_wsframe_t *f, const uint8_t *p,
-    size_t n, uint64_t *fed, int tunnel);
+    size_t n, uint64_t *fed, int tunnel, uint64_t unread);
 static void feed(ngx_railgun_wsframe_t *f, u_char *copy, size_t n,
-    uint64_t *fed, int tunnel);
+    uint64_t *fed, int tunnel, uint64_t unread);
 static void same(ngx_railgun_wsframe_t *a, ngx_railgun_wsframe_t *b,
     const char *what);
 static ref_result_t reference(const uint8_t *p, size_t n);
@@ -61,7 +63,7 @@ check(int ok, const char *what)
 
 static void
 feed_piece(ngx_railgun_wsframe_t *f, const uint8_t *p, size_t n,
-    uint64_t *fed, int tunnel)
+    uint64_t *fed, int tunnel, uint64_t unread)
 {
     u_char  *copy;
 
@@ -72,17 +74,20 @@ feed_piece(ngx_railgun_wsframe_t *f, const uint8_t *p, size_t n,
         memcpy(copy, p, n);
     }
 
-    feed(f, copy, n, fed, tunnel);
+    feed(f, copy, n, fed, tunnel, unread);
 
     free(copy);
 }
 
 
-/* feeds n bytes at copy, checking the invariants */
+/*
+ * feeds n bytes at copy, after "unread" bytes that passed unread (*fed has
+ * them already), checking the invariants
+ */
 
 static void
 feed(ngx_railgun_wsframe_t *f, u_char *copy, size_t n, uint64_t *fed,
-    int tunnel)
+    int tunnel, uint64_t unread)
 {
     ngx_int_t               rc;
     ngx_railgun_wsframe_t   before;
@@ -90,8 +95,27 @@ feed(ngx_railgun_wsframe_t *f, u_char *copy, size_t n, uint64_t *fed,
     before = *f;
 
     /* the split pieces go the tunnel's way, its inline path first */
-    rc = tunnel ? ngx_railgun_wsframe_tunnel(f, copy, n)
-                : ngx_railgun_wsframe_feed(f, copy, n);
+    if (tunnel) {
+        check(unread == 0 || f->state == NGX_RAILGUN_WSFRAME_PAYLOAD,
+              "bytes pass unread only inside a payload");
+        check(unread < f->remaining || unread == 0,
+              "bytes that pass unread do not end the payload");
+
+        rc = ngx_railgun_wsframe_tunnel(f, unread, copy, n);
+
+        check(rc != NGX_DONE || f->messages == before.messages + 1,
+              "NGX_DONE: one message");
+        check(rc != NGX_DONE || f->state == NGX_RAILGUN_WSFRAME_FIRST,
+              "NGX_DONE: at a frame's start");
+
+        if (rc == NGX_DONE) {
+            rc = NGX_OK;
+        }
+
+    } else {
+        check(unread == 0, "unread only in the tunnel");
+        rc = ngx_railgun_wsframe_feed(f, copy, n);
+    }
 
     *fed += n;
 
@@ -107,7 +131,7 @@ feed(ngx_railgun_wsframe_t *f, u_char *copy, size_t n, uint64_t *fed,
 
     check(f->messages >= before.messages, "messages never decrease");
     check(f->bytes >= before.bytes, "bytes never decrease");
-    check(f->bytes - before.bytes <= n, "no more payload than fed");
+    check(f->bytes - before.bytes <= n + unread, "no more payload than fed");
     check(f->bytes <= *fed, "bytes within what was fed");
 
     /* a message takes at least 2 header bytes */
@@ -253,7 +277,7 @@ failed:
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    size_t                  nctl, pos, piece, i, zeros;
+    size_t                  nctl, pos, piece, i, zeros, last, limit;
     u_char                 *one;
     uint64_t                fed;
     const uint8_t          *ctl, *stream;
@@ -278,7 +302,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ngx_memzero(&whole, sizeof(ngx_railgun_wsframe_t));
     fed = 0;
-    feed_piece(&whole, stream, size, &fed, 0);
+    feed_piece(&whole, stream, size, &fed, 0, 0);
 
     /* in the pieces the input asks for */
 
@@ -286,12 +310,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fed = 0;
     pos = 0;
     zeros = 0;
+    last = 0;           /* where the last piece read ended */
+    limit = 0;          /* pieces that end by here pass unread */
 
     for (i = 0; pos < size; i++) {
         piece = nctl ? ctl[i % nctl] : size;
 
         if (piece == 0) {
-            feed_piece(&split, stream + pos, 0, &fed, 1);
+            feed_piece(&split, stream + pos, 0, &fed, 1,
+                       split.state == NGX_RAILGUN_WSFRAME_PAYLOAD
+                       ? pos - last : 0);
+            last = pos;
+            limit = pos + ngx_railgun_wsframe_span(&split);
 
             /* only empty pieces asked for: go on a byte at a time */
             if (++zeros < nctl) {
@@ -307,8 +337,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             piece = size - pos;
         }
 
-        feed_piece(&split, stream + pos, piece, &fed, 1);
+        if (pos + piece <= limit) {
+            /* inside the payload: not read */
+            fed += piece;
+            pos += piece;
+            continue;
+        }
+
+        feed_piece(&split, stream + pos, piece, &fed, 1,
+                   split.state == NGX_RAILGUN_WSFRAME_PAYLOAD
+                   ? pos - last : 0);
         pos += piece;
+        last = pos;
+        limit = pos + ngx_railgun_wsframe_span(&split);
+    }
+
+    /* the end: what passed unread since the last piece read */
+
+    if (split.state == NGX_RAILGUN_WSFRAME_PAYLOAD) {
+        check(size - last < split.remaining, "the end passed unread");
+        ngx_railgun_wsframe_skip(&split, size - last);
     }
 
     /* a byte at a time, from a heap block of one byte */
@@ -321,7 +369,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     for (pos = 0; pos < size; pos++) {
         *one = stream[pos];
-        feed(&bytes, one, 1, &fed, 0);
+        feed(&bytes, one, 1, &fed, 0, 0);
     }
 
     free(one);
