@@ -379,6 +379,9 @@ ngx_http_railgun_websocket_pass_in(ngx_connection_t *c, u_char *buf,
         return wd->send(c, buf, size);
     }
 
+    /* the reader's again, unless this write leaves the payload unended */
+    c->send = wd->reader;
+
     return ngx_http_railgun_websocket_read(c, buf, size, wd);
 }
 
@@ -394,6 +397,8 @@ ngx_http_railgun_websocket_pass_out(ngx_connection_t *c, u_char *buf,
     if (c->sent + (off_t) size <= wd->limit) {
         return wd->send(c, buf, size);
     }
+
+    c->send = wd->reader;
 
     return ngx_http_railgun_websocket_read(c, buf, size, wd);
 }
@@ -429,25 +434,39 @@ ngx_http_railgun_websocket_read(ngx_connection_t *c, u_char *buf,
                                     ? c->sent - n - wd->sent : 0,
                                     buf, n);
 
-    if (rc != NGX_DONE) {
-        return ngx_http_railgun_websocket_count(c, wd, n, rc);
+    if (rc == NGX_DONE) {
+        /* one message; outside a payload all other bytes are in the zone */
+
+        ngx_railgun_store_add(wd->messages, 1);
+        wd->counted_messages++;
+
+        bytes = f->bytes - wd->counted;
+
+        if (bytes) {
+            ngx_railgun_store_add(wd->bytes, bytes);
+            wd->counted = f->bytes;
+        }
+
+        return n;
     }
 
-    /* one message; outside a payload all other bytes are in the zone */
+    if (rc == NGX_AGAIN && wd->connection) {
+        /* inside a payload: what comes next of it may pass unread */
 
-    ngx_railgun_store_add(wd->messages, 1);
-    wd->counted_messages++;
+        bytes = f->bytes - wd->counted;
 
-    bytes = f->bytes - wd->counted;
+        if (bytes < NGX_HTTP_RAILGUN_WS_FLUSH) {
+            /* the span, which NGX_AGAIN makes f->remaining - 1 */
+            wd->sent = c->sent;
+            wd->limit = c->sent + ngx_min(f->remaining - 1,
+                                          NGX_HTTP_RAILGUN_WS_FLUSH - bytes);
+            c->send = wd->passer;
 
-    if (bytes) {
-        ngx_railgun_store_add(wd->bytes, bytes);
-        wd->counted = f->bytes;
+            return n;
+        }
     }
 
-    c->send = wd->reader;
-
-    return n;
+    return ngx_http_railgun_websocket_count(c, wd, n, rc);
 }
 
 
@@ -462,7 +481,7 @@ ngx_http_railgun_websocket_count(ngx_connection_t *c,
 
     f = &wd->frame;
 
-    if (rc != NGX_OK) {
+    if (rc == NGX_ERROR) {
         ngx_railgun_store_add(wd->errors, 1);
 
         ngx_log_error(NGX_LOG_INFO, c->log, 0,

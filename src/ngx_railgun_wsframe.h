@@ -111,9 +111,9 @@ ngx_railgun_wsframe_last(ngx_railgun_wsframe_t *f, size_t n)
  * n bytes at a frame's start, outside a message: an unfragmented text or
  * binary frame with a 7- or 16-bit length (RSV1 may be permessage-deflate's)
  * that is all of the n bytes, or whose header is and whose payload goes on
- * past them.  Returns NGX_DONE for the first, a message counted, NGX_OK for
- * the second, the reader in the payload, and NGX_DECLINED, nothing changed,
- * for anything else.
+ * past them.  Returns NGX_DONE for the first, a message counted, NGX_AGAIN
+ * for the second, the reader in the payload, and NGX_DECLINED, nothing
+ * changed, for anything else.
  */
 
 static ngx_inline ngx_int_t
@@ -166,7 +166,7 @@ ngx_railgun_wsframe_start(ngx_railgun_wsframe_t *f, u_char *p, size_t n)
     f->remaining = len - (n - need);
     f->state = NGX_RAILGUN_WSFRAME_PAYLOAD;
 
-    return NGX_OK;
+    return NGX_AGAIN;
 }
 
 
@@ -175,7 +175,9 @@ ngx_railgun_wsframe_start(ngx_railgun_wsframe_t *f, u_char *p, size_t n)
  * passed since the last write it read, no more than the span it was told
  * then (0 outside a payload), then the n bytes of this write.  Returns
  * NGX_DONE when the write ended one message and held nothing else, the
- * reader at a frame's start; otherwise as ngx_railgun_wsframe_feed().
+ * reader at a frame's start; NGX_AGAIN when it ended inside a payload and
+ * held no frame's end, so that only payload bytes were counted; otherwise
+ * as ngx_railgun_wsframe_feed().
  */
 
 static ngx_inline ngx_int_t
@@ -193,7 +195,7 @@ ngx_railgun_wsframe_tunnel(ngx_railgun_wsframe_t *f, uint64_t unread,
 
         if (f->remaining > n) {
             ngx_railgun_wsframe_skip(f, n);
-            return NGX_OK;
+            return NGX_AGAIN;
         }
 
     } else {

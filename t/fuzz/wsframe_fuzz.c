@@ -108,7 +108,12 @@ feed(ngx_railgun_wsframe_t *f, u_char *copy, size_t n, uint64_t *fed,
         check(rc != NGX_DONE || f->state == NGX_RAILGUN_WSFRAME_FIRST,
               "NGX_DONE: at a frame's start");
 
-        if (rc == NGX_DONE) {
+        check(rc != NGX_AGAIN
+              || (f->messages == before.messages
+                  && f->state == NGX_RAILGUN_WSFRAME_PAYLOAD),
+              "NGX_AGAIN: no message, inside a payload");
+
+        if (rc == NGX_DONE || rc == NGX_AGAIN) {
             rc = NGX_OK;
         }
 

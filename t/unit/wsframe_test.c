@@ -110,7 +110,7 @@ check(const char *name, u_char *buf, size_t n, uint64_t messages,
                                ? i - pos : 0,
                                buf + i, len);
 
-            if (trc != NGX_OK && trc != NGX_DONE) {
+            if (trc == NGX_ERROR) {
                 count_rc = NGX_ERROR;
             }
 
