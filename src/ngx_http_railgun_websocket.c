@@ -444,7 +444,7 @@ ngx_http_railgun_websocket_read(ngx_connection_t *c, u_char *buf,
 
         if (bytes) {
             ngx_railgun_store_add(wd->bytes, bytes);
-            wd->counted = f->bytes;
+            wd->counted += bytes;
         }
 
         return n;

@@ -14,7 +14,8 @@ enum {
     ngx_railgun_wsframe_second,
     ngx_railgun_wsframe_length,
     ngx_railgun_wsframe_mask,
-    ngx_railgun_wsframe_payload = NGX_RAILGUN_WSFRAME_PAYLOAD
+    ngx_railgun_wsframe_payload = NGX_RAILGUN_WSFRAME_PAYLOAD,
+    ngx_railgun_wsframe_failed = NGX_RAILGUN_WSFRAME_FAILED
 };
 
 
@@ -196,8 +197,8 @@ ngx_railgun_wsframe_feed(ngx_railgun_wsframe_t *f, u_char *p, size_t n)
 
 failed:
 
-    /* out of the payload state, where the tunnel's inline path would count */
-    f->state = ngx_railgun_wsframe_first;
+    /* neither a frame's start nor a payload, where the inline path counts */
+    f->state = ngx_railgun_wsframe_failed;
     f->failed = 1;
 
     return NGX_ERROR;

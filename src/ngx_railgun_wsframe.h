@@ -29,7 +29,7 @@ typedef struct {
 
     /*
      * Bytes, not bit fields: each is read and written per frame; the first
-     * three side by side, as the inline path tests them together.
+     * two side by side, as the inline path tests them together.
      */
     u_char         state;
     u_char         fragmented;   /* a data message awaits its final frame */
@@ -40,9 +40,14 @@ typedef struct {
 } ngx_railgun_wsframe_t;
 
 
-/* the states the inline path below knows; the others are the reader's */
+/*
+ * The states the inline path below knows; the others are the reader's.  A
+ * failed reader is in a state of its own, neither at a frame's start nor in
+ * a payload, so that the inline path needs no test of f->failed.
+ */
 #define NGX_RAILGUN_WSFRAME_FIRST    0
 #define NGX_RAILGUN_WSFRAME_PAYLOAD  4
+#define NGX_RAILGUN_WSFRAME_FAILED   5
 
 
 /*
@@ -122,9 +127,7 @@ ngx_railgun_wsframe_start(ngx_railgun_wsframe_t *f, u_char *p, size_t n)
     u_char  c;
     size_t  need, len;
 
-    if (f->state != NGX_RAILGUN_WSFRAME_FIRST || f->fragmented || f->failed
-        || n < 2)
-    {
+    if (f->state != NGX_RAILGUN_WSFRAME_FIRST || f->fragmented || n < 2) {
         return NGX_DECLINED;
     }
 
