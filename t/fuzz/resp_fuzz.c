@@ -33,7 +33,8 @@
  *
  * The stand-ins below replace the few nginx functions the file calls and
  * the fuzzer does not link: pool allocations (kept in an arena freed after
- * each input), ngx_atoof (nginx's own code) and an ngx_sprintf of "%i".
+ * each input), ngx_atoof (ngx_numbers.h, with nginx's other number
+ * parsers) and an ngx_sprintf of "%i".
  */
 
 /* sources: src/ngx_railgun_probe_redis.c */
@@ -96,6 +97,7 @@ check(int ok, const char *what)
 
 
 #include "probe_feed.h"
+#include "ngx_numbers.h"
 
 
 static void *
@@ -134,36 +136,6 @@ void *
 ngx_pnalloc(ngx_pool_t *pool, size_t size)
 {
     return arena_alloc(size, 0);
-}
-
-
-/* nginx's ngx_atoof() */
-
-off_t
-ngx_atoof(u_char *line, size_t n)
-{
-    off_t  value, cutoff, cutlim;
-
-    if (n == 0) {
-        return NGX_ERROR;
-    }
-
-    cutoff = NGX_MAX_OFF_T_VALUE / 10;
-    cutlim = NGX_MAX_OFF_T_VALUE % 10;
-
-    for (value = 0; n--; line++) {
-        if (*line < '0' || *line > '9') {
-            return NGX_ERROR;
-        }
-
-        if (value >= cutoff && (value > cutoff || *line - '0' > cutlim)) {
-            return NGX_ERROR;
-        }
-
-        value = value * 10 + (*line - '0');
-    }
-
-    return value;
 }
 
 
