@@ -742,8 +742,18 @@ ngx_http_railgun_upstream_add(ngx_http_railgun_upstream_t *ups,
                    "railgun: upstream \"%V\" has %V",
                    &ups->uscf->host, &a->probe.target);
 
-    /* a zone too full for its state: it keeps its initial state */
-    (void) ngx_railgun_probe_add(&a->probe, ngx_cycle->log);
+    /*
+     * a zone too full for its state: it is not checked and keeps its
+     * initial state.  Said once, when the address comes: it stays in the
+     * list, found again at every tick, until the name no longer has it.
+     */
+
+    if (ngx_railgun_probe_add(&a->probe, ngx_cycle->log) == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "railgun: zone is full: probe \"%V\" %V, an address "
+                      "of \"%V\", is not run and keeps its initial state",
+                      &a->probe.name, &a->probe.target, &name[i].host);
+    }
 
     return NGX_OK;
 }
