@@ -997,6 +997,7 @@ test_exemplar_race(void)
 {
     char                          value[128], want[128];
     pid_t                         w[2];
+    volatile ngx_uint_t           spin;
     ngx_uint_t                    k, n, good, torn, busy;
     uint64_t                      v;
     ngx_railgun_series_t         *h;
@@ -1017,6 +1018,12 @@ test_exemplar_race(void)
 
         if (w[k] == 0) {
             for (n = 0; n < EX_WRITES; n++) {
+
+                /* a pause now and then, where a reader may get through */
+                if (n % 16 == 0) {
+                    for (spin = 0; spin < 500; spin++) { /* void */ }
+                }
+
                 /* every value in bucket 1: 1000 < v <= 10000 */
                 v = 1001 + (n * 2 + k) % 9000;
                 ex_value(v, value);
@@ -1032,7 +1039,18 @@ test_exemplar_race(void)
     torn = 0;
     busy = 0;
 
-    for (n = 0; n < 2000000; n++) {
+    /* until both writers are done */
+
+    for (n = 0; w[0] || w[1]; n++) {
+
+        if (n % 1024 == 0) {
+            for (k = 0; k < 2; k++) {
+                if (w[k] && waitpid(w[k], NULL, WNOHANG) == w[k]) {
+                    w[k] = 0;
+                }
+            }
+        }
+
         if (ngx_railgun_store_exemplar(h, 1, &copy) != NGX_OK) {
             busy++;
             continue;
@@ -1056,18 +1074,7 @@ test_exemplar_race(void)
                        (int) (copy.name_len + copy.value_len), copy.label);
             }
         }
-
-        if (waitpid(w[0], NULL, WNOHANG) == w[0]) {
-            w[0] = 0;
-        }
-
-        if (w[0] == 0 && waitpid(w[1], NULL, WNOHANG) == w[1]) {
-            break;
-        }
     }
-
-    (void) waitpid(w[0], NULL, 0);
-    (void) waitpid(w[1], NULL, 0);
 
     printf("# %u copies read, %u busy, %u torn\n", (unsigned) good,
            (unsigned) busy, (unsigned) torn);
