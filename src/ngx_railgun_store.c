@@ -732,6 +732,7 @@ ngx_railgun_store_exemplar_set(ngx_railgun_store_t *store,
     ngx_railgun_exemplar_rec_t  *rec;
 
     if (s->buckets == NULL
+        || ex->name.len == 0
         || ex->name.len + ex->value.len > NGX_RAILGUN_EXEMPLAR_LABEL)
     {
         return;
@@ -783,8 +784,11 @@ ngx_railgun_store_exemplar_set(ngx_railgun_store_t *store,
     ngx_railgun_store_step(9);
 
     len = ex->name.len + ex->value.len;
+    n = (len + 7) / 8;
 
-    ngx_memzero(words, sizeof(words));
+    /* the bytes past the label in its last word are zero */
+    words[n - 1] = 0;
+
     p = ngx_cpymem((u_char *) words, ex->name.data, ex->name.len);
     ngx_memcpy(p, ex->value.data, ex->value.len);
 
@@ -792,8 +796,6 @@ ngx_railgun_store_exemplar_set(ngx_railgun_store_t *store,
     __atomic_store_n(&rec->time_ms, ex->time_ms, __ATOMIC_RELAXED);
     __atomic_store_n(&rec->len, ex->name.len | (ex->value.len << 16),
                      __ATOMIC_RELAXED);
-
-    n = (len + 7) / 8;
 
     for (i = 0; i < n; i++) {
         __atomic_store_n(&rec->label[i], words[i], __ATOMIC_RELAXED);
