@@ -339,7 +339,7 @@ ngx_http_railgun_take(ngx_http_railgun_render_t *rd, ngx_railgun_series_t *s)
         x->ex_mask = 0;
 
         if (rd->openmetrics
-            && __atomic_load_n(&s->exemplars, __ATOMIC_RELAXED) != NULL)
+            && ngx_http_railgun_value(s, b->n + 2) != 0)
         {
             for (i = 0; i <= b->n; i++) {
                 if (ngx_railgun_store_exemplar(s, i, &x->ex[i]) == NGX_OK) {

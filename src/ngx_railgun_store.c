@@ -329,8 +329,8 @@ ngx_railgun_store_alloc(ngx_railgun_store_t *store, ngx_uint_t family,
             return NULL;
         }
 
-        /* one count per bucket, +Inf, then the sum */
-        nvalues = buckets->n + 2;
+        /* one count per bucket, +Inf, the sum, the exemplars' address */
+        nvalues = buckets->n + 3;
 
     } else if (store->families[family].type == NGX_RAILGUN_WORKER_GAUGE) {
         buckets = NULL;
@@ -738,7 +738,8 @@ ngx_railgun_store_exemplar_set(ngx_railgun_store_t *store,
         return;
     }
 
-    rec = __atomic_load_n(&s->exemplars, __ATOMIC_ACQUIRE);
+    rec = (ngx_railgun_exemplar_rec_t *) (uintptr_t)
+          __atomic_load_n(ngx_railgun_series_exemplars(s), __ATOMIC_ACQUIRE);
 
     if (rec == NULL) {
         rec = ngx_railgun_store_exemplars(store, s);
@@ -835,7 +836,8 @@ ngx_railgun_store_exemplars(ngx_railgun_store_t *store,
 
     ngx_shmtx_lock(&store->shpool->mutex);
 
-    rec = s->exemplars;
+    rec = (ngx_railgun_exemplar_rec_t *) (uintptr_t)
+          *ngx_railgun_series_exemplars(s);
 
     if (rec == NULL) {
         /* zeroed memory: no record, every sequence word even */
@@ -844,7 +846,8 @@ ngx_railgun_store_exemplars(ngx_railgun_store_t *store,
               : ngx_railgun_store_carve(store, size);
 
         if (rec) {
-            __atomic_store_n(&s->exemplars, rec, __ATOMIC_RELEASE);
+            __atomic_store_n(ngx_railgun_series_exemplars(s),
+                             (uint64_t) (uintptr_t) rec, __ATOMIC_RELEASE);
         }
     }
 
@@ -878,9 +881,14 @@ ngx_railgun_store_exemplar(ngx_railgun_series_t *s, ngx_uint_t bucket,
     ngx_uint_t                   i, n, try;
     ngx_railgun_exemplar_rec_t  *rec;
 
-    rec = __atomic_load_n(&s->exemplars, __ATOMIC_ACQUIRE);
+    if (s->buckets == NULL || bucket > s->buckets->n) {
+        return NGX_DECLINED;
+    }
 
-    if (rec == NULL || s->buckets == NULL || bucket > s->buckets->n) {
+    rec = (ngx_railgun_exemplar_rec_t *) (uintptr_t)
+          __atomic_load_n(ngx_railgun_series_exemplars(s), __ATOMIC_ACQUIRE);
+
+    if (rec == NULL) {
         return NGX_DECLINED;
     }
 

@@ -64,8 +64,9 @@
  *    once, even when its pid was reused.
  *
  * 6. Exemplars: a histogram series' records (one per bucket, +Inf included)
- *    are carved under the mutex, zeroed, and published in s->exemplars with
- *    a release store; readers load the pointer with acquire, as in rule 2.
+ *    are carved under the mutex, zeroed, and their address published in
+ *    the series' word after its sum (ngx_railgun_series_exemplars()) with
+ *    a release store; readers load it with acquire, as in rule 2.
  *    A record is a sequence lock with no lock: a writer compare-and-swaps
  *    its sequence word from even e to e + 1 (an odd word: another writer is
  *    on it, and this observation does not replace it), issues a release
@@ -122,7 +123,8 @@ struct ngx_railgun_buckets_s {
 /*
  * A series lives in the zone and is never freed.  values[] holds one word
  * for a counter; for a histogram, one count per bucket (not cumulative) with
- * +Inf last, then the sum of observations in microseconds.  An overflow
+ * +Inf last, then the sum of observations in microseconds, then the address
+ * of its exemplar records, or 0 (rule 6).  An overflow
  * series has one more word, values[nvalues]: the updates it took, that is
  * railgun_series_dropped_total.  The label text follows the values.
  */
@@ -130,7 +132,6 @@ struct ngx_railgun_buckets_s {
 struct ngx_railgun_series_s {
     ngx_railgun_series_t *volatile  next;
     ngx_railgun_buckets_t          *buckets;
-    ngx_railgun_exemplar_rec_t     *exemplars;   /* rule 6; or NULL */
     uint32_t                        hash;
     uint16_t                        family;
     uint16_t                        flags;
@@ -144,6 +145,9 @@ struct ngx_railgun_series_s {
 #define ngx_railgun_series_key(s)                                             \
     ((u_char *) &(s)->values[(s)->nvalues                                     \
                              + ((s)->flags & NGX_RAILGUN_SERIES_OVERFLOW)])
+
+/* a histogram's word that holds the address of its exemplar records */
+#define ngx_railgun_series_exemplars(s)  (&(s)->values[(s)->buckets->n + 2])
 
 
 /*

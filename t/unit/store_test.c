@@ -805,6 +805,14 @@ test_sizing(void)
 }
 
 
+static ngx_railgun_exemplar_rec_t *
+recs(ngx_railgun_series_t *h)
+{
+    return (ngx_railgun_exemplar_rec_t *) (uintptr_t)
+           *ngx_railgun_series_exemplars(h);
+}
+
+
 static void
 exemplar(ngx_railgun_exemplar_t *ex, const char *name, const char *value,
     uint64_t time_ms)
@@ -848,7 +856,7 @@ test_exemplars(void)
     h = series(F_HISTOGRAM, "k=\"ex\"");
     c = series(F_COUNTER, "k=\"ex\"");
 
-    ok(h->exemplars == NULL, "no records before an exemplar");
+    ok(recs(h) == NULL, "no records before an exemplar");
     ok(ngx_railgun_store_exemplar(h, 0, &copy) == NGX_DECLINED,
        "no exemplar: declined");
 
@@ -857,7 +865,7 @@ test_exemplars(void)
     exemplar(&ex, "request_id", "aaa", 1700000000123ull);
     ngx_railgun_store_exemplar_set(&store, h, 5000, &ex);
 
-    ok(h->exemplars != NULL, "records attached at the first exemplar");
+    ok(recs(h) != NULL, "records attached at the first exemplar");
     ok(has_exemplar(h, 1, 5000, "request_id", "aaa", 1700000000123ull),
        "exemplar in the bucket of its value");
 
@@ -899,7 +907,7 @@ test_exemplars(void)
     ok(has_exemplar(h, 0, 500, "id", big + 1, 1), "129 bytes refused");
 
     ngx_railgun_store_exemplar_set(&store, c, 600, &ex);
-    ok(c->exemplars == NULL, "a counter gets no records");
+    ok(c->buckets == NULL, "a counter gets no records");
 
     /* the zone's records outlive a process: a new one sees them as is */
 
@@ -939,7 +947,7 @@ test_exemplar_crash(ngx_uint_t step)
 
     snprintf(name, sizeof(name), "exemplar step %u: the writer died there",
              (unsigned) step);
-    ok(crashed == step && (h->exemplars[1].seq & 1), name);
+    ok(crashed == step && (recs(h)[1].seq & 1), name);
 
     snprintf(name, sizeof(name), "exemplar step %u: a half-written record "
              "is not read", (unsigned) step);
@@ -962,7 +970,7 @@ test_exemplar_crash(ngx_uint_t step)
     snprintf(name, sizeof(name), "exemplar step %u: a writer after it "
              "takes it over", (unsigned) step);
     ok(has_exemplar(h, 1, 6000, "request_id", "after", 40)
-       && !(h->exemplars[1].seq & 1), name);
+       && !(recs(h)[1].seq & 1), name);
 
     exemplar(&ex, "request_id", "next", 50);
     ngx_railgun_store_exemplar_set(&store, h, 7000, &ex);
@@ -1081,10 +1089,10 @@ test_exemplar_race(void)
 
     ok(good > 0, "copies read while two processes write");
     ok(torn == 0, "no copy torn");
-    ok((h->exemplars[1].seq & 1) == 0 && has_exemplar(h, 1,
-           h->exemplars[1].value_us, "request_id",
-           (ex_value(h->exemplars[1].value_us, want), want),
-           h->exemplars[1].value_us * 3),
+    ok((recs(h)[1].seq & 1) == 0 && has_exemplar(h, 1,
+           recs(h)[1].value_us, "request_id",
+           (ex_value(recs(h)[1].value_us, want), want),
+           recs(h)[1].value_us * 3),
        "the record whole when the writers are done");
 }
 
