@@ -726,8 +726,9 @@ ngx_railgun_store_exemplar_set(ngx_railgun_store_t *store,
 {
     u_char                      *p;
     size_t                       len;
-    uint64_t                     seq, own, begin;
+    uint64_t                     word, own, seq;
     uint64_t                     words[NGX_RAILGUN_EXEMPLAR_LABEL / 8];
+    ngx_msec_t                   now, begin;
     ngx_uint_t                   i, n;
     ngx_railgun_exemplar_rec_t  *rec;
 
@@ -751,26 +752,31 @@ ngx_railgun_store_exemplar_set(ngx_railgun_store_t *store,
 
     rec += ngx_railgun_store_bucket(s->buckets, us);
 
-    seq = __atomic_load_n(&rec->seq, __ATOMIC_RELAXED);
+    word = __atomic_load_n(&rec->seq, __ATOMIC_RELAXED);
+    seq = word & NGX_RAILGUN_EXEMPLAR_SEQ;
+    now = ngx_current_msec;
 
     if (seq & 1) {
-        begin = __atomic_load_n(&rec->begin, __ATOMIC_RELAXED);
+        begin = (ngx_msec_t) (word >> NGX_RAILGUN_EXEMPLAR_SEQ_BITS);
 
-        if ((ngx_msec_int_t) (ngx_current_msec - (ngx_msec_t) begin)
-            < NGX_RAILGUN_EXEMPLAR_STALE)
-        {
+        if ((ngx_msec_int_t) (now - begin) < NGX_RAILGUN_EXEMPLAR_STALE) {
             /* another writer is on it: the observation is counted only */
             return;
         }
 
         /* its writer died in the middle: take it over, still odd */
-        own = seq + 2;
+        seq += 2;
 
     } else {
-        own = seq + 1;
+        seq += 1;
     }
 
-    if (!__atomic_compare_exchange_n(&rec->seq, &seq, own, 0,
+    /* the word odd and the write's start in one compare-and-swap */
+
+    own = ((uint64_t) now << NGX_RAILGUN_EXEMPLAR_SEQ_BITS)
+          | (seq & NGX_RAILGUN_EXEMPLAR_SEQ);
+
+    if (!__atomic_compare_exchange_n(&rec->seq, &word, own, 0,
                                      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
     {
         return;
@@ -778,9 +784,6 @@ ngx_railgun_store_exemplar_set(ngx_railgun_store_t *store,
 
     /* no field is seen written before the word is seen odd */
     __atomic_thread_fence(__ATOMIC_RELEASE);
-
-    __atomic_store_n(&rec->begin, (uint64_t) ngx_current_msec,
-                     __ATOMIC_RELAXED);
 
     ngx_railgun_store_step(9);
 
@@ -807,8 +810,11 @@ ngx_railgun_store_exemplar_set(ngx_railgun_store_t *store,
     }
 
     /* fails if the record was taken over meanwhile: nothing published */
-    (void) __atomic_compare_exchange_n(&rec->seq, &own, own + 1, 0,
-                                       __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+    (void) __atomic_compare_exchange_n(&rec->seq, &own,
+                                       (own & ~NGX_RAILGUN_EXEMPLAR_SEQ)
+                                       | ((seq + 1) & NGX_RAILGUN_EXEMPLAR_SEQ),
+                                       0, __ATOMIC_RELEASE,
+                                       __ATOMIC_RELAXED);
 }
 
 
@@ -903,6 +909,7 @@ ngx_railgun_store_exemplar(ngx_railgun_series_t *s, ngx_uint_t bucket,
         }
 
         if (seq & 1) {
+            /* NGX_RAILGUN_EXEMPLAR_SEQ's low bit: a writer is on it */
             continue;
         }
 

@@ -76,10 +76,11 @@
  *    acquire fence and loads the word again: an odd word, or one that
  *    changed, is not a record (ngx_railgun_store_exemplar()).  A writer that
  *    died in the middle leaves the word odd: a writer that finds it odd for
- *    NGX_RAILGUN_EXEMPLAR_STALE ms (the time each write records when it
- *    begins) takes it over from o to o + 2, still odd, and ends with o + 3.
- *    The first writer's final compare-and-swap then fails, and it publishes
- *    nothing.
+ *    NGX_RAILGUN_EXEMPLAR_STALE ms takes it over from o to o + 2, still odd,
+ *    and ends with o + 3.  The time a write began is in the word itself,
+ *    set by the compare-and-swap that makes it odd, so that no writer ever
+ *    sees a live write's word with an older write's time.  The first
+ *    writer's final compare-and-swap then fails, and it publishes nothing.
  */
 
 
@@ -97,6 +98,14 @@
 
 /* a record whose writer began this long ago, in ms, is taken over */
 #define NGX_RAILGUN_EXEMPLAR_STALE      1000
+
+/*
+ * An exemplar record's sequence word: the sequence in the low 24 bits, odd
+ * while a writer is on it, and above it ngx_current_msec when that write
+ * began (40 bits: 34 years of a monotonic clock since boot).
+ */
+#define NGX_RAILGUN_EXEMPLAR_SEQ_BITS   24
+#define NGX_RAILGUN_EXEMPLAR_SEQ        0xffffffULL
 
 /*
  * A gauge keeps one value per worker slot, so that what a dead worker held is
@@ -151,15 +160,14 @@ struct ngx_railgun_series_s {
 
 
 /*
- * The latest observation of a histogram bucket (rule 6): 168 bytes, all
+ * The latest observation of a histogram bucket (rule 6): 160 bytes, all
  * 64-bit words, so that a reader copies them with atomic loads on 32-bit
  * CPUs too.  len is the label name's length, and the value's << 16; label[]
  * holds the name, then the value, as given: escaped when rendered.
  */
 
 struct ngx_railgun_exemplar_rec_s {
-    uint64_t                        seq;
-    uint64_t                        begin;       /* ngx_current_msec */
+    uint64_t                        seq;         /* and when its write began */
     uint64_t                        value_us;
     uint64_t                        time_ms;     /* wall clock */
     uint64_t                        len;

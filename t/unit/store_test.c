@@ -936,6 +936,9 @@ test_exemplar_crash(ngx_uint_t step)
     exemplar(&ex, "request_id", "before", 10);
     ngx_railgun_store_exemplar_set(&store, h, 5000, &ex);
 
+    /* idle for long: the dying write's own start is what counts */
+    ngx_current_msec += 10 * NGX_RAILGUN_EXEMPLAR_STALE;
+
     crashed = 0;
     crash_at = step;
 
