@@ -37,6 +37,9 @@
 /* a worker that found no slot looks again at most this often, in ms */
 #define NGX_RAILGUN_STORE_SLOT_RETRY  1000
 
+/* a worker that found the zone full for exemplars asks again after, in ms */
+#define NGX_RAILGUN_STORE_EXEMPLAR_RETRY  1000
+
 
 /*
  * The unit test (t/unit/store_test.c) kills the insert at each of these
@@ -833,7 +836,7 @@ ngx_railgun_store_exemplars(ngx_railgun_store_t *store,
 
     if (store->exemplars_failed
         && ngx_current_msec - store->exemplars_failed
-           < NGX_RAILGUN_EXEMPLAR_STALE)
+           < NGX_RAILGUN_STORE_EXEMPLAR_RETRY)
     {
         return NULL;
     }

@@ -769,6 +769,11 @@ test_slots(void)
 }
 
 
+static ngx_railgun_exemplar_rec_t *recs(ngx_railgun_series_t *h);
+static void exemplar(ngx_railgun_exemplar_t *ex, const char *name,
+    const char *value, uint64_t time_ms);
+
+
 /* the bytes run out before the table: the smallest counters fill 1 MB */
 
 static void
@@ -802,6 +807,32 @@ test_sizing(void)
     ok(strstr(last_warning, "zone full") != NULL, "the zone filled first");
     ok(used * 100 / (1024 * 1024) >= 95, "95% of the zone used");
     ok(n * 80 >= 1024 * 1024 * 3 / 4, "3/4 of the bytes hold series");
+
+    /* no room for exemplar records: none, the zone asked once a second */
+
+    {
+        int                     before;
+        ngx_railgun_series_t   *h;
+        ngx_railgun_exemplar_t  ex;
+
+        h = series(F_HISTOGRAM, "k=\"full\"");
+        exemplar(&ex, "request_id", "x", 1);
+
+        warnings = 0;
+        ngx_railgun_store_exemplar_set(&store, h, 5000, &ex);
+        ok(recs(h) == NULL && warnings == 1
+           && strstr(last_warning, "no exemplars") != NULL,
+           "zone full: no records, a warning");
+
+        before = warnings;
+        ngx_railgun_store_exemplar_set(&store, h, 5000, &ex);
+        ok(warnings == before && !locked && lock_errors == 0,
+           "not asked again within a second");
+
+        ngx_current_msec += 1000;
+        ngx_railgun_store_exemplar_set(&store, h, 5000, &ex);
+        ok(warnings == before + 1, "asked again a second later");
+    }
 }
 
 
