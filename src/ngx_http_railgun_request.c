@@ -408,11 +408,11 @@ ngx_http_railgun_exemplar(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_railgun_loc_conf_t *rlcf = conf;
 
-    u_char                            c;
-    ngx_str_t                        *value, name;
-    ngx_uint_t                        i;
-    ngx_http_railgun_exemplar_conf_t *ex;
-    ngx_http_railgun_main_conf_t     *rmcf;
+    u_char                             c;
+    ngx_str_t                         *value, name;
+    ngx_uint_t                         i;
+    ngx_http_railgun_exemplar_conf_t  *ex;
+    ngx_http_railgun_main_conf_t      *rmcf;
 
     if (rlcf->exemplar != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
