@@ -38,7 +38,12 @@
 #   --pairs N         pairs of windows (default 10)
 #   --window SECONDS  length of a window (default 1)
 #   --interval MS     between two requests of the probe (default 1)
-#   --gzip            the scrapes ask for gzip
+#   --gzip            the scrapes ask for gzip (the buffer figures are then
+#                     of gzip's output, not of the module's buffers)
+#   --fifo            the probe runs SCHED_FIFO 2 (chrt), if it may
+#   --dump FILE       every request ("send latency kind", CLOCK_MONOTONIC
+#                     seconds) and every scrape ("scrape start end bytes
+#                     buffers max cpu") into FILE, to lay beside a trace
 #
 # Prints, on stdout, lines of "key=value" fields:
 #   idle n= p50= p99= p999= max=        (milliseconds)
@@ -60,10 +65,11 @@ use POSIX qw/ floor /;
 use Socket qw/ IPPROTO_TCP TCP_NODELAY /;
 use Time::HiRes qw/ clock_gettime CLOCK_MONOTONIC sleep /;
 
-my ($pairs, $window, $interval, $gzip, $fifo) = (10, 1, 1, 0, 0);
+my ($pairs, $window, $interval, $gzip, $fifo, $dump) = (10, 1, 1, 0, 0);
 
 GetOptions('pairs=i' => \$pairs, 'window=f' => \$window,
-	'interval=f' => \$interval, 'gzip' => \$gzip, 'fifo' => \$fifo)
+	'interval=f' => \$interval, 'gzip' => \$gzip, 'fifo' => \$fifo,
+	'dump=s' => \$dump)
 	and @ARGV == 4
 	or die "usage: $0 [--pairs N] [--window S] [--interval MS] [--gzip] "
 		. "PORT PATH SCRAPE_PATH WORKER_PID\n";
@@ -151,7 +157,9 @@ close $logfh;
 my $prio = 'normal';
 
 if ($fifo) {
-	if (system("chrt -f -p 1 $$ > /dev/null 2>&1") == 0) {
+	# above a worker made SCHED_FIFO 1 (bench/run), which seldom blocks
+	# while it scrapes: the probe must not wait for it on a shared CPU
+	if (system("chrt -f -p 2 $$ > /dev/null 2>&1") == 0) {
 		$prio = 'fifo';
 	} else {
 		$prio = 'normal,chrt-failed';
@@ -232,7 +240,7 @@ close $lf;
 
 # classify: a sweep over both lists, in time order
 
-my (%lat, %nreq);
+my (%lat, @dump);
 my $j = 0;
 
 for my $i (0 .. $#sent) {
@@ -257,6 +265,14 @@ for my $i (0 .. $#sent) {
 	}
 
 	push @{$lat{$class}}, [$l, $s];
+	push @dump, sprintf("%.6f %.6f %s\n", $s, $l, $class) if $dump;
+}
+
+if ($dump) {
+	open my $df, '>', $dump or die "stall: $dump: $!\n";
+	print $df @dump;
+	print $df map { "scrape @$_\n" } @scr;
+	close $df;
 }
 
 sub stats {
@@ -312,7 +328,6 @@ for (@scr) {
 }
 
 # the worker's CPU per request of the probe, from the idle windows
-my $nidle_win = 0;
 my $idle_req = 0;
 
 for my $i (0 .. $#sent) {
