@@ -30,6 +30,13 @@
 # probe's requests served meanwhile (at the rate of the idle windows), over
 # the buffers sent, one chunk each.  The wall time per buffer is given too.
 #
+# The maximum of each kind is one request out of thousands: the machine's
+# worst moment of the run (a softirq put off to ksoftirqd, an interrupt)
+# lands in either kind, and with no difference at all between the kinds,
+# the scraping maximum is the larger one time in two.  So the median of the
+# windows' maxima (a window's worst request, the middle window) is given
+# too: a worst case that a single spike does not make.
+#
 # For context, the worker's and the probe's run delay (time runnable but
 # waiting for a CPU, from schedstat) per kind of window, and the 5 slowest
 # requests with their window and what the worker waited for a CPU then.
@@ -46,8 +53,9 @@
 #                     buffers max cpu") into FILE, to lay beside a trace
 #
 # Prints, on stdout, lines of "key=value" fields:
-#   idle n= p50= p99= p999= max=        (milliseconds)
-#   scraping n= p50= p99= p999= max=
+#   idle n= p50= p99= p999= max= windows= wmax=   (milliseconds; wmax is
+#   scraping n= p50= p99= p999= max= windows= wmax=  the median of the
+#                                       windows' maxima)
 #   between n=
 #   scrapes n= bytes= buffers= bufsize= cpu_ms= wall_ms= buf_cpu_us=
 #       buf_wall_us=
@@ -283,9 +291,26 @@ sub stats {
 
 	my $q = sub { $v[floor($_[0] * $#v + 0.5)][0] * 1000 };
 
-	return sprintf "%s n=%d p50=%.3f p99=%.3f p999=%.3f max=%.3f",
-		$class, scalar @v, $q->(0.5), $q->(0.99), $q->(0.999),
-		$v[-1][0] * 1000;
+	# each window's slowest, and their median: a worst case per window
+	# that one spike of the machine does not make
+	my %wmax;
+
+	for (@v) {
+		my $w = window_of($_->[1]);
+
+		# a scrape that ran on into an idle window is its window's
+		$w-- if $class eq 'scraping' && kind($w) eq 'idle';
+
+		$wmax{$w} = $_->[0] if $_->[0] > ($wmax{$w} // 0);
+	}
+
+	my @m = sort { $a <=> $b } values %wmax;
+	my $wmed = @m % 2 ? $m[$#m / 2] : ($m[@m / 2 - 1] + $m[@m / 2]) / 2;
+
+	return sprintf "%s n=%d p50=%.3f p99=%.3f p999=%.3f max=%.3f "
+		. "windows=%d wmax=%.3f", $class, scalar @v, $q->(0.5),
+		$q->(0.99), $q->(0.999), $v[-1][0] * 1000, scalar @m,
+		$wmed * 1000;
 }
 
 print "probe prio=$prio\n";
