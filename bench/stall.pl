@@ -52,15 +52,17 @@
 #                     seconds) and every scrape ("scrape start end bytes
 #                     buffers max cpu") into FILE, to lay beside a trace
 #
-# Prints, on stdout, lines of "key=value" fields:
-#   idle n= p50= p99= p999= max= windows= wmax=   (milliseconds; wmax is
-#   scraping n= p50= p99= p999= max= windows= wmax=  the median of the
-#                                       windows' maxima)
+# Prints, on stdout, lines of "key=value" fields (milliseconds unless
+# named otherwise):
+#   probe prio=                      fifo, normal, or normal,chrt-failed
+#   idle n= p50= p99= p999= max= windows= wmax=
+#   scraping n= p50= p99= p999= max= windows= wmax=
+#                                    wmax: the median of the windows' maxima
 #   between n=
-#   scrapes n= bytes= buffers= bufsize= cpu_ms= wall_ms= buf_cpu_us=
-#       buf_wall_us=
-#   delay kind= worker_ms= probe_ms= worker_cpu_ms=  (per kind of window)
-#   slow rank= ms= at= window= kind= worker_delay_ms=
+#   scrapes n= bytes= buffers= bufsize= cpu_ms= wall_ms= probe_cpu_us=
+#       buf_cpu_us= buf_wall_us=
+#   delay kind= windows= worker_ms= probe_ms= worker_cpu_ms=  (per kind)
+#   slow rank= ms= at= window= kind= worker_delay_ms=  (at: s from start)
 # Only Perl core modules are used.
 
 use warnings;
