@@ -35,6 +35,10 @@ my $NSCRAPES = 6;
 # NGX_HTTP_RAILGUN_ROUND: buffers a round of the event loop renders
 my $ROUND = 2;
 
+# the debug log is what is read
+plan(skip_all => 'nginx built without --with-debug')
+	unless `$Test::Railgun::NGINX -V 2>&1` =~ /--with-debug/;
+
 my $t = Test::Railgun->new()->has_daemon('curl')->plan(15);
 
 my $d = $t->testdir();
