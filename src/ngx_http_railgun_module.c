@@ -93,6 +93,13 @@ static ngx_command_t  ngx_http_railgun_commands[] = {
       offsetof(ngx_http_railgun_loc_conf_t, ws_buckets),
       NULL },
 
+    { ngx_string("railgun_exemplar"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_railgun_exemplar,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("railgun_probe"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
       ngx_http_railgun_probe,
@@ -697,6 +704,7 @@ ngx_http_railgun_create_loc_conf(ngx_conf_t *cf)
     rlcf->path_cv = NGX_CONF_UNSET_PTR;
     rlcf->buckets = NGX_CONF_UNSET_PTR;
     rlcf->ws_buckets = NGX_CONF_UNSET_PTR;
+    rlcf->exemplar = NGX_CONF_UNSET_PTR;
 
     return rlcf;
 }
@@ -721,6 +729,7 @@ ngx_http_railgun_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->ws_buckets, prev->ws_buckets,
                              rmcf->ws_buckets);
     ngx_conf_merge_ptr_value(conf->path_cv, prev->path_cv, NULL);
+    ngx_conf_merge_ptr_value(conf->exemplar, prev->exemplar, NULL);
 
     if (conf->path_cv == NULL) {
         /* the default path label is the location's own name */
@@ -1000,6 +1009,10 @@ ngx_http_railgun_init(ngx_conf_t *cf)
         if (ngx_http_railgun_gate_resolve(cf, gatep[i]) != NGX_OK) {
             return NGX_ERROR;
         }
+    }
+
+    if (ngx_http_railgun_exemplar_resolve(cf) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     return ngx_http_railgun_server_names(cf);
