@@ -175,6 +175,7 @@ ngx_http_railgun_expose_handler(ngx_http_request_t *r)
                                  : &ngx_http_railgun_format_text);
 
     sc->rd.openmetrics = (format == NGX_HTTP_RAILGUN_OPENMETRICS);
+    sc->rd.exemplars = (rmcf->exemplars != NULL);
 
     rc = ngx_http_send_header(r);
 

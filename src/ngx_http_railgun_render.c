@@ -339,6 +339,7 @@ ngx_http_railgun_take(ngx_http_railgun_render_t *rd, ngx_railgun_series_t *s)
         x->ex_mask = 0;
 
         if (rd->openmetrics
+            && rd->exemplars
             && ngx_http_railgun_value(s, b->n + 2) != 0)
         {
             for (i = 0; i <= b->n; i++) {

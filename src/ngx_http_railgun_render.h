@@ -93,6 +93,13 @@ struct ngx_http_railgun_render_s {
     ngx_buf_t                   *buf;
     ngx_uint_t                   openmetrics;  /* unsigned  openmetrics:1; */
 
+    /*
+     * railgun_exemplar is in the configuration: the zone keeps the records
+     * of a configuration that had it, which are not shown after a reload
+     * that removed it everywhere
+     */
+    ngx_uint_t                   exemplars;    /* unsigned  exemplars:1; */
+
     /* the cursor */
     ngx_uint_t                   phase;
     ngx_uint_t                   index;      /* family, then within it */

@@ -79,6 +79,7 @@ static ngx_uint_t ngx_railgun_store_slot_live(ngx_railgun_store_sh_t *sh,
     ngx_uint_t slot);
 static ngx_railgun_exemplar_rec_t *ngx_railgun_store_exemplars(
     ngx_railgun_store_t *store, ngx_railgun_series_t *s);
+static ngx_uint_t ngx_railgun_store_label_name(u_char *p, size_t len);
 
 
 ngx_railgun_series_t *
@@ -943,6 +944,16 @@ ngx_railgun_store_exemplar(ngx_railgun_series_t *s, ngx_uint_t bucket,
             return NGX_DECLINED;
         }
 
+        /*
+         * a writer that stalled past NGX_RAILGUN_EXEMPLAR_STALE and went on
+         * after the takeover wrote its words over the record published:
+         * the word did not change, the name may hold another's value
+         */
+
+        if (!ngx_railgun_store_label_name((u_char *) words, name_len)) {
+            return NGX_DECLINED;
+        }
+
         out->name_len = name_len;
         out->value_len = value_len;
         ngx_memcpy(out->label, words, name_len + value_len);
@@ -951,6 +962,28 @@ ngx_railgun_store_exemplar(ngx_railgun_series_t *s, ngx_uint_t bucket,
     }
 
     return NGX_DECLINED;
+}
+
+
+/* [a-zA-Z_][a-zA-Z0-9_]*: what railgun_exemplar accepts as a name */
+
+static ngx_uint_t
+ngx_railgun_store_label_name(u_char *p, size_t len)
+{
+    u_char  c;
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        c = p[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'
+              || (i > 0 && c >= '0' && c <= '9')))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

@@ -80,7 +80,9 @@
  *    and ends with o + 3.  The time a write began is in the word itself,
  *    set by the compare-and-swap that makes it odd, so that no writer ever
  *    sees a live write's word with an older write's time.  The first
- *    writer's final compare-and-swap then fails, and it publishes nothing.
+ *    writer's final compare-and-swap then fails, and it publishes nothing;
+ *    a writer only stalled may still store over what the taker published,
+ *    so a reader bounds the lengths and checks the name it copied.
  */
 
 

@@ -270,10 +270,20 @@ static jmp_buf     crash;
 static ngx_uint_t  crash_at;
 static ngx_uint_t  crashed;
 
+/* the stall: a writer stopped at a step while another one runs, then goes on */
+static ngx_uint_t  stall_at;
+static void      (*stall)(void);
+
 
 void
 ngx_railgun_store_test_step(ngx_uint_t step)
 {
+    if (step == stall_at) {
+        stall_at = 0;
+        stall();
+        return;
+    }
+
     if (step == crash_at) {
         crash_at = 0;
         crashed = step;
@@ -1016,6 +1026,77 @@ test_exemplar_crash(ngx_uint_t step)
 
 
 /*
+ * A writer stopped (SIGSTOP, a paused VM, a throttled cgroup) for longer
+ * than the stale time after its first label word: another one takes the
+ * record over and publishes it, then the first goes on and writes the rest
+ * of its label over it.  The record's word is even and unchanged since, so
+ * a reader copies it as is: the name's length and first word of one writer,
+ * the next words of the other, which hold that one's value, a client's
+ * bytes.  The reader must not give a name that is no label name.
+ */
+
+static ngx_railgun_series_t  *stall_series;
+
+
+static void
+test_exemplar_stall_writer(void)
+{
+    ngx_railgun_exemplar_t  ex;
+
+    ngx_current_msec += NGX_RAILGUN_EXEMPLAR_STALE;
+
+    exemplar(&ex, "http_x_trace", "taken-over", 20);
+    ngx_railgun_store_exemplar_set(&store, stall_series, 5000, &ex);
+}
+
+
+static void
+test_exemplar_stall(void)
+{
+    ngx_uint_t                    i, bad;
+    ngx_railgun_exemplar_t        ex;
+    ngx_railgun_exemplar_copy_t   copy;
+
+    ok(zone(1024 * 1024, 100) == NGX_OK, "zone for a stalled writer");
+
+    stall_series = series(F_HISTOGRAM, "k=\"stall\"");
+
+    stall_at = 10;
+    stall = test_exemplar_stall_writer;
+
+    /* the value's bytes 6 to 9 land where the other name's 8 to 11 are */
+    exemplar(&ex, "id", "012345\"} \n# EOF\nmore", 10);
+    ngx_railgun_store_exemplar_set(&store, stall_series, 5000, &ex);
+
+    ok(stall_at == 0 && !(recs(stall_series)[1].seq & 1),
+       "stalled writer: the other published, the first went on");
+
+    bad = 0;
+
+    if (ngx_railgun_store_exemplar(stall_series, 1, &copy) == NGX_OK) {
+        for (i = 0; i < copy.name_len; i++) {
+            if (!((copy.label[i] >= 'a' && copy.label[i] <= 'z')
+                  || (copy.label[i] >= 'A' && copy.label[i] <= 'Z')
+                  || copy.label[i] == '_'
+                  || (i > 0 && copy.label[i] >= '0'
+                      && copy.label[i] <= '9')))
+            {
+                bad++;
+            }
+        }
+    }
+
+    ok(bad == 0, "stalled writer: no name that is no label name is read");
+
+    exemplar(&ex, "request_id", "next", 30);
+    ngx_railgun_store_exemplar_set(&store, stall_series, 5000, &ex);
+
+    ok(has_exemplar(stall_series, 1, 5000, "request_id", "next", 30),
+       "stalled writer: the next write makes the record whole again");
+}
+
+
+/*
  * Two writer processes on one record, each writing records whose every
  * field follows from the value, and a reader checking each copy it gets.
  */
@@ -1151,6 +1232,7 @@ main(void)
     test_exemplars();
     test_exemplar_crash(9);
     test_exemplar_crash(10);
+    test_exemplar_stall();
     test_exemplar_race();
 
     printf("1..%d\n", tests);
