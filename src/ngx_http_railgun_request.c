@@ -286,7 +286,8 @@ ngx_http_railgun_account(ngx_http_request_t *r, ngx_http_railgun_ctx_t *ctx,
     } else {
         /* rejected before the post-read phase: nginx's own ms clock */
         tp = ngx_timeofday();
-        us = ((tp->sec - r->start_sec) * 1000 + (tp->msec - r->start_msec))
+        us = ((uint64_t) (tp->sec - r->start_sec) * 1000
+              + (tp->msec - r->start_msec))
              * 1000;
     }
 
@@ -579,6 +580,7 @@ ngx_http_railgun_account_upstream(ngx_http_request_t *r,
     ngx_http_railgun_main_conf_t *rmcf, ngx_http_railgun_loc_conf_t *rlcf,
     ngx_railgun_exemplar_t *ex)
 {
+    uint64_t                     us;
     ngx_uint_t                   i, status;
     ngx_http_railgun_peer_t     *peer;
     ngx_http_railgun_slot_t     *slot, value;
@@ -630,25 +632,27 @@ ngx_http_railgun_account_upstream(ngx_http_request_t *r,
 
         ngx_railgun_store_add(slot->series[0], 1);
 
+        /* in 64 bits: an attempt of 72 minutes overflows 32 */
+
         if (state[i].response_time != (ngx_msec_t) -1) {
-            ngx_railgun_store_observe(slot->series[1],
-                                      state[i].response_time * 1000);
+            us = (uint64_t) state[i].response_time * 1000;
+
+            ngx_railgun_store_observe(slot->series[1], us);
 
             if (ex) {
                 ngx_railgun_store_exemplar_set(rmcf->store, slot->series[1],
-                                               state[i].response_time * 1000,
-                                               ex);
+                                               us, ex);
             }
         }
 
         if (state[i].header_time != (ngx_msec_t) -1) {
-            ngx_railgun_store_observe(slot->series[2],
-                                      state[i].header_time * 1000);
+            us = (uint64_t) state[i].header_time * 1000;
+
+            ngx_railgun_store_observe(slot->series[2], us);
 
             if (ex) {
                 ngx_railgun_store_exemplar_set(rmcf->store, slot->series[2],
-                                               state[i].header_time * 1000,
-                                               ex);
+                                               us, ex);
             }
         }
     }
