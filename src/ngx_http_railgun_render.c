@@ -320,6 +320,7 @@ ngx_http_railgun_take(ngx_http_railgun_render_t *rd, ngx_railgun_series_t *s)
 
     x->key = ngx_railgun_series_key(s);
     x->key_len = s->key_len;
+    x->series = s;
     x->negative = 0;
 
     switch (rd->family.type) {
@@ -380,6 +381,7 @@ ngx_http_railgun_next_extra(ngx_http_railgun_render_t *rd)
 #endif
 
     store = rd->store;
+    rd->sample.series = NULL;
 
     switch (rd->index - store->nfamilies) {
 
