@@ -26,9 +26,8 @@
 /* ",le=\"" and "\"} " around up to 20 digits, a dot and 6 decimals */
 #define NGX_HTTP_RAILGUN_LE_LEN     40
 
-/* the protobuf format's scratch area, and the part native fields take */
-#define NGX_HTTP_RAILGUN_PROTO_SCRATCH  (128 * 1024)
-#define NGX_HTTP_RAILGUN_PROTO_NATIVE   (32 * 1024)
+/* the protobuf format's scratch area: encoded bounds, packed deltas */
+#define NGX_HTTP_RAILGUN_PROTO_SCRATCH  (16 * 1024)
 
 /* room for everything of a sample line but its name and label text */
 #define NGX_HTTP_RAILGUN_LINE_ROOM  64
@@ -106,6 +105,7 @@ struct ngx_http_railgun_render_s {
     u_char                      *scratch;    /* PROTO_SCRATCH bytes */
     uint64_t                    *native;     /* NATIVE_MAX_BUCKETS counts */
     u_char                      *pb_open;    /* the family's message */
+    ngx_railgun_buckets_t       *pb_buckets; /* whose bounds are encoded */
 
     /* the "le" text of the last bucket list seen, +Inf included */
     ngx_railgun_buckets_t       *le_buckets;

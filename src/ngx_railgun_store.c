@@ -532,52 +532,78 @@ ngx_railgun_store_native_init(ngx_railgun_buckets_t *b, ngx_int_t schema,
 
 /*
  * A snapshot of the native counts of s, merged down to one window: out[]
- * gets b->native counts of buckets *offset ... at *schema, the zero bucket
- * is returned.  Where anything went to the second window, the first is
- * merged into it; its indices never fall below the second's offset.
+ * gets b->native counts of buckets nat->offset ... at nat->schema, those
+ * from nat->first to nat->last set.  Where anything went to the second
+ * window, the first is merged into it; its indices never fall below the
+ * second's offset.  A count whose marker is not seen yet waits for the
+ * next scrape: counts only grow.
  */
 
-uint64_t
+void
 ngx_railgun_store_native_read(ngx_railgun_series_t *s, uint64_t *out,
-    ngx_int_t *schema, ngx_int_t *offset)
+    ngx_railgun_native_t *nat)
 {
-    uint64_t                v, zero, *w;
+    uint64_t                v, *w;
     ngx_int_t               i, one;
-    ngx_uint_t              j, coarse;
+    ngx_uint_t              j, first, last;
     ngx_railgun_buckets_t  *b;
 
     b = s->buckets;
     w = &s->values[b->n + 2];
 
-    zero = __atomic_load_n(&w[0], __ATOMIC_RELAXED);
+    nat->zero = __atomic_load_n(&w[0], __ATOMIC_RELAXED);
 
-    coarse = 0;
+    first = b->native;
+    last = 0;
 
-    if (b->coarse) {
-        for (j = 0; j < b->native; j++) {
-            out[j] = __atomic_load_n(&w[1 + b->native + j], __ATOMIC_RELAXED);
+    if (b->coarse == 0 || __atomic_load_n(&w[1], __ATOMIC_RELAXED) == 0) {
 
-            if (out[j]) {
-                coarse = 1;
+        /* four at a time: most of a window is empty */
+
+        for (j = 0; j + 4 <= b->native; j += 4) {
+            out[j] = __atomic_load_n(&w[2 + j], __ATOMIC_RELAXED);
+            out[j + 1] = __atomic_load_n(&w[3 + j], __ATOMIC_RELAXED);
+            out[j + 2] = __atomic_load_n(&w[4 + j], __ATOMIC_RELAXED);
+            out[j + 3] = __atomic_load_n(&w[5 + j], __ATOMIC_RELAXED);
+
+            if ((out[j] | out[j + 1] | out[j + 2] | out[j + 3]) == 0) {
+                continue;
+            }
+
+            for (i = j; i < (ngx_int_t) j + 4; i++) {
+                if (out[i]) {
+                    first = ngx_min(first, (ngx_uint_t) i);
+                    last = i + 1;
+                }
             }
         }
-    }
 
-    if (!coarse) {
-        for (j = 0; j < b->native; j++) {
-            out[j] = __atomic_load_n(&w[1 + j], __ATOMIC_RELAXED);
+        for ( /* void */ ; j < b->native; j++) {
+            v = __atomic_load_n(&w[2 + j], __ATOMIC_RELAXED);
+            out[j] = v;
+
+            if (v) {
+                first = ngx_min(first, j);
+                last = j + 1;
+            }
         }
 
-        *schema = b->schema;
-        *offset = b->offset;
+        nat->schema = b->schema;
+        nat->offset = b->offset;
+        nat->first = last ? first : 0;
+        nat->last = last;
 
-        return zero;
+        return;
+    }
+
+    for (j = 0; j < b->native; j++) {
+        out[j] = __atomic_load_n(&w[2 + b->native + j], __ATOMIC_RELAXED);
     }
 
     one = (ngx_int_t) 1 << b->coarse;
 
     for (j = 0; j < b->native; j++) {
-        v = __atomic_load_n(&w[1 + j], __ATOMIC_RELAXED);
+        v = __atomic_load_n(&w[2 + j], __ATOMIC_RELAXED);
 
         if (v) {
             i = (b->offset + (ngx_int_t) j + one - 1) >> b->coarse;
@@ -585,10 +611,17 @@ ngx_railgun_store_native_read(ngx_railgun_series_t *s, uint64_t *out,
         }
     }
 
-    *schema = b->schema - (ngx_int_t) b->coarse;
-    *offset = b->coarse_offset;
+    for (j = 0; j < b->native; j++) {
+        if (out[j]) {
+            first = ngx_min(first, j);
+            last = j + 1;
+        }
+    }
 
-    return zero;
+    nat->schema = b->schema - (ngx_int_t) b->coarse;
+    nat->offset = b->coarse_offset;
+    nat->first = last ? first : 0;
+    nat->last = last;
 }
 
 

@@ -93,15 +93,17 @@ typedef struct ngx_railgun_series_s   ngx_railgun_series_t;
  *                                a boundary of every schema from -1 up;
  *                                nginx's whole milliseconds put only 0 ms
  *                                there;
- *   values[n + 3 ...]            "native" counts of buckets offset ...
+ *   values[n + 3]                1 once the second window took a count:
+ *                                until then a scrape reads the first alone;
+ *   values[n + 4 ...]            "native" counts of buckets offset ...
  *                                offset + native - 1 at the schema;
- *   values[n + 3 + native ...]   when "coarse" is not 0, as many counts at
+ *   values[n + 4 + native ...]   when "coarse" is not 0, as many counts at
  *                                schema - coarse, for what lies above the
  *                                first window: the exposition then merges
  *                                the first window into this one, index
  *                                (i + 2^coarse - 1) >> coarse.
  *
- * So memory is bounded by 2 * native words, and an observation above the
+ * So memory is bounded by 2 + 2 * native words, and an observation above the
  * first window lowers the resolution instead of being dropped; "coarse" is
  * the least reduction whose window reaches 2^64 us.
  *
@@ -143,7 +145,18 @@ struct ngx_railgun_buckets_s {
 
 
 #define ngx_railgun_native_values(b)                                          \
-    ((b)->native ? 1 + (b)->native * ((b)->coarse ? 2 : 1) : 0)
+    ((b)->native ? 2 + (b)->native * ((b)->coarse ? 2 : 1) : 0)
+
+
+/* a snapshot of a series' native counts, merged to one window */
+
+typedef struct {
+    uint64_t                        zero;
+    ngx_int_t                       schema;
+    ngx_int_t                       offset;     /* index of counts[0] */
+    ngx_uint_t                      first;      /* of the counts not 0 */
+    ngx_uint_t                      last;       /* past them; 0: none */
+} ngx_railgun_native_t;
 
 
 /*
@@ -252,8 +265,8 @@ void ngx_railgun_store_native_init(ngx_railgun_buckets_t *b,
     ngx_int_t schema, ngx_uint_t native);
 size_t ngx_railgun_store_series_size(ngx_railgun_buckets_t *b, size_t len);
 size_t ngx_railgun_store_chunk_size(size_t zone);
-uint64_t ngx_railgun_store_native_read(ngx_railgun_series_t *s,
-    uint64_t *out, ngx_int_t *schema, ngx_int_t *offset);
+void ngx_railgun_store_native_read(ngx_railgun_series_t *s,
+    uint64_t *out, ngx_railgun_native_t *nat);
 ngx_railgun_series_t *ngx_railgun_store_series(ngx_railgun_store_t *store,
     ngx_uint_t family, u_char *key, size_t len,
     ngx_railgun_buckets_t *buckets);
@@ -448,7 +461,10 @@ ngx_railgun_native_index(ngx_railgun_buckets_t *b, uint64_t us)
 }
 
 
-/* where us goes among the native values of b: 0 is the zero bucket */
+/*
+ * Where us goes among the native values of b: 0 is the zero bucket, 2 the
+ * first window's first count, 2 + native the second's.
+ */
 
 static ngx_inline ngx_uint_t
 ngx_railgun_native_slot(ngx_railgun_buckets_t *b, uint64_t us)
@@ -463,11 +479,11 @@ ngx_railgun_native_slot(ngx_railgun_buckets_t *b, uint64_t us)
     r = i - b->offset;
 
     if (r < (ngx_int_t) b->native) {
-        return 1 + r;
+        return 2 + r;
     }
 
     if (b->coarse == 0) {
-        return b->native;
+        return 1 + b->native;
     }
 
     r = ((i + ((ngx_int_t) 1 << b->coarse) - 1) >> b->coarse)
@@ -478,7 +494,7 @@ ngx_railgun_native_slot(ngx_railgun_buckets_t *b, uint64_t us)
         r = b->native - 1;
     }
 
-    return 1 + b->native + r;
+    return 2 + b->native + r;
 }
 
 
@@ -500,8 +516,15 @@ ngx_railgun_store_observe(ngx_railgun_series_t *s, uint64_t us)
     (void) __atomic_fetch_add(&s->values[b->n + 1], us, __ATOMIC_RELAXED);
 
     if (b->native) {
-        i = b->n + 2 + ngx_railgun_native_slot(b, us);
-        (void) __atomic_fetch_add(&s->values[i], 1, __ATOMIC_RELAXED);
+        i = ngx_railgun_native_slot(b, us);
+
+        if (i >= 2 + b->native) {
+            /* rare: the second window's marker, before its count */
+            __atomic_store_n(&s->values[b->n + 3], 1, __ATOMIC_RELAXED);
+        }
+
+        (void) __atomic_fetch_add(&s->values[b->n + 2 + i], 1,
+                                  __ATOMIC_RELAXED);
     }
 
     ngx_railgun_store_count_drop(s);

@@ -977,6 +977,7 @@ test_native_merge(void)
                                               86400000000ull * 365 },
                             zero, total;
     ngx_int_t               schema, offset, r, k;
+    ngx_railgun_native_t    nat;
     ngx_uint_t              j, bad;
     ngx_railgun_buckets_t  *b;
     ngx_railgun_series_t   *h;
@@ -991,24 +992,31 @@ test_native_merge(void)
     h = ngx_railgun_store_series(&store, F_HISTOGRAM, (u_char *) "k=\"n\"",
                                  5, b);
     ok(h != NULL && !(h->flags & NGX_RAILGUN_SERIES_OVERFLOW)
-       && h->nvalues == 3 + 2 + 1 + 16, "a series with native counts");
+       && h->nvalues == 3 + 2 + 2 + 16, "a series with native counts");
 
     /* within the first window: its schema */
 
     ngx_railgun_store_observe(h, 1000);
     ngx_railgun_store_observe(h, 1001);
 
-    zero = ngx_railgun_store_native_read(h, out, &schema, &offset);
+    ngx_railgun_store_native_read(h, out, &nat);
+    zero = nat.zero;
+    schema = nat.schema;
+    offset = nat.offset;
     ref_index(1000, 3, &r);
 
     ok(zero == 0 && schema == 3 && offset == b->offset
-       && out[r - offset] == 2, "first window at schema 3");
+       && out[r - offset] == 2 && nat.first == (ngx_uint_t) (r - offset)
+       && nat.last == nat.first + 1, "first window at schema 3");
 
     for (j = 0; j < sizeof(obs) / sizeof(obs[0]); j++) {
         ngx_railgun_store_observe(h, obs[j]);
     }
 
-    zero = ngx_railgun_store_native_read(h, out, &schema, &offset);
+    ngx_railgun_store_native_read(h, out, &nat);
+    zero = nat.zero;
+    schema = nat.schema;
+    offset = nat.offset;
 
     ok(schema == 3 - (ngx_int_t) b->coarse && offset == b->coarse_offset,
        "merged to the coarser schema");
@@ -1044,6 +1052,21 @@ test_native_merge(void)
     }
 
     ok(bad == 0 && total == 10, "each count in its coarse bucket");
+
+    for (k = 0; k < 8; k++) {
+        if ((out[k] != 0) != ((ngx_uint_t) k >= nat.first
+                              && (ngx_uint_t) k < nat.last))
+        {
+            if (out[k] != 0 || k == (ngx_int_t) nat.first
+                || k == (ngx_int_t) nat.last - 1)
+            {
+                bad++;
+            }
+        }
+    }
+
+    ok(bad == 0 && out[nat.first] && out[nat.last - 1],
+       "first and last bucket with counts");
 
     free(b);
 }
