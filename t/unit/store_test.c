@@ -940,7 +940,7 @@ test_native_index(void)
             ref_index(v, schema, &r);
             i = ngx_railgun_native_index(b, v);
 
-            if (i != r || (schema >= 0 && r != j << schema)) {
+            if (i != r || (schema >= 0 && r != j * (1 << schema))) {
                 bad++;
             }
 
