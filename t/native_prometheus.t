@@ -100,7 +100,7 @@ EOF
 $t->http_backend(8081);
 $t->run();
 
-$t->plan(18);
+$t->plan(21);
 
 ###############################################################################
 
@@ -207,6 +207,33 @@ for my $q ('histogram_quantile(0.99, sum by (path) '
 	ok(($res->{status} // '') eq 'success' && @{$res->{data}{result} || []},
 		"docs: $q") or diag(JSON::PP->new->encode($res));
 }
+
+# the dashboard's native histogram panel: the native series where they
+# are, the classic buckets where not
+
+my ($panel) = grep { $_->{title} eq 'Request latency (native histograms)' }
+	@{JSON::PP->new->decode(do {
+		open my $fh, '<',
+			"$Test::Railgun::REPO/conf-examples/grafana-dashboard.json"
+			or die "dashboard: $!";
+		local $/;
+		<$fh>;
+	})->{panels}};
+my ($p99) = grep { $_->{legendFormat} eq 'p99' } @{$panel->{targets}};
+my $dexpr = $p99->{expr};
+$dexpr =~ s/\$__rate_interval/1m/g;
+$dexpr =~ s/\$(job|instance|server)\b/.*/g;
+(my $left = $dexpr) =~ s/ or .*//;
+
+for my $p (qw/ native classic /) {
+	my $res = api($p, '/api/v1/query?query=' . uri_escape($dexpr));
+	ok(@{$res->{data}{result} || []}, "dashboard panel: data from $p")
+		or diag(JSON::PP->new->encode($res));
+}
+
+my $lres = api('native', '/api/v1/query?query=' . uri_escape($left));
+ok(@{$lres->{data}{result} || []},
+	'dashboard panel: native, from the native series');
 
 # the one without the feature: classic buckets, from OpenMetrics
 
