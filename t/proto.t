@@ -37,7 +37,7 @@ use IO::Socket::INET;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->has_daemon('promtool');
+my $t = Test::Railgun->new()->has_daemon('promtool')->has_daemon('curl');
 
 $t->write_file_expand('nginx.conf', <<'EOF');
 
@@ -95,6 +95,17 @@ http {
             railgun_metrics;
         }
     }
+
+    server {
+        listen       127.0.0.1:%%PORT_8083%% http2;
+        server_name  h2;
+
+        railgun off;
+
+        location /metrics {
+            railgun_metrics;
+        }
+    }
 }
 
 EOF
@@ -102,7 +113,7 @@ EOF
 $t->http_backend(8081);
 $t->run();
 
-$t->plan(30);
+$t->plan(31);
 
 my $PB = 'application/vnd.google.protobuf;'
 	. 'proto=io.prometheus.client.MetricFamily;encoding=delimited';
@@ -606,6 +617,18 @@ my ($ups) = map { $_->{histogram} } grep { $_->{labels}{upstream} eq 'fast' }
 	@$families;
 ok($ups && defined $ups->{schema} && $ups->{count} == 10,
 	'upstream durations: native too');
+
+# HTTP/2, read slowly: its flow control closes and reopens the window
+
+my $D = $t->testdir();
+system('curl', '-s', '--http2-prior-knowledge', '--limit-rate', '2M',
+	'-H', "Accept: $PROM", '-o', "$D/h2.pb",
+	'http://127.0.0.1:' . port(8083) . '/metrics');
+my $h2 = eval { decode($t->read_file('h2.pb')) } || [];
+my ($h2s) = flatten($h2);
+is_deeply([ sort grep { !/^railgun_nginx_connections/ } keys %$h2s ],
+	[ sort grep { !/^railgun_nginx_connections/ } keys %$ps ],
+	'HTTP/2: the same samples');
 
 # gzip: the same messages
 
