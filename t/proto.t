@@ -15,7 +15,9 @@
 # - a family of 10,000 series spans many buffers: every series once;
 # - label bytes a client chose (quotes, backslashes, new lines, bad UTF-8)
 #   arrive as the text format's unescaped values;
-# - HEAD renders nothing; gzip; Vary and Cache-Control as for the others.
+# - WebSocket session durations are native too;
+# - HEAD renders nothing; gzip; HTTP/2; Vary and Cache-Control as for the
+#   others.
 
 ###############################################################################
 
@@ -28,6 +30,7 @@ BEGIN { use FindBin; chdir($FindBin::Bin); }
 
 use lib 'lib';
 use Test::Railgun;
+use Test::Railgun::WebSocket;
 
 use IO::Uncompress::Gunzip qw/ gunzip $GunzipError /;
 use IO::Socket::INET;
@@ -74,6 +77,13 @@ http {
 
         keepalive_requests 100000;
 
+        location /ws {
+            proxy_pass          http://127.0.0.1:%%PORT_8084%%;
+            proxy_http_version  1.1;
+            proxy_set_header    Upgrade $http_upgrade;
+            proxy_set_header    Connection "upgrade";
+        }
+
         location /many/ {
             railgun_path $uri;
             railgun_native_histograms off;
@@ -111,9 +121,10 @@ http {
 EOF
 
 $t->http_backend(8081);
+ws_backend($t, 8084);
 $t->run();
 
-$t->plan(31);
+$t->plan(33);
 
 my $PB = 'application/vnd.google.protobuf;'
 	. 'proto=io.prometheus.client.MetricFamily;encoding=delimited';
@@ -430,6 +441,22 @@ for (1 .. 3) {
 
 timed_get('/classic/delay/1');
 
+# a WebSocket session, echoed once and closed by the client
+
+{
+	my $ws = ws_connect(path => '/ws');
+	$ws->text('hi');
+	my $m = $ws->read_message();
+	ok($m && $m->{payload} eq 'hi', 'WebSocket session');
+	$ws->close_ws();
+
+	wait_metrics($t, sub {
+		grep { $_->{name} eq
+			'railgun_websocket_connection_duration_seconds_count'
+			&& $_->{value} == 1 } @{$_[0]{series}};
+	}, scrape => { port => 8082 });
+}
+
 # hostile label bytes: the path label is the client's
 
 my @hostile = ('q"uote', 'back\\slash', "new\nline", "\xff\xfe bad utf-8",
@@ -629,6 +656,13 @@ my ($h2s) = flatten($h2);
 is_deeply([ sort grep { !/^railgun_nginx_connections/ } keys %$h2s ],
 	[ sort grep { !/^railgun_nginx_connections/ } keys %$ps ],
 	'HTTP/2: the same samples');
+
+my ($wsh) = map { $_->{histogram} }
+	map { @{$_->{metrics}} }
+	grep { $_->{name} eq 'railgun_websocket_connection_duration_seconds' }
+	@$families;
+ok($wsh && defined $wsh->{schema} && $wsh->{count} == 1,
+	'WebSocket session durations: native too');
 
 # gzip: the same messages
 
