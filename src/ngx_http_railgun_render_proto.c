@@ -718,7 +718,7 @@ ngx_http_railgun_proto_native(ngx_http_railgun_render_t *rd, u_char *p,
 
         for ( /* void */ ; j < k; j++) {
             d = ngx_http_railgun_pb_varint(d,
-                              ngx_http_railgun_pb_zigzag((int64_t) c[j] - prev));
+                             ngx_http_railgun_pb_zigzag((int64_t) c[j] - prev));
             prev = (int64_t) c[j];
         }
     }
