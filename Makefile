@@ -77,6 +77,7 @@ bench: module
 	@bench/run
 	@bench/tls_check
 	@bench/native
+	@bench/exemplar
 
 # libFuzzer targets of t/fuzz/, each for FUZZ_SECONDS (default 60)
 fuzz: module

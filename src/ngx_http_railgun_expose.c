@@ -599,6 +599,12 @@ ngx_http_railgun_expose_send(ngx_http_request_t *r,
 
         rc = ngx_http_railgun_render(&sc->rd);
 
+        /* one a buffer: t/stream_events.t counts them per event */
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "railgun: scrape buffer rendered: %uz bytes%s",
+                       (size_t) (b->last - b->pos),
+                       rc == NGX_OK ? ", the last" : "");
+
         if (rc == NGX_OK) {
             b->last_buf = (r == r->main) ? 1 : 0;
             b->last_in_chain = 1;

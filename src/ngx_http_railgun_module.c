@@ -108,6 +108,13 @@ static ngx_command_t  ngx_http_railgun_commands[] = {
       0,
       NULL },
 
+    { ngx_string("railgun_exemplar"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_railgun_exemplar,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("railgun_probe"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
       ngx_http_railgun_probe,
@@ -722,6 +729,7 @@ ngx_http_railgun_create_loc_conf(ngx_conf_t *cf)
     rlcf->native = NGX_CONF_UNSET;
     rlcf->native_schema = NGX_CONF_UNSET;
     rlcf->native_max = NGX_CONF_UNSET_UINT;
+    rlcf->exemplar = NGX_CONF_UNSET_PTR;
 
     return rlcf;
 }
@@ -746,6 +754,7 @@ ngx_http_railgun_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->ws_buckets, prev->ws_buckets,
                              rmcf->ws_buckets);
     ngx_conf_merge_ptr_value(conf->path_cv, prev->path_cv, NULL);
+    ngx_conf_merge_ptr_value(conf->exemplar, prev->exemplar, NULL);
 
     if (conf->native == NGX_CONF_UNSET) {
         conf->native = prev->native;
@@ -1230,6 +1239,10 @@ ngx_http_railgun_init(ngx_conf_t *cf)
         if (ngx_http_railgun_gate_resolve(cf, gatep[i]) != NGX_OK) {
             return NGX_ERROR;
         }
+    }
+
+    if (ngx_http_railgun_exemplar_resolve(cf) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     return ngx_http_railgun_server_names(cf);

@@ -69,6 +69,18 @@ enum {
 };
 
 
+typedef struct ngx_http_railgun_exemplar_conf_s
+    ngx_http_railgun_exemplar_conf_t;
+
+struct ngx_http_railgun_exemplar_conf_s {
+    ngx_str_t                          name;   /* of variable and label */
+    ngx_int_t                          index;
+    ngx_str_t                          file;   /* of the directive */
+    ngx_uint_t                         line;
+    ngx_http_railgun_exemplar_conf_t  *next;   /* all of them, to resolve */
+};
+
+
 typedef struct {
     ngx_shm_zone_t             *shm_zone;
     ngx_railgun_store_t        *store;
@@ -78,6 +90,7 @@ typedef struct {
     ngx_array_t                 gates;        /* ngx_array_t *, per location */
     ngx_uint_t                  nlocations;   /* location confs merged */
     ngx_array_t                 variants;     /* ngx_railgun_buckets_t * */
+    ngx_http_railgun_exemplar_conf_t  *exemplars;
 } ngx_http_railgun_main_conf_t;
 
 
@@ -108,6 +121,7 @@ typedef struct {
     ngx_http_railgun_status_t  *status;      /* railgun_status */
     ngx_uint_t                  index;       /* in each worker's cache */
     ngx_uint_t                  max_scrapes; /* railgun_metrics; 0: default */
+    ngx_http_railgun_exemplar_conf_t  *exemplar;   /* or NULL */
 } ngx_http_railgun_loc_conf_t;
 
 
@@ -138,6 +152,11 @@ ngx_int_t ngx_http_railgun_request_init_worker(ngx_cycle_t *cycle,
 ngx_http_railgun_ctx_t *ngx_http_railgun_get_ctx(ngx_http_request_t *r);
 void ngx_http_railgun_account(ngx_http_request_t *r,
     ngx_http_railgun_ctx_t *ctx, ngx_uint_t status, off_t sent);
+ngx_int_t ngx_http_railgun_exemplar_value(ngx_http_request_t *r,
+    ngx_http_railgun_loc_conf_t *rlcf, ngx_railgun_exemplar_t *ex);
+char *ngx_http_railgun_exemplar(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_railgun_exemplar_resolve(ngx_conf_t *cf);
 
 ngx_int_t ngx_http_railgun_websocket_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_railgun_websocket_start(ngx_http_request_t *r);

@@ -336,6 +336,21 @@ ngx_http_railgun_take(ngx_http_railgun_render_t *rd, ngx_railgun_series_t *s)
         }
 
         x->v[b->n + 1] = ngx_http_railgun_value(s, b->n + 1);
+
+        x->ex_mask = 0;
+
+        /* the formats that show exemplars: OpenMetrics, protobuf */
+
+        if ((rd->openmetrics || rd->scratch)
+            && ngx_http_railgun_value(s, b->n + 2) != 0)
+        {
+            for (i = 0; i <= b->n; i++) {
+                if (ngx_railgun_store_exemplar(s, i, &x->ex[i]) == NGX_OK) {
+                    x->ex_mask |= (uint64_t) 1 << i;
+                }
+            }
+        }
+
         break;
 
     case NGX_RAILGUN_GAUGE:

@@ -32,6 +32,14 @@
 /* room for everything of a sample line but its name and label text */
 #define NGX_HTTP_RAILGUN_LINE_ROOM  64
 
+/*
+ * An OpenMetrics exemplar after a bucket's count: " # {", the label's name
+ * and escaped value (3 bytes a source byte at most, in all at most 3 times
+ * NGX_RAILGUN_EXEMPLAR_LABEL), "=\"", "\"} ", the value in seconds (up to
+ * 27 bytes) and " " and the time (up to 24).
+ */
+#define NGX_HTTP_RAILGUN_EXEMPLAR_ROOM  (3 * NGX_RAILGUN_EXEMPLAR_LABEL + 64)
+
 
 typedef struct ngx_http_railgun_render_s  ngx_http_railgun_render_t;
 
@@ -50,7 +58,9 @@ typedef struct {
  * when empty) and the values read once when the walk reached it, so that a
  * histogram split over two buffers stays one consistent sample.  A
  * histogram's counts are cumulative, +Inf last, then the sum in
- * microseconds.
+ * microseconds.  Its exemplars are copied then too, for the formats that
+ * show them (OpenMetrics): bit i of ex_mask tells that ex[i] holds the
+ * exemplar of bucket i.
  */
 
 typedef struct {
@@ -60,6 +70,8 @@ typedef struct {
     ngx_railgun_buckets_t       *buckets;
     ngx_uint_t                   negative;   /* a gauge below zero */
     uint64_t                     v[NGX_RAILGUN_STORE_MAX_BUCKETS + 2];
+    uint64_t                     ex_mask;
+    ngx_railgun_exemplar_copy_t  ex[NGX_RAILGUN_STORE_MAX_BUCKETS + 1];
 } ngx_http_railgun_sample_t;
 
 

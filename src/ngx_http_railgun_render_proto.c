@@ -48,6 +48,11 @@
 /* 2^-10 s, the zero bucket's threshold (NGX_RAILGUN_NATIVE_ZERO_US) */
 #define NGX_HTTP_RAILGUN_PB_ZERO_THRESHOLD  0.0009765625
 
+/* a Bucket's Exemplar at most: its label, value, time and the tags */
+#define NGX_HTTP_RAILGUN_PB_EXEMPLAR_MAX  (NGX_RAILGUN_EXEMPLAR_LABEL + 64)
+
+#define NGX_HTTP_RAILGUN_PB_INF  __builtin_inf()
+
 /* the scratch area: the encoded upper bounds, then the packed deltas */
 #define NGX_HTTP_RAILGUN_PB_DELTAS  (NGX_RAILGUN_STORE_MAX_BUCKETS * 9)
 
@@ -63,6 +68,8 @@ static u_char *ngx_http_railgun_proto_labels(u_char *p, u_char *key,
     size_t len);
 static u_char *ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd,
     u_char *p);
+static u_char *ngx_http_railgun_proto_bucket_ex(u_char *p, uint64_t cum,
+    u_char *bound, ngx_railgun_exemplar_copy_t *ex);
 static uint64_t ngx_http_railgun_proto_count(ngx_http_railgun_render_t *rd,
     ngx_railgun_native_t *nat);
 static u_char *ngx_http_railgun_proto_native(ngx_http_railgun_render_t *rd,
@@ -233,6 +240,10 @@ ngx_http_railgun_proto_sample(ngx_http_railgun_render_t *rd)
 
         if (rd->sample.series && rd->sample.series->buckets->native) {
             hist += 64 + 24 * rd->sample.series->buckets->native;
+        }
+
+        if (rd->sample.ex_mask) {
+            hist += (b->n + 1) * NGX_HTTP_RAILGUN_PB_EXEMPLAR_MAX;
         }
 
         need += 1 + ngx_http_railgun_pb_width(hist) + hist;
@@ -571,6 +582,10 @@ ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd, u_char *p)
         width += 64 + 24 * rd->sample.series->buckets->native;
     }
 
+    if (rd->sample.ex_mask) {
+        width += (n + 1) * NGX_HTTP_RAILGUN_PB_EXEMPLAR_MAX;
+    }
+
     width = ngx_http_railgun_pb_width(width);
 
     *p++ = ngx_http_railgun_pb_tag(7, NGX_HTTP_RAILGUN_PB_LEN);
@@ -597,6 +612,12 @@ ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd, u_char *p)
     for (i = 0; i < n; i++) {
         cum = ngx_min(rd->sample.v[i], count);
 
+        if (rd->sample.ex_mask & ((uint64_t) 1 << i)) {
+            p = ngx_http_railgun_proto_bucket_ex(p, cum, bound + 9 * i,
+                                                 &rd->sample.ex[i]);
+            continue;
+        }
+
         /* Histogram.bucket: Bucket */
         *p++ = ngx_http_railgun_pb_tag(3, NGX_HTTP_RAILGUN_PB_LEN);
 
@@ -612,11 +633,20 @@ ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd, u_char *p)
         }
 
         p = ngx_cpymem(p, bound + 9 * i, 9);
+    }
 
-        /*
-         * Bucket.exemplar (field 3, an Exemplar message) goes here, inside
-         * the Bucket and counted in its length, once the store keeps them.
-         */
+    /*
+     * The +Inf bucket is left to the count, unless it has an exemplar to
+     * carry: then it is written, as Prometheus' clients do.
+     */
+
+    if (rd->sample.ex_mask & ((uint64_t) 1 << n)) {
+        u_char  inf[9];
+
+        (void) ngx_http_railgun_pb_double(inf, 2,
+                                          (double) NGX_HTTP_RAILGUN_PB_INF);
+        p = ngx_http_railgun_proto_bucket_ex(p, count, inf,
+                                             &rd->sample.ex[n]);
     }
 
     if (nat.schema != NGX_MAX_INT_T_VALUE) {
@@ -624,6 +654,69 @@ ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd, u_char *p)
     }
 
     return ngx_http_railgun_pb_close(len_at, width, start, p);
+}
+
+
+/*
+ * A Bucket with its Exemplar (field 3): the exemplar's label as a
+ * LabelPair, its value in seconds, its time as a Timestamp.  The label's
+ * bytes are the variable's, cut to the store's bound; they are not
+ * escaped, protobuf strings need not be.
+ */
+
+static u_char *
+ngx_http_railgun_proto_bucket_ex(u_char *p, uint64_t cum, u_char *bound,
+    ngx_railgun_exemplar_copy_t *ex)
+{
+    size_t    pair, ts, exl;
+    uint64_t  sec, nanos;
+
+    sec = ex->time_ms / 1000;
+    nanos = ex->time_ms % 1000 * 1000000;
+
+    pair = 1 + ngx_http_railgun_pb_varint_len(ex->name_len) + ex->name_len
+           + 1 + ngx_http_railgun_pb_varint_len(ex->value_len)
+           + ex->value_len;
+    ts = 1 + ngx_http_railgun_pb_varint_len(sec)
+         + (nanos ? 1 + ngx_http_railgun_pb_varint_len(nanos) : 0);
+    exl = 1 + ngx_http_railgun_pb_varint_len(pair) + pair
+          + 9
+          + 1 + ngx_http_railgun_pb_varint_len(ts) + ts;
+
+    /* Histogram.bucket: Bucket */
+    *p++ = ngx_http_railgun_pb_tag(3, NGX_HTTP_RAILGUN_PB_LEN);
+    p = ngx_http_railgun_pb_varint(p,
+                                 1 + ngx_http_railgun_pb_varint_len(cum) + 9
+                                 + 1 + ngx_http_railgun_pb_varint_len(exl)
+                                 + exl);
+    *p++ = ngx_http_railgun_pb_tag(1, NGX_HTTP_RAILGUN_PB_VARINT);
+    p = ngx_http_railgun_pb_varint(p, cum);
+    p = ngx_cpymem(p, bound, 9);
+
+    /* Bucket.exemplar: Exemplar */
+    *p++ = ngx_http_railgun_pb_tag(3, NGX_HTTP_RAILGUN_PB_LEN);
+    p = ngx_http_railgun_pb_varint(p, exl);
+
+    /* Exemplar.label: LabelPair */
+    *p++ = ngx_http_railgun_pb_tag(1, NGX_HTTP_RAILGUN_PB_LEN);
+    p = ngx_http_railgun_pb_varint(p, pair);
+    p = ngx_http_railgun_pb_string(p, 1, ex->label, ex->name_len);
+    p = ngx_http_railgun_pb_string(p, 2, ex->label + ex->name_len,
+                                   ex->value_len);
+
+    /* Exemplar.value, Exemplar.timestamp: Timestamp */
+    p = ngx_http_railgun_pb_double(p, 2, (double) ex->value_us / 1000000.0);
+    *p++ = ngx_http_railgun_pb_tag(3, NGX_HTTP_RAILGUN_PB_LEN);
+    p = ngx_http_railgun_pb_varint(p, ts);
+    *p++ = ngx_http_railgun_pb_tag(1, NGX_HTTP_RAILGUN_PB_VARINT);
+    p = ngx_http_railgun_pb_varint(p, sec);
+
+    if (nanos) {
+        *p++ = ngx_http_railgun_pb_tag(2, NGX_HTTP_RAILGUN_PB_VARINT);
+        p = ngx_http_railgun_pb_varint(p, nanos);
+    }
+
+    return p;
 }
 
 

@@ -14,7 +14,8 @@
  * The text formats: Prometheus 0.0.4 and OpenMetrics 1.0.  They differ in
  * the HELP/TYPE names of counters (OpenMetrics drops "_total"; no family
  * name is another's without it), in the "le" values (OpenMetrics writes
- * floats canonically: "1.0", not "1") and in the final "# EOF".
+ * floats canonically: "1.0", not "1"), in the final "# EOF", and in the
+ * exemplars that OpenMetrics shows after a bucket's count.
  */
 
 
@@ -32,6 +33,8 @@ static ngx_int_t ngx_http_railgun_text_family_end(
 static ngx_int_t ngx_http_railgun_text_end(ngx_http_railgun_render_t *rd);
 static void ngx_http_railgun_text_le(ngx_http_railgun_render_t *rd,
     ngx_railgun_buckets_t *b);
+static u_char *ngx_http_railgun_text_exemplar(u_char *p,
+    ngx_railgun_exemplar_copy_t *ex);
 
 
 ngx_http_railgun_format_t  ngx_http_railgun_format_text = {
@@ -170,7 +173,7 @@ ngx_http_railgun_text_histogram(ngx_http_railgun_render_t *rd)
 {
     u_char                     *p, *end, *key;
     size_t                      need, key_len;
-    uint64_t                   *v;
+    uint64_t                   *v, ex_mask;
     ngx_str_t                   name, *le;
     ngx_uint_t                  n, line;
     ngx_http_railgun_sample_t  *x;
@@ -188,9 +191,14 @@ ngx_http_railgun_text_histogram(ngx_http_railgun_render_t *rd)
     v = x->v;
     le = rd->le;
     line = rd->line;
+    ex_mask = x->ex_mask;
 
     need = name.len + key_len + NGX_HTTP_RAILGUN_LE_LEN
            + NGX_HTTP_RAILGUN_LINE_ROOM;
+
+    if (ex_mask) {
+        need += NGX_HTTP_RAILGUN_EXEMPLAR_ROOM;
+    }
 
     p = rd->buf->last;
     end = rd->buf->end;
@@ -218,6 +226,10 @@ ngx_http_railgun_text_histogram(ngx_http_railgun_render_t *rd)
 
             p = ngx_http_railgun_uint(p, v[line]);
 
+            if (ex_mask & ((uint64_t) 1 << line)) {
+                p = ngx_http_railgun_text_exemplar(p, &x->ex[line]);
+            }
+
         } else if (line == n + 1) {
             p = ngx_http_railgun_text_name(p, &name, "_sum", 4, key, key_len);
             p = ngx_http_railgun_seconds(p, v[n + 1], 0);
@@ -235,6 +247,38 @@ ngx_http_railgun_text_histogram(ngx_http_railgun_render_t *rd)
     rd->line = line;
 
     return NGX_OK;
+}
+
+
+/*
+ * " # {request_id=\"...\"} 0.087 1733100000.123": the label's value escaped
+ * as every label value is, the value in seconds, the time in seconds with
+ * its milliseconds.
+ */
+
+static u_char *
+ngx_http_railgun_text_exemplar(u_char *p, ngx_railgun_exemplar_copy_t *ex)
+{
+    uint64_t  ms;
+
+    p = ngx_cpymem(p, " # {", 4);
+    p = ngx_cpymem(p, ex->label, ex->name_len);
+    *p++ = '=';
+    *p++ = '"';
+    p = ngx_railgun_label_escape(p, ex->label + ex->name_len, ex->value_len);
+    p = ngx_cpymem(p, "\"} ", 3);
+    p = ngx_http_railgun_seconds(p, ex->value_us, 0);
+    *p++ = ' ';
+
+    ms = ex->time_ms % 1000;
+
+    p = ngx_http_railgun_uint(p, ex->time_ms / 1000);
+    *p++ = '.';
+    *p++ = (u_char) ('0' + ms / 100);
+    *p++ = (u_char) ('0' + ms / 10 % 10);
+    *p++ = (u_char) ('0' + ms % 10);
+
+    return p;
 }
 
 

@@ -71,7 +71,8 @@ static ngx_http_railgun_slot_t *ngx_http_railgun_cached(
     ngx_str_t *upstream, ngx_str_t *peer, void *key, ngx_uint_t status,
     ngx_http_railgun_slot_t *value);
 static void ngx_http_railgun_account_upstream(ngx_http_request_t *r,
-    ngx_http_railgun_main_conf_t *rmcf, ngx_http_railgun_loc_conf_t *rlcf);
+    ngx_http_railgun_main_conf_t *rmcf, ngx_http_railgun_loc_conf_t *rlcf,
+    ngx_railgun_exemplar_t *ex);
 static ngx_uint_t ngx_http_railgun_method(ngx_http_request_t *r);
 static ngx_http_railgun_slot_t *ngx_http_railgun_cache_find(void *conf,
     ngx_uint_t code, ngx_str_t *text, ngx_http_railgun_slot_t **free);
@@ -271,6 +272,7 @@ ngx_http_railgun_account(ngx_http_request_t *r, ngx_http_railgun_ctx_t *ctx,
     ngx_str_t                      path, *text;
     ngx_uint_t                     code;
     ngx_time_t                    *tp;
+    ngx_railgun_exemplar_t        *ex, exemplar;
     ngx_http_railgun_slot_t       *slot, *free, value;
     ngx_http_railgun_loc_conf_t   *rlcf;
     ngx_http_railgun_main_conf_t  *rmcf;
@@ -345,9 +347,201 @@ found:
     ngx_railgun_store_add(slot->series[2], r->request_length);
     ngx_railgun_store_add(slot->series[3], sent);
 
-    if (r->upstream_states && r->upstream_states->nelts) {
-        ngx_http_railgun_account_upstream(r, rmcf, rlcf);
+    ex = NULL;
+
+    if (rlcf->exemplar
+        && ngx_http_railgun_exemplar_value(r, rlcf, &exemplar) == NGX_OK)
+    {
+        ex = &exemplar;
+        ngx_railgun_store_exemplar_set(rmcf->store, slot->series[1], us, ex);
     }
+
+    if (r->upstream_states && r->upstream_states->nelts) {
+        ngx_http_railgun_account_upstream(r, rmcf, rlcf, ex);
+    }
+}
+
+
+/*
+ * The exemplar of a request: the variable of railgun_exemplar, read once
+ * when the request is accounted, and only when it is set and not empty.
+ * The value is cut at a character boundary so that the label's name and
+ * value fit NGX_RAILGUN_EXEMPLAR_LABEL bytes, hence 128 characters.
+ */
+
+ngx_int_t
+ngx_http_railgun_exemplar_value(ngx_http_request_t *r,
+    ngx_http_railgun_loc_conf_t *rlcf, ngx_railgun_exemplar_t *ex)
+{
+    ngx_time_t                 *tp;
+    ngx_http_variable_value_t  *vv;
+
+    vv = ngx_http_get_indexed_variable(r, rlcf->exemplar->index);
+
+    if (vv == NULL || vv->not_found || vv->len == 0) {
+        return NGX_DECLINED;
+    }
+
+    ex->name = rlcf->exemplar->name;
+    ex->value.data = vv->data;
+    ex->value.len = ngx_railgun_utf8_cut(vv->data, vv->len,
+                                         NGX_RAILGUN_EXEMPLAR_LABEL
+                                         - ex->name.len);
+
+    tp = ngx_timeofday();
+    ex->time_ms = (uint64_t) tp->sec * 1000 + tp->msec;
+
+    return NGX_OK;
+}
+
+
+/*
+ * railgun_exemplar $variable | off: the label is named as the variable is,
+ * so it must be a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not
+ * reserved "__") and leave room for a value.
+ */
+
+#define NGX_HTTP_RAILGUN_EXEMPLAR_NAME  64
+
+char *
+ngx_http_railgun_exemplar(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_railgun_loc_conf_t *rlcf = conf;
+
+    u_char                             c;
+    ngx_str_t                         *value, name;
+    ngx_uint_t                         i;
+    ngx_http_railgun_exemplar_conf_t  *ex;
+    ngx_http_railgun_main_conf_t      *rmcf;
+
+    if (rlcf->exemplar != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 3 && ngx_strcmp(value[1].data, "off") == 0) {
+        rlcf->exemplar = NULL;
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len < 2 || value[1].data[0] != '$') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "railgun: \"%V\" is not a variable, "
+                           "railgun_exemplar takes one such as "
+                           "$request_id, or \"off\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = value[1].data + 1;
+    name.len = value[1].len - 1;
+
+    for (i = 0; i < name.len; i++) {
+        c = name.data[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'
+              || (i > 0 && c >= '0' && c <= '9')))
+        {
+            break;
+        }
+    }
+
+    if (i < name.len
+        || name.len > NGX_HTTP_RAILGUN_EXEMPLAR_NAME
+        || (name.len >= 2 && name.data[0] == '_' && name.data[1] == '_'))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "railgun: \"%V\" cannot name an exemplar's "
+                           "label: a variable named [a-zA-Z_][a-zA-Z0-9_]* "
+                           "of at most %d characters, not starting with "
+                           "\"__\", is needed", &value[1],
+                           NGX_HTTP_RAILGUN_EXEMPLAR_NAME);
+        return NGX_CONF_ERROR;
+    }
+
+    ex = ngx_pcalloc(cf->pool, sizeof(ngx_http_railgun_exemplar_conf_t));
+    if (ex == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ex->name = name;
+    ex->file = cf->conf_file->file.name;
+    ex->line = cf->conf_file->line;
+
+    ex->index = ngx_http_get_variable_index(cf, &name);
+    if (ex->index == NGX_ERROR) {
+        return NGX_CONF_ERROR;
+    }
+
+    rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_railgun_module);
+
+    ex->next = rmcf->exemplars;
+    rmcf->exemplars = ex;
+
+    rlcf->exemplar = ex;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * nginx itself reports an unknown variable once the configuration is read,
+ * with no file and line; the variables are all known by the module's
+ * postconfiguration (a "set" or a "map" may come after the directive), so
+ * the check is made there, with the directive's file and line.
+ */
+
+ngx_int_t
+ngx_http_railgun_exemplar_resolve(ngx_conf_t *cf)
+{
+    ngx_uint_t                         n;
+    ngx_hash_key_t                    *key;
+    ngx_http_variable_t               *pv;
+    ngx_http_core_main_conf_t         *cmcf;
+    ngx_http_railgun_exemplar_conf_t  *ex;
+    ngx_http_railgun_main_conf_t      *rmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_railgun_module);
+
+    for (ex = rmcf->exemplars; ex; ex = ex->next) {
+
+        key = cmcf->variables_keys->keys.elts;
+
+        for (n = 0; n < cmcf->variables_keys->keys.nelts; n++) {
+            if (key[n].key.len == ex->name.len
+                && ngx_strncasecmp(key[n].key.data, ex->name.data,
+                                   ex->name.len)
+                   == 0)
+            {
+                goto next;
+            }
+        }
+
+        pv = cmcf->prefix_variables.elts;
+
+        for (n = 0; n < cmcf->prefix_variables.nelts; n++) {
+            if (ex->name.len >= pv[n].name.len
+                && ngx_strncasecmp(ex->name.data, pv[n].name.data,
+                                   pv[n].name.len)
+                   == 0)
+            {
+                goto next;
+            }
+        }
+
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "railgun: unknown \"$%V\" variable in "
+                      "railgun_exemplar in %V:%ui",
+                      &ex->name, &ex->file, ex->line);
+        return NGX_ERROR;
+
+    next:
+
+        continue;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -382,7 +576,8 @@ ngx_http_railgun_cleanup(void *data)
 
 static void
 ngx_http_railgun_account_upstream(ngx_http_request_t *r,
-    ngx_http_railgun_main_conf_t *rmcf, ngx_http_railgun_loc_conf_t *rlcf)
+    ngx_http_railgun_main_conf_t *rmcf, ngx_http_railgun_loc_conf_t *rlcf,
+    ngx_railgun_exemplar_t *ex)
 {
     ngx_uint_t                   i, status;
     ngx_http_railgun_peer_t     *peer;
@@ -438,11 +633,23 @@ ngx_http_railgun_account_upstream(ngx_http_request_t *r,
         if (state[i].response_time != (ngx_msec_t) -1) {
             ngx_railgun_store_observe(slot->series[1],
                                       state[i].response_time * 1000);
+
+            if (ex) {
+                ngx_railgun_store_exemplar_set(rmcf->store, slot->series[1],
+                                               state[i].response_time * 1000,
+                                               ex);
+            }
         }
 
         if (state[i].header_time != (ngx_msec_t) -1) {
             ngx_railgun_store_observe(slot->series[2],
                                       state[i].header_time * 1000);
+
+            if (ex) {
+                ngx_railgun_store_exemplar_set(rmcf->store, slot->series[2],
+                                               state[i].header_time * 1000,
+                                               ex);
+            }
         }
     }
 }

@@ -130,6 +130,11 @@ static ngx_int_t ngx_http_railgun_upstream_keys(ngx_conf_t *cf,
 static int ngx_libc_cdecl ngx_http_railgun_upstream_cmp_keys(const void *one,
     const void *two);
 static void ngx_http_railgun_upstream_timer(ngx_event_t *ev);
+static ngx_http_railgun_upstream_t *ngx_http_railgun_upstream_checked(
+    ngx_http_upstream_srv_conf_t *uscf);
+static ngx_int_t ngx_http_railgun_upstream_probe(ngx_conf_t *cf,
+    ngx_http_railgun_upstream_t *ups, ngx_http_upstream_server_t *server,
+    ngx_addr_t *addr, ngx_railgun_probe_t *probe);
 #if (NGX_HTTP_RAILGUN_RESOLVE)
 static ngx_int_t ngx_http_railgun_upstream_name(ngx_conf_t *cf,
     ngx_http_railgun_upstream_t *ups, ngx_http_upstream_server_t *server);
@@ -411,7 +416,6 @@ ngx_http_railgun_upstream_init_worker(ngx_cycle_t *cycle)
 {
     ngx_uint_t                      i;
     ngx_http_railgun_upstream_t    *ups;
-    ngx_http_railgun_srv_conf_t    *rscf;
     ngx_http_upstream_rr_peers_t   *peers;
     ngx_http_upstream_srv_conf_t  **uscfp;
     ngx_http_upstream_main_conf_t  *umcf;
@@ -424,32 +428,24 @@ ngx_http_railgun_upstream_init_worker(ngx_cycle_t *cycle)
 
     for (i = 0; i < umcf->upstreams.nelts; i++) {
 
-        if (uscfp[i]->srv_conf == NULL) {
-            continue;
-        }
+        ups = ngx_http_railgun_upstream_checked(uscfp[i]);
 
-        rscf = uscfp[i]->srv_conf[ngx_http_railgun_module.ctx_index];
-
-        if (rscf->upstream == NULL) {
+        if (ups == NULL) {
             continue;
         }
 
         peers = uscfp[i]->peer.data;
 
-        if (ngx_http_railgun_upstream_map(rscf->upstream, &rmcf->probes, peers,
-                                      cycle->pool)
+        if (ngx_http_railgun_upstream_map(ups, &rmcf->probes, peers,
+                                          cycle->pool)
             != NGX_OK)
         {
             return NGX_ERROR;
         }
 
-        if (ngx_http_railgun_upstream_state(rscf->upstream, rmcf->store)
-            != NGX_OK)
-        {
+        if (ngx_http_railgun_upstream_state(ups, rmcf->store) != NGX_OK) {
             return NGX_ERROR;
         }
-
-        ups = rscf->upstream;
 
 #if (NGX_HTTP_RAILGUN_RESOLVE)
 
@@ -496,7 +492,6 @@ ngx_http_railgun_upstream_exit_worker(ngx_cycle_t *cycle)
 
     ngx_uint_t                          i, j;
     ngx_http_railgun_upstream_t        *ups;
-    ngx_http_railgun_srv_conf_t        *rscf;
     ngx_http_upstream_srv_conf_t      **uscfp;
     ngx_http_upstream_main_conf_t      *umcf;
     ngx_http_railgun_upstream_addr_t  **ga;
@@ -507,12 +502,7 @@ ngx_http_railgun_upstream_exit_worker(ngx_cycle_t *cycle)
 
     for (i = 0; i < umcf->upstreams.nelts; i++) {
 
-        if (uscfp[i]->srv_conf == NULL) {
-            continue;
-        }
-
-        rscf = uscfp[i]->srv_conf[ngx_http_railgun_module.ctx_index];
-        ups = rscf->upstream;
+        ups = ngx_http_railgun_upstream_checked(uscfp[i]);
 
         if (ups == NULL || ups->names == NULL) {
             continue;
@@ -752,8 +742,18 @@ ngx_http_railgun_upstream_add(ngx_http_railgun_upstream_t *ups,
                    "railgun: upstream \"%V\" has %V",
                    &ups->uscf->host, &a->probe.target);
 
-    /* a zone too full for its state: it keeps its initial state */
-    (void) ngx_railgun_probe_add(&a->probe, ngx_cycle->log);
+    /*
+     * a zone too full for its state: it is not checked and keeps its
+     * initial state.  Said once, when the address comes: it stays in the
+     * list, found again at every tick, until the name no longer has it.
+     */
+
+    if (ngx_railgun_probe_add(&a->probe, ngx_cycle->log) == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "railgun: zone is full: probe \"%V\" %V, an address "
+                      "of \"%V\", is not run and keeps its initial state",
+                      &a->probe.name, &a->probe.target, &name[i].host);
+    }
 
     return NGX_OK;
 }
@@ -923,7 +923,6 @@ ngx_http_railgun_upstream_init(ngx_conf_t *cf)
     ngx_railgun_probe_t            *probe;
     ngx_http_railgun_upstream_t    *ups;
     ngx_http_upstream_server_t     *server;
-    ngx_http_railgun_srv_conf_t    *rscf;
     ngx_http_upstream_srv_conf_t  **uscfp;
     ngx_http_upstream_main_conf_t  *umcf;
     ngx_http_railgun_main_conf_t   *rmcf;
@@ -935,12 +934,7 @@ ngx_http_railgun_upstream_init(ngx_conf_t *cf)
 
     for (i = 0; i < umcf->upstreams.nelts; i++) {
 
-        if (uscfp[i]->srv_conf == NULL) {
-            continue;
-        }
-
-        rscf = uscfp[i]->srv_conf[ngx_http_railgun_module.ctx_index];
-        ups = rscf->upstream;
+        ups = ngx_http_railgun_upstream_checked(uscfp[i]);
 
         if (ups == NULL) {
             continue;
@@ -1009,18 +1003,15 @@ ngx_http_railgun_upstream_init(ngx_conf_t *cf)
                     return NGX_ERROR;
                 }
 
-                *probe = ups->check;
-
-                probe->addr = server[s].addrs[a];
-                probe->target = server[s].addrs[a].name;
-                probe->configured_down = server[s].down;
+                if (ngx_http_railgun_upstream_probe(cf, ups, &server[s],
+                                                    &server[s].addrs[a], probe)
+                    != NGX_OK)
+                {
+                    return NGX_ERROR;
+                }
 
                 if (!server[s].down) {
                     ups->nservers++;
-                }
-
-                if (ngx_railgun_probe_init_request(cf, probe) != NGX_OK) {
-                    return NGX_ERROR;
                 }
             }
         }
@@ -1032,6 +1023,53 @@ ngx_http_railgun_upstream_init(ngx_conf_t *cf)
     }
 
     return ngx_http_railgun_upstream_keys(cf, &rmcf->probes);
+}
+
+
+/* the railgun part of an upstream block, NULL unless it has railgun_check */
+
+static ngx_http_railgun_upstream_t *
+ngx_http_railgun_upstream_checked(ngx_http_upstream_srv_conf_t *uscf)
+{
+    ngx_http_railgun_srv_conf_t  *rscf;
+
+    /* an implicit upstream (proxy_pass to an address) has no block */
+
+    if (uscf->srv_conf == NULL) {
+        return NULL;
+    }
+
+    rscf = uscf->srv_conf[ngx_http_railgun_module.ctx_index];
+
+    return rscf->upstream;
+}
+
+
+/*
+ * A server's probe, made of the upstream's railgun_check: of one of its
+ * addresses, or with addr NULL of a "resolve" server, whose probe is the
+ * template of all the addresses its name will resolve to and is named as
+ * the server is written until then.
+ */
+
+static ngx_int_t
+ngx_http_railgun_upstream_probe(ngx_conf_t *cf,
+    ngx_http_railgun_upstream_t *ups, ngx_http_upstream_server_t *server,
+    ngx_addr_t *addr, ngx_railgun_probe_t *probe)
+{
+    *probe = ups->check;
+
+    if (addr) {
+        probe->addr = *addr;
+        probe->target = addr->name;
+
+    } else {
+        probe->target = server->name;
+    }
+
+    probe->configured_down = server->down;
+
+    return ngx_railgun_probe_init_request(cf, probe);
 }
 
 
@@ -1173,11 +1211,8 @@ ngx_http_railgun_upstream_name(ngx_conf_t *cf,
      * sends the server as written as its Host, "api.internal:8000".
      */
 
-    name->probe = ups->check;
-    name->probe.target = server->name;
-    name->probe.configured_down = server->down;
-
-    return ngx_railgun_probe_init_request(cf, &name->probe);
+    return ngx_http_railgun_upstream_probe(cf, ups, server, NULL,
+                                           &name->probe);
 }
 
 #endif

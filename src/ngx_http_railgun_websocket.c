@@ -438,9 +438,13 @@ void
 ngx_http_railgun_websocket_end(ngx_http_request_t *r,
     ngx_http_railgun_ctx_t *ctx)
 {
-    ngx_uint_t                  d;
-    ngx_http_railgun_ws_t      *ws;
-    ngx_http_railgun_ws_dir_t  *wd;
+    uint64_t                       us;
+    ngx_uint_t                     d;
+    ngx_railgun_exemplar_t         ex;
+    ngx_http_railgun_ws_t         *ws;
+    ngx_http_railgun_ws_dir_t     *wd;
+    ngx_http_railgun_loc_conf_t   *rlcf;
+    ngx_http_railgun_main_conf_t  *rmcf;
 
     ws = ctx->ws;
 
@@ -465,8 +469,20 @@ ngx_http_railgun_websocket_end(ngx_http_request_t *r,
         }
     }
 
-    ngx_railgun_store_observe(ws->duration,
-                              ngx_railgun_now_us() - ws->start);
+    us = ngx_railgun_now_us() - ws->start;
+
+    ngx_railgun_store_observe(ws->duration, us);
+
+    /* the exemplar as the session ends: its time is the observation's */
+
+    rlcf = ngx_http_railgun_account_conf(r, ctx);
+
+    if (rlcf->exemplar
+        && ngx_http_railgun_exemplar_value(r, rlcf, &ex) == NGX_OK)
+    {
+        rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
+        ngx_railgun_store_exemplar_set(rmcf->store, ws->duration, us, &ex);
+    }
     ngx_railgun_store_gauge_add(ws->active, ws->slot, -1);
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,

@@ -24,14 +24,7 @@ ngx_railgun_label_escape(u_char *dst, u_char *src, size_t len)
     size_t   n;
     u_char  *end;
 
-    if (len > NGX_RAILGUN_LABEL_MAX) {
-        len = NGX_RAILGUN_LABEL_MAX;
-
-        /* back off a character that the cut would split */
-        while (len > NGX_RAILGUN_LABEL_MAX - 3 && (src[len] & 0xc0) == 0x80) {
-            len--;
-        }
-    }
+    len = ngx_railgun_utf8_cut(src, len, NGX_RAILGUN_LABEL_MAX);
 
     end = src + len;
 
@@ -80,6 +73,30 @@ ngx_railgun_label_escape(u_char *dst, u_char *src, size_t len)
     }
 
     return dst;
+}
+
+
+/*
+ * The length of p cut to at most max bytes, backing off a character that the
+ * cut would split (at most 3 bytes: past those, the bytes were no UTF-8).
+ */
+
+size_t
+ngx_railgun_utf8_cut(u_char *p, size_t len, size_t max)
+{
+    size_t  min;
+
+    if (len <= max) {
+        return len;
+    }
+
+    min = (max > 3) ? max - 3 : 0;
+
+    for (len = max; len > min && (p[len] & 0xc0) == 0x80; len--) {
+        /* void */
+    }
+
+    return len;
 }
 
 

@@ -20,6 +20,7 @@
 
 
 u_char *ngx_railgun_label_escape(u_char *dst, u_char *src, size_t len);
+size_t ngx_railgun_utf8_cut(u_char *p, size_t len, size_t max);
 size_t ngx_railgun_utf8_char_len(u_char *p, size_t n);
 
 

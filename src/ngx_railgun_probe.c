@@ -1104,8 +1104,15 @@ ngx_railgun_probe_add(ngx_railgun_probe_t *probe, ngx_log_t *log)
 
     /*
      * a reload that shortened the interval takes effect at once, not
-     * at the due time the old one set
+     * at the due time the old one set.  The time is read afresh: before
+     * a worker's first event loop turn its cached time is the master's,
+     * from before the configuration was read, and a check that ended
+     * since in another worker set a due time that looked more than an
+     * interval away from it; a fresh time is never behind the end of any
+     * check, so only a longer interval's due time is pulled in.
      */
+
+    ngx_time_update();
 
     next_due = &probe->state->values[NGX_RAILGUN_PROBE_NEXT_DUE];
     due = __atomic_load_n(next_due, __ATOMIC_ACQUIRE);

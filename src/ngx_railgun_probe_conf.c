@@ -865,14 +865,45 @@ ngx_railgun_probe_ssl_name(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
     probe->ssl_name.data = p;
     probe->ssl_name.len = name.len;
 
-    probe->ssl_name_ip = (ngx_inet_addr(p, name.len) != INADDR_NONE
-                          || ngx_strlchr(p, p + name.len, ':') != NULL);
+    probe->ssl_name_ip = (ngx_inet_addr(p, name.len) != INADDR_NONE);
+
+    if (!probe->ssl_name_ip && ngx_strlchr(p, p + name.len, ':') != NULL) {
+
+#if (NGX_HAVE_INET6)
+        u_char  inaddr6[16];
+
+        probe->ssl_name_ip = (ngx_inet6_addr(p, name.len, inaddr6) == NGX_OK);
+#endif
+
+        if (!probe->ssl_name_ip) {
+            /* neither a host name nor an address: no certificate has it */
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "railgun: probe \"%V\": ssl name \"%V\" is "
+                               "neither a host name nor an address",
+                               &probe->name, &name);
+            return NGX_ERROR;
+        }
+    }
 
     return NGX_OK;
 }
 
 
 #if (NGX_SSL)
+
+/*
+ * proxy_ssl_protocols' default in the nginx the module is built for: since
+ * 1.23.4 without TLSv1 and TLSv1.1, which OpenSSL 3 refuses at its default
+ * security level anyway.
+ */
+
+#if (nginx_version >= 1023004)
+#define NGX_RAILGUN_PROBE_SSL_PROTOCOLS  (NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3)
+#else
+#define NGX_RAILGUN_PROBE_SSL_PROTOCOLS                                       \
+    (NGX_SSL_TLSv1|NGX_SSL_TLSv1_1|NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3)
+#endif
+
 
 /*
  * One context per probe, or per railgun_check for all its servers, made as
@@ -942,11 +973,7 @@ ngx_railgun_probe_ssl_conf(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
 
     probe->ssl_ctx->log = cf->log;
 
-    /* proxy_ssl_protocols' and proxy_ssl_ciphers' defaults */
-
-    if (ngx_ssl_create(probe->ssl_ctx,
-                       NGX_SSL_TLSv1|NGX_SSL_TLSv1_1|NGX_SSL_TLSv1_2
-                       |NGX_SSL_TLSv1_3, NULL)
+    if (ngx_ssl_create(probe->ssl_ctx, NGX_RAILGUN_PROBE_SSL_PROTOCOLS, NULL)
         != NGX_OK)
     {
         goto failed;

@@ -20,7 +20,7 @@
 
 
 #define NGX_RAILGUN_STORE_MAGIC   0x6e67726c   /* "ngrl" */
-#define NGX_RAILGUN_STORE_LAYOUT  7
+#define NGX_RAILGUN_STORE_LAYOUT  8
 
 /*
  * The table is kept under 3/4 full and has room for as many series as the
@@ -36,6 +36,9 @@
 
 /* a worker that found no slot looks again at most this often, in ms */
 #define NGX_RAILGUN_STORE_SLOT_RETRY  1000
+
+/* a worker that found the zone full for exemplars asks again after, in ms */
+#define NGX_RAILGUN_STORE_EXEMPLAR_RETRY  1000
 
 
 /*
@@ -74,6 +77,8 @@ static void ngx_railgun_store_clear_slot(ngx_railgun_store_t *store,
     ngx_uint_t slot);
 static ngx_uint_t ngx_railgun_store_slot_live(ngx_railgun_store_sh_t *sh,
     ngx_uint_t slot);
+static ngx_railgun_exemplar_rec_t *ngx_railgun_store_exemplars(
+    ngx_railgun_store_t *store, ngx_railgun_series_t *s);
 
 
 ngx_railgun_series_t *
@@ -327,8 +332,11 @@ ngx_railgun_store_alloc(ngx_railgun_store_t *store, ngx_uint_t family,
             return NULL;
         }
 
-        /* one count per bucket, +Inf, the sum, then the native counts */
-        nvalues = buckets->n + 2 + ngx_railgun_native_values(buckets);
+        /*
+         * one count per bucket, +Inf, the sum, the exemplars' address, then
+         * the native counts
+         */
+        nvalues = buckets->n + 3 + ngx_railgun_native_values(buckets);
 
     } else if (store->families[family].type == NGX_RAILGUN_WORKER_GAUGE) {
         buckets = NULL;
@@ -549,7 +557,7 @@ ngx_railgun_store_native_read(ngx_railgun_series_t *s, uint64_t *out,
     ngx_railgun_buckets_t  *b;
 
     b = s->buckets;
-    w = &s->values[b->n + 2];
+    w = &s->values[ngx_railgun_native_first(b)];
 
     nat->zero = __atomic_load_n(&w[0], __ATOMIC_RELAXED);
 
@@ -633,7 +641,7 @@ ngx_railgun_store_series_size(ngx_railgun_buckets_t *b, size_t len)
     size_t  size;
 
     size = offsetof(ngx_railgun_series_t, values)
-           + (b->n + 2 + ngx_railgun_native_values(b)) * sizeof(uint64_t)
+           + (b->n + 3 + ngx_railgun_native_values(b)) * sizeof(uint64_t)
            + len;
 
     return ngx_align(size, sizeof(uint64_t));
@@ -913,6 +921,244 @@ ngx_railgun_store_started(ngx_pid_t pid)
     }
 
     return started ? started : 1;
+}
+
+
+/*
+ * Keeps us as the latest observation of its bucket, with the exemplar's
+ * label (rule 6).  Records are attached to a series the first time a scope
+ * with railgun_exemplar observes it, not when it is made: a series made
+ * before a reload added the directive gets them too.
+ */
+
+void
+ngx_railgun_store_exemplar_set(ngx_railgun_store_t *store,
+    ngx_railgun_series_t *s, uint64_t us, ngx_railgun_exemplar_t *ex)
+{
+    u_char                      *p;
+    size_t                       len;
+    uint64_t                     word, own, seq;
+    uint64_t                     words[NGX_RAILGUN_EXEMPLAR_LABEL / 8];
+    ngx_msec_t                   now, begin;
+    ngx_uint_t                   i, n;
+    ngx_railgun_exemplar_rec_t  *rec;
+
+    if (s->buckets == NULL
+        || ex->name.len == 0
+        || ex->name.len + ex->value.len > NGX_RAILGUN_EXEMPLAR_LABEL)
+    {
+        return;
+    }
+
+    rec = (ngx_railgun_exemplar_rec_t *) (uintptr_t)
+          __atomic_load_n(ngx_railgun_series_exemplars(s), __ATOMIC_ACQUIRE);
+
+    if (rec == NULL) {
+        rec = ngx_railgun_store_exemplars(store, s);
+
+        if (rec == NULL) {
+            return;
+        }
+    }
+
+    rec += ngx_railgun_store_bucket(s->buckets, us);
+
+    word = __atomic_load_n(&rec->seq, __ATOMIC_RELAXED);
+    seq = word & NGX_RAILGUN_EXEMPLAR_SEQ;
+    now = ngx_current_msec;
+
+    if (seq & 1) {
+        begin = (ngx_msec_t) (word >> NGX_RAILGUN_EXEMPLAR_SEQ_BITS);
+
+        if ((ngx_msec_int_t) (now - begin) < NGX_RAILGUN_EXEMPLAR_STALE) {
+            /* another writer is on it: the observation is counted only */
+            return;
+        }
+
+        /* its writer died in the middle: take it over, still odd */
+        seq += 2;
+
+    } else {
+        seq += 1;
+    }
+
+    /* the word odd and the write's start in one compare-and-swap */
+
+    own = ((uint64_t) now << NGX_RAILGUN_EXEMPLAR_SEQ_BITS)
+          | (seq & NGX_RAILGUN_EXEMPLAR_SEQ);
+
+    if (!__atomic_compare_exchange_n(&rec->seq, &word, own, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+    {
+        return;
+    }
+
+    /* no field is seen written before the word is seen odd */
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+
+    ngx_railgun_store_step(9);
+
+    len = ex->name.len + ex->value.len;
+    n = (len + 7) / 8;
+
+    /* the bytes past the label in its last word are zero */
+    words[n - 1] = 0;
+
+    p = ngx_cpymem((u_char *) words, ex->name.data, ex->name.len);
+    ngx_memcpy(p, ex->value.data, ex->value.len);
+
+    __atomic_store_n(&rec->value_us, us, __ATOMIC_RELAXED);
+    __atomic_store_n(&rec->time_ms, ex->time_ms, __ATOMIC_RELAXED);
+    __atomic_store_n(&rec->len, ex->name.len | (ex->value.len << 16),
+                     __ATOMIC_RELAXED);
+
+    for (i = 0; i < n; i++) {
+        __atomic_store_n(&rec->label[i], words[i], __ATOMIC_RELAXED);
+
+        if (i == 0) {
+            ngx_railgun_store_step(10);
+        }
+    }
+
+    /* fails if the record was taken over meanwhile: nothing published */
+    (void) __atomic_compare_exchange_n(&rec->seq, &own,
+                                       (own & ~NGX_RAILGUN_EXEMPLAR_SEQ)
+                                       | ((seq + 1) & NGX_RAILGUN_EXEMPLAR_SEQ),
+                                       0, __ATOMIC_RELEASE,
+                                       __ATOMIC_RELAXED);
+}
+
+
+/*
+ * Carves a series' records, under the mutex; a zone that is full is not
+ * asked again for a second, so that the request path does not queue on the
+ * mutex for records it cannot get.
+ */
+
+static ngx_railgun_exemplar_rec_t *
+ngx_railgun_store_exemplars(ngx_railgun_store_t *store,
+    ngx_railgun_series_t *s)
+{
+    size_t                       size;
+    ngx_railgun_exemplar_rec_t  *rec;
+
+    if (store->exemplars_failed
+        && ngx_current_msec - store->exemplars_failed
+           < NGX_RAILGUN_STORE_EXEMPLAR_RETRY)
+    {
+        return NULL;
+    }
+
+    size = (s->buckets->n + 1) * sizeof(ngx_railgun_exemplar_rec_t);
+
+    ngx_shmtx_lock(&store->shpool->mutex);
+
+    rec = (ngx_railgun_exemplar_rec_t *) (uintptr_t)
+          *ngx_railgun_series_exemplars(s);
+
+    if (rec == NULL) {
+        /* zeroed memory: no record, every sequence word even */
+        rec = (size > store->sh->chunk_size)
+              ? ngx_slab_calloc_locked(store->shpool, size)
+              : ngx_railgun_store_carve(store, size);
+
+        if (rec) {
+            __atomic_store_n(ngx_railgun_series_exemplars(s),
+                             (uint64_t) (uintptr_t) rec, __ATOMIC_RELEASE);
+        }
+    }
+
+    ngx_shmtx_unlock(&store->shpool->mutex);
+
+    if (rec == NULL) {
+        store->exemplars_failed = ngx_current_msec ? ngx_current_msec : 1;
+
+        ngx_log_error(NGX_LOG_WARN, store->log, 0,
+                      "railgun: zone full, no exemplars for a series of "
+                      "\"%V\"", &store->families[s->family].name);
+    }
+
+    return rec;
+}
+
+
+/*
+ * A copy of the latest observation of a bucket (0 .. n, n is +Inf) that no
+ * writer changed while it was read: NGX_OK, or NGX_DECLINED when there is
+ * none, or when writers kept it busy for the three reads tried.
+ */
+
+ngx_int_t
+ngx_railgun_store_exemplar(ngx_railgun_series_t *s, ngx_uint_t bucket,
+    ngx_railgun_exemplar_copy_t *out)
+{
+    size_t                       name_len, value_len;
+    uint64_t                     seq, len;
+    uint64_t                     words[NGX_RAILGUN_EXEMPLAR_LABEL / 8];
+    ngx_uint_t                   i, n, try;
+    ngx_railgun_exemplar_rec_t  *rec;
+
+    if (s->buckets == NULL || bucket > s->buckets->n) {
+        return NGX_DECLINED;
+    }
+
+    rec = (ngx_railgun_exemplar_rec_t *) (uintptr_t)
+          __atomic_load_n(ngx_railgun_series_exemplars(s), __ATOMIC_ACQUIRE);
+
+    if (rec == NULL) {
+        return NGX_DECLINED;
+    }
+
+    rec += bucket;
+
+    for (try = 0; try < 3; try++) {
+
+        seq = __atomic_load_n(&rec->seq, __ATOMIC_ACQUIRE);
+
+        if (seq == 0) {
+            return NGX_DECLINED;
+        }
+
+        if (seq & 1) {
+            /* NGX_RAILGUN_EXEMPLAR_SEQ's low bit: a writer is on it */
+            continue;
+        }
+
+        out->value_us = __atomic_load_n(&rec->value_us, __ATOMIC_RELAXED);
+        out->time_ms = __atomic_load_n(&rec->time_ms, __ATOMIC_RELAXED);
+        len = __atomic_load_n(&rec->len, __ATOMIC_RELAXED);
+
+        /* a length read while a writer was on it is only a bound here */
+        name_len = (size_t) (len & 0xffff);
+        value_len = (size_t) ((len >> 16) & 0xffff);
+
+        n = ngx_min(name_len + value_len, NGX_RAILGUN_EXEMPLAR_LABEL);
+        n = (n + 7) / 8;
+
+        for (i = 0; i < n; i++) {
+            words[i] = __atomic_load_n(&rec->label[i], __ATOMIC_RELAXED);
+        }
+
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+
+        if (__atomic_load_n(&rec->seq, __ATOMIC_RELAXED) != seq) {
+            continue;
+        }
+
+        if (name_len == 0
+            || name_len + value_len > NGX_RAILGUN_EXEMPLAR_LABEL)
+        {
+            return NGX_DECLINED;
+        }
+
+        out->name_len = name_len;
+        out->value_len = value_len;
+        ngx_memcpy(out->label, words, name_len + value_len);
+
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
 }
 
 

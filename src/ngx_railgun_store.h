@@ -62,6 +62,25 @@
  *    slot's values only while the pid and the start time name a live process
  *    (ngx_railgun_store_live_slots()): a dead worker's share is dropped at
  *    once, even when its pid was reused.
+ *
+ * 6. Exemplars: a histogram series' records (one per bucket, +Inf included)
+ *    are carved under the mutex, zeroed, and their address published in
+ *    the series' word after its sum (ngx_railgun_series_exemplars()) with
+ *    a release store; readers load it with acquire, as in rule 2.
+ *    A record is a sequence lock with no lock: a writer compare-and-swaps
+ *    its sequence word from even e to e + 1 (an odd word: another writer is
+ *    on it, and this observation does not replace it), issues a release
+ *    fence, writes the fields with relaxed stores, and ends with a
+ *    compare-and-swap of e + 1 to e + 2 with release.  A reader loads the
+ *    word with acquire, copies the fields with relaxed loads, issues an
+ *    acquire fence and loads the word again: an odd word, or one that
+ *    changed, is not a record (ngx_railgun_store_exemplar()).  A writer that
+ *    died in the middle leaves the word odd: a writer that finds it odd for
+ *    NGX_RAILGUN_EXEMPLAR_STALE ms takes it over from o to o + 2, still odd,
+ *    and ends with o + 3.  The time a write began is in the word itself,
+ *    set by the compare-and-swap that makes it odd, so that no writer ever
+ *    sees a live write's word with an older write's time.  The first
+ *    writer's final compare-and-swap then fails, and it publishes nothing.
  */
 
 
@@ -70,6 +89,23 @@
 #define NGX_RAILGUN_STORE_MAX_KEY       2048
 
 #define NGX_RAILGUN_SERIES_OVERFLOW     0x0001
+
+/*
+ * An exemplar's label name and value together, in bytes: OpenMetrics allows
+ * 128 UTF-8 characters for both, and a character is at least one byte.
+ */
+#define NGX_RAILGUN_EXEMPLAR_LABEL      128
+
+/* a record whose writer began this long ago, in ms, is taken over */
+#define NGX_RAILGUN_EXEMPLAR_STALE      1000
+
+/*
+ * An exemplar record's sequence word: the sequence in the low 24 bits, odd
+ * while a writer is on it, and above it ngx_current_msec when that write
+ * began (40 bits: 34 years of a monotonic clock since boot).
+ */
+#define NGX_RAILGUN_EXEMPLAR_SEQ_BITS   24
+#define NGX_RAILGUN_EXEMPLAR_SEQ        0xffffffULL
 
 /*
  * A gauge keeps one value per worker slot, so that what a dead worker held is
@@ -81,6 +117,7 @@
 
 typedef struct ngx_railgun_buckets_s  ngx_railgun_buckets_t;
 typedef struct ngx_railgun_series_s   ngx_railgun_series_t;
+typedef struct ngx_railgun_exemplar_rec_s  ngx_railgun_exemplar_rec_t;
 
 
 /*
@@ -89,15 +126,15 @@ typedef struct ngx_railgun_series_s   ngx_railgun_series_t;
  * 2^((i-1)/2^s) < v <= 2^(i/2^s) seconds.  A series keeps, after the
  * classic counts and the sum:
  *
- *   values[n + 2]                the zero bucket: v <= 2^-10 s (976 us),
+ *   values[n + 3]                the zero bucket: v <= 2^-10 s (976 us),
  *                                a boundary of every schema from -1 up;
  *                                nginx's whole milliseconds put only 0 ms
  *                                there;
- *   values[n + 3]                1 once the second window took a count:
+ *   values[n + 4]                1 once the second window took a count:
  *                                until then a scrape reads the first alone;
- *   values[n + 4 ...]            "native" counts of buckets offset ...
+ *   values[n + 5 ...]            "native" counts of buckets offset ...
  *                                offset + native - 1 at the schema;
- *   values[n + 4 + native ...]   when "coarse" is not 0, as many counts at
+ *   values[n + 5 + native ...]   when "coarse" is not 0, as many counts at
  *                                schema - coarse, for what lies above the
  *                                first window: the exposition then merges
  *                                the first window into this one, index
@@ -105,7 +142,8 @@ typedef struct ngx_railgun_series_s   ngx_railgun_series_t;
  *
  * So memory is bounded by 2 + 2 * native words, and an observation above the
  * first window lowers the resolution instead of being dropped; "coarse" is
- * the least reduction whose window reaches 2^64 us.
+ * the least reduction whose window reaches 2^64 us.  (values[n + 2] is the
+ * address of the exemplar records, rule 6.)
  *
  * The index of v microseconds, without floating point: with v = m * 2^e,
  * 1 <= m < 2, and K = 2^s * log2(10^6) = base + f, i = 2^s * e - base +
@@ -144,6 +182,9 @@ struct ngx_railgun_buckets_s {
 };
 
 
+/* the first native value of a series: after the sum and the exemplars */
+#define ngx_railgun_native_first(b)  ((b)->n + 3)
+
 #define ngx_railgun_native_values(b)                                          \
     ((b)->native ? 2 + (b)->native * ((b)->coarse ? 2 : 1) : 0)
 
@@ -162,8 +203,9 @@ typedef struct {
 /*
  * A series lives in the zone and is never freed.  values[] holds one word
  * for a counter; for a histogram, one count per bucket (not cumulative) with
- * +Inf last, then the sum of observations in microseconds, then the native
- * counts if its buckets have them (see above).  An overflow
+ * +Inf last, then the sum of observations in microseconds, then the address
+ * of its exemplar records, or 0 (rule 6), then the native counts if its
+ * buckets have them (see above).  An overflow
  * series has one more word, values[nvalues]: the updates it took, that is
  * railgun_series_dropped_total.  The label text follows the values.
  */
@@ -184,6 +226,48 @@ struct ngx_railgun_series_s {
 #define ngx_railgun_series_key(s)                                             \
     ((u_char *) &(s)->values[(s)->nvalues                                     \
                              + ((s)->flags & NGX_RAILGUN_SERIES_OVERFLOW)])
+
+/* a histogram's word that holds the address of its exemplar records */
+#define ngx_railgun_series_exemplars(s)  (&(s)->values[(s)->buckets->n + 2])
+
+
+/*
+ * The latest observation of a histogram bucket (rule 6): 160 bytes, all
+ * 64-bit words, so that a reader copies them with atomic loads on 32-bit
+ * CPUs too.  len is the label name's length, and the value's << 16; label[]
+ * holds the name, then the value, as given: escaped when rendered.
+ */
+
+struct ngx_railgun_exemplar_rec_s {
+    uint64_t                        seq;         /* and when its write began */
+    uint64_t                        value_us;
+    uint64_t                        time_ms;     /* wall clock */
+    uint64_t                        len;
+    uint64_t                        label[NGX_RAILGUN_EXEMPLAR_LABEL / 8];
+};
+
+
+/* what the request path gives: the value is cut to fit already */
+
+typedef struct {
+    ngx_str_t                       name;
+    ngx_str_t                       value;
+    uint64_t                        time_ms;     /* ms since the epoch */
+} ngx_railgun_exemplar_t;
+
+
+/*
+ * What a reader gets (ngx_railgun_store_exemplar()): the name's bytes are
+ * label[0 .. name_len - 1], the value's follow; neither is escaped.
+ */
+
+typedef struct {
+    uint64_t                        value_us;
+    uint64_t                        time_ms;     /* ms since the epoch */
+    size_t                          name_len;
+    size_t                          value_len;
+    u_char                          label[NGX_RAILGUN_EXEMPLAR_LABEL];
+} ngx_railgun_exemplar_copy_t;
 
 
 /* the table of series: open addressing, insert only */
@@ -256,6 +340,7 @@ typedef struct {
     ngx_uint_t                      slot;        /* this worker's, or 0 */
     ngx_msec_t                      slot_tried;  /* when it last found none */
     ngx_uint_t                      epoch;       /* of this configuration */
+    ngx_msec_t                      exemplars_failed; /* zone full, when */
     ngx_log_t                      *log;
 } ngx_railgun_store_t;
 
@@ -277,6 +362,10 @@ void ngx_railgun_store_release_slot(ngx_railgun_store_t *store);
 void ngx_railgun_store_live_slots(ngx_railgun_store_t *store,
     u_char *live);
 uint64_t ngx_railgun_store_started(ngx_pid_t pid);
+void ngx_railgun_store_exemplar_set(ngx_railgun_store_t *store,
+    ngx_railgun_series_t *s, uint64_t us, ngx_railgun_exemplar_t *ex);
+ngx_int_t ngx_railgun_store_exemplar(ngx_railgun_series_t *s,
+    ngx_uint_t bucket, ngx_railgun_exemplar_copy_t *out);
 
 
 /* rule 1: every value access */
@@ -423,6 +512,23 @@ ngx_railgun_store_gauge_add(ngx_railgun_series_t *s, ngx_uint_t slot,
 }
 
 
+/* the bucket an observation goes to: b->n is +Inf */
+
+static ngx_inline ngx_uint_t
+ngx_railgun_store_bucket(ngx_railgun_buckets_t *b, uint64_t us)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < b->n; i++) {
+        if (us <= b->bound[i]) {
+            break;
+        }
+    }
+
+    return i;
+}
+
+
 /* the native bucket index of us > 0 at the schema of b */
 
 static ngx_inline ngx_int_t
@@ -506,11 +612,7 @@ ngx_railgun_store_observe(ngx_railgun_series_t *s, uint64_t us)
 
     b = s->buckets;
 
-    for (i = 0; i < b->n; i++) {
-        if (us <= b->bound[i]) {
-            break;
-        }
-    }
+    i = ngx_railgun_store_bucket(b, us);
 
     (void) __atomic_fetch_add(&s->values[i], 1, __ATOMIC_RELAXED);
     (void) __atomic_fetch_add(&s->values[b->n + 1], us, __ATOMIC_RELAXED);
@@ -520,11 +622,12 @@ ngx_railgun_store_observe(ngx_railgun_series_t *s, uint64_t us)
 
         if (i >= 2 + b->native) {
             /* rare: the second window's marker, before its count */
-            __atomic_store_n(&s->values[b->n + 3], 1, __ATOMIC_RELAXED);
+            __atomic_store_n(&s->values[ngx_railgun_native_first(b) + 1], 1,
+                             __ATOMIC_RELAXED);
         }
 
-        (void) __atomic_fetch_add(&s->values[b->n + 2 + i], 1,
-                                  __ATOMIC_RELAXED);
+        (void) __atomic_fetch_add(&s->values[ngx_railgun_native_first(b) + i],
+                                  1, __ATOMIC_RELAXED);
     }
 
     ngx_railgun_store_count_drop(s);

@@ -29,7 +29,7 @@ use JSON::PP ();
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->has_daemon('promtool')->plan(46);
+my $t = Test::Railgun->new()->has_daemon('promtool')->plan(47);
 
 my $EX = "$Test::Railgun::REPO/conf-examples";
 
@@ -252,5 +252,10 @@ my %want = (
 for my $what (sort keys %want) {
 	ok((grep { $_ =~ $want{$what} } @exprs), "dashboard: $what");
 }
+
+# railgun_exemplar's points on the p99 latency, where Prometheus has them
+ok((grep { $_->{exemplar} && $_->{expr} =~ $want{p99} }
+	map { @{$_->{targets} || []} } @panels),
+	'dashboard: p99 latency with exemplars');
 
 ###############################################################################

@@ -67,6 +67,7 @@ http {
 
         location /fast/ {
             railgun_path /fast;
+            railgun_exemplar \$request_id;
             proxy_pass http://backend/delay/50;
         }
 
@@ -100,7 +101,7 @@ EOF
 $t->http_backend(8081);
 $t->run();
 
-$t->plan(21);
+$t->plan(22);
 
 ###############################################################################
 
@@ -128,7 +129,9 @@ EOF
 		"--storage.tsdb.path=$D/prometheus-$p",
 		'--web.listen-address=127.0.0.1:' . port($port{$p}),
 		'--log.level=warn',
-		$p eq 'native' ? ('--enable-feature=native-histograms') : ()]);
+		$p eq 'native'
+			? ('--enable-feature=native-histograms,exemplar-storage')
+			: ()]);
 }
 
 for my $p (sort keys %port) {
@@ -195,6 +198,18 @@ my ($sd, $sc) = brackets(@slow);
 ok(defined $q99 && $q99 >= $sd / $step && $q99 <= $sc * $step,
 	sprintf('native: p99 of sum() %.4f, a slow request', $q99 // -1));
 
+# the protobuf body's exemplars (Bucket.exemplar) do not upset the scrape:
+# every scrape so far succeeded
+
+is(query1('native', 'min_over_time(up[1m])'), 1,
+	'native: every scrape ingested, exemplars in the body');
+
+my $exq = api('native', '/api/v1/query_exemplars?query='
+	. uri_escape("${sel}_bucket") . '&start=' . (time() - 600)
+	. '&end=' . (time() + 60));
+note('exemplars Prometheus 2.42 kept from protobuf: '
+	. scalar(map { @{$_->{exemplars}} } @{$exq->{data} || []}));
+
 # the PromQL of docs/metrics.md evaluates, to a sample
 
 for my $q ('histogram_quantile(0.99, sum by (path) '
@@ -224,6 +239,14 @@ my $dexpr = $p99->{expr};
 $dexpr =~ s/\$__rate_interval/1m/g;
 $dexpr =~ s/\$(job|instance|server)\b/.*/g;
 (my $left = $dexpr) =~ s/ or .*//;
+
+# the classic side's rate needs its two scrapes too
+
+wait_for(sub {
+	my $res = api('classic', '/api/v1/query?query=' . uri_escape(
+		"rate(${sel}_count\{path=\"/slow\"}[1m])"));
+	scalar @{$res->{data}{result} || []};
+} => 1, 30 * $every);
 
 for my $p (qw/ native classic /) {
 	my $res = api($p, '/api/v1/query?query=' . uri_escape($dexpr));

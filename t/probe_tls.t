@@ -35,7 +35,7 @@ plan(skip_all => 'redis-server without TLS')
 	. `$Test::Railgun::Probe::REDIS --tls-port 1 --port 0 --test-memory 1 2>&1`
 	!~ /not supported|unrecognized/i;
 
-$t->plan(45);
+$t->plan(48);
 
 my $d = $t->testdir();
 
@@ -382,5 +382,16 @@ $t->rejected($head . "railgun_probe f https://127.0.0.1:1/ ssl_verify=off "
 	. "ssl_certificate=$d/ca.pem ssl_certificate_key=$d/client.key;\n}\n",
 	'railgun_probe f', qr/probe "f": TLS setup failed/,
 	'a key of another certificate');
+$t->rejected($head . "railgun_probe g https://127.0.0.1:1/ ssl_verify=off "
+	. "ssl_name=localhost:8443;\n}\n",
+	'railgun_probe g', qr/probe "g": ssl name "localhost:8443" is neither/,
+	'an ssl name with a port');
+
+# an IPv6 address is a name to match, not a mistake
+
+my ($rc, $out) = $t->nginx_t($head . "railgun_probe h https://[::1]:1/ "
+	. "ssl_verify=off;\nrailgun_probe i https://127.0.0.1:1/ ssl_verify=off "
+	. "ssl_name=::1;\n}\n");
+is($rc, 0, 'IPv6 ssl names accepted') or diag($out);
 
 ###############################################################################

@@ -66,6 +66,7 @@ http {
 
         location /api/ {
             railgun_path /api;
+            railgun_exemplar $request_id;
             proxy_pass http://fast/;
         }
 
@@ -124,7 +125,7 @@ $t->http_backend(8081);
 ws_backend($t, 8084);
 $t->run();
 
-$t->plan(33);
+$t->plan(34);
 
 my $PB = 'application/vnd.google.protobuf;'
 	. 'proto=io.prometheus.client.MetricFamily;encoding=delimited';
@@ -262,8 +263,27 @@ sub histogram {
 
 	for my $b (fields(\@h, 3)) {
 		my @b = message($b);
-		push @{$x->{buckets}},
-			[ double(field(\@b, 2)), field(\@b, 1) ];
+		my $ub = double(field(\@b, 2));
+
+		# Bucket.exemplar: Exemplar {label, value, timestamp}
+		if (my $e = field(\@b, 3)) {
+			my @e = message($e);
+			my @l = message(field(\@e, 1));
+			my @ts = message(field(\@e, 3) // '');
+			push @{$x->{exemplars}}, {
+				le => $ub,
+				name => field(\@l, 1),
+				value => field(\@l, 2),
+				v => double(field(\@e, 2)),
+				time => (field(\@ts, 1) // 0)
+					+ (field(\@ts, 2) // 0) / 1e9,
+			};
+		}
+
+		# an explicit +Inf bucket carries only an exemplar
+		next if $ub == 9**9**9;
+
+		push @{$x->{buckets}}, [ $ub, field(\@b, 1) ];
 	}
 
 	if (defined field(\@h, 6)) {
@@ -604,6 +624,22 @@ sub in_brackets {
 
 is(in_brackets($api, @fast), 6, '50 ms requests: in buckets that hold them');
 is(in_brackets($api, @slow), 3, '400 ms requests: in buckets that hold them');
+
+# exemplars ($request_id) in Bucket.exemplar: each in its bucket, of this
+# run, a request id
+
+my @ex = @{$api->{exemplars} || []};
+my $t0 = $^T;
+my @badex = grep {
+	my $e = $_;
+	my ($prev) = reverse grep { $_ < $e->{le} }
+		map { $_->[0] } @{$api->{buckets}};
+	!($e->{name} eq 'request_id' && $e->{value} =~ /^[0-9a-f]{32}$/
+		&& $e->{v} <= $e->{le} && $e->{v} > ($prev // 0)
+		&& $e->{time} >= $t0 - 1 && $e->{time} <= time() + 1)
+} @ex;
+ok(@ex >= 2 && !@badex, scalar(@ex) . ' exemplars, each in its bucket')
+	or diag(explain(\@ex));
 
 # against the classic buckets, in every native histogram of the scrape
 

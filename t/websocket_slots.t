@@ -35,64 +35,11 @@ my $NS_LAST_PID = '/proc/sys/kernel/ns_last_pid';
 plan(skip_all => "$NS_LAST_PID not writable: a pid cannot be reused at will")
 	unless -w $NS_LAST_PID && open(my $probe, '>>', $NS_LAST_PID);
 
-my $t = Test::Railgun->new()->has_daemon('promtool')->plan(6)
-	->write_file_expand('nginx.conf', <<'EOF');
+my $t = Test::Railgun->new()->has_daemon('promtool')->plan(6);
 
-%%TEST_GLOBALS%%
-
-worker_processes 2;
-
-events {
-}
-
-http {
-    %%TEST_GLOBALS_HTTP%%
-
-    server {
-        # each worker accepts on a socket of its own
-        listen       127.0.0.1:%%PORT_8080%% reuseport;
-        server_name  localhost;
-
-        location = /metrics {
-            railgun_metrics;
-            railgun off;
-        }
-
-        location /ws {
-            proxy_pass http://127.0.0.1:%%PORT_8081%%;
-            proxy_http_version  1.1;
-            proxy_set_header    Upgrade $http_upgrade;
-            proxy_set_header    Connection "upgrade";
-
-            add_header X-Worker $pid always;
-        }
-    }
-}
-
-EOF
-
-ws_backend($t, 8081);
-$t->run();
+ws_workers($t, 2);
 
 ###############################################################################
-
-my %WS = (server => 'localhost', path => '/ws');
-
-sub active {
-	return ws_stats($_[0] || $t->metrics(), \%WS)->{active};
-}
-
-sub wait_active {
-	my ($n) = @_;
-	return active(wait_metrics($t, sub { active($_[0]) == $n }));
-}
-
-sub session {
-	my $ws = ws_connect(path => '/ws');
-	return undef unless ($ws->status // 0) == 101;
-	$ws->{worker} = $ws->header('X-Worker');
-	return $ws;
-}
 
 sub set_last_pid {
 	open(my $fh, '>', $NS_LAST_PID) or return;
@@ -111,7 +58,7 @@ for my $try (1 .. 5) {
 	my %by;
 
 	for (1 .. 40) {
-		my $ws = session() or last;
+		my $ws = ws_session() or last;
 		push @alive, $ws;
 		push @{$by{$ws->{worker}}}, $ws;
 		last if keys %by == 2 && @{$by{$ws->{worker}}} >= 3;
@@ -121,7 +68,7 @@ for my $try (1 .. 5) {
 	last unless $victim;
 
 	@alive = grep { $_->{worker} != $victim } @alive;
-	wait_active(@alive + @{$by{$victim}});
+	ws_wait_active($t, @alive + @{$by{$victim}});
 
 	kill 'STOP', $master;
 	kill 'KILL', $victim;
@@ -160,7 +107,7 @@ SKIP: {
 	skip 'no pid reused', 3 unless $reused;
 
 	# the respawned worker started with a clean slot: only the survivors
-	is(wait_active(scalar @alive), scalar @alive,
+	is(ws_wait_active($t, scalar @alive), scalar @alive,
 		'gauge is the client\'s count of open sessions');
 
 	my $ok = 0;
@@ -171,22 +118,15 @@ SKIP: {
 	is($ok, scalar @alive, 'surviving sessions proxied');
 
 	$_->close_ws() for @alive;
-	is(wait_active(0), 0, 'all closed: gauge back to 0');
+	is(ws_wait_active($t, 0), 0, 'all closed: gauge back to 0');
 }
 
 # every killed worker's exit is an alert: checked, then taken out
 
-$t->stop();
-
-my $log = $t->read_file('error.log');
-my @alerts = $log =~ /^.*\[(?:alert|emerg)\].*$/mg;
+my @alerts = ws_kill_alerts($t, keys %killed);
 
 is(scalar @alerts, scalar keys %killed, 'an alert per killed worker');
 is(scalar(grep { /worker process (\d+) exited on signal 9\b/ && $killed{$1} }
 	@alerts), scalar keys %killed, 'the alerts are the killed workers\'');
-
-$t->write_file('error.log.orig', $log);
-$log =~ s/^.*worker process (\d+) exited on signal 9.*\n//mg;
-$t->write_file('error.log', $log);
 
 ###############################################################################

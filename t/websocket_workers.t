@@ -33,76 +33,17 @@ select STDOUT; $| = 1;
 
 my $WORKERS = 70;
 
-my $t = Test::Railgun->new()->has_daemon('promtool')->plan(13)
-	->write_file_expand('nginx.conf', <<"EOF");
+my $t = Test::Railgun->new()->has_daemon('promtool')->plan(13);
 
-%%TEST_GLOBALS%%
-
-worker_processes $WORKERS;
-
-events {
-    worker_connections 64;
-}
-
-http {
-    %%TEST_GLOBALS_HTTP%%
-
-    server {
-        # each worker accepts on a socket of its own
-        listen       127.0.0.1:%%PORT_8080%% reuseport;
-        server_name  localhost;
-
-        location = /metrics {
-            railgun_metrics;
-            railgun off;
-        }
-
-        location /ws {
-            proxy_pass http://127.0.0.1:%%PORT_8081%%;
-            proxy_http_version  1.1;
-            proxy_set_header    Upgrade \$http_upgrade;
-            proxy_set_header    Connection "upgrade";
-
-            add_header X-Worker \$pid always;
-        }
-    }
-}
-
-EOF
-
-ws_backend($t, 8081);
-$t->run();
+my @workers = ws_workers($t, $WORKERS, worker_connections => 64);
 
 ###############################################################################
 
-my %WS = (server => 'localhost', path => '/ws');
-
-sub active {
-	return ws_stats($_[0] || $t->metrics(), \%WS)->{active};
-}
-
-sub wait_active {
-	my ($n) = @_;
-	return active(wait_metrics($t, sub { active($_[0]) == $n }));
-}
-
 sub sessions {
 	my ($n) = @_;
-	my @s;
-
-	for (1 .. $n) {
-		my $ws = ws_connect(path => '/ws');
-		next unless ($ws->status // 0) == 101;
-		$ws->{worker} = $ws->header('X-Worker');
-		push @s, $ws;
-	}
-
-	return @s;
+	return grep { defined } map { ws_session() } 1 .. $n;
 }
 
-my $deadline = time() + 30;
-sleep 0.05 while (() = $t->worker_pids()) < $WORKERS && time() < $deadline;
-my @workers = $t->worker_pids();
 is(scalar @workers, $WORKERS, "$WORKERS workers");
 
 # sessions over most workers, more workers than slots
@@ -121,7 +62,7 @@ ok($uncounted > 0, 'sessions on workers without a slot')
 
 # exactly the sessions of workers with a slot
 
-is(wait_active(@open - $uncounted), @open - $uncounted,
+is(ws_wait_active($t, @open - $uncounted), @open - $uncounted,
 	'gauge is the open sessions of workers with a slot');
 
 # every worker killed: their sessions close, the gauge drops to 0
@@ -132,7 +73,7 @@ my $eof = grep { $_->wait_eof(10) } @open;
 is($eof, scalar @open, 'every session closed by the kill');
 $_->close() for @open;
 
-$deadline = time() + 30;
+my $deadline = time() + 30;
 my @now;
 while (time() < $deadline) {
 	@now = $t->worker_pids();
@@ -142,7 +83,7 @@ while (time() < $deadline) {
 }
 is(scalar @now, $WORKERS, 'workers respawned');
 
-is(wait_active(0), 0, 'all killed: gauge 0');
+is(ws_wait_active($t, 0), 0, 'all killed: gauge 0');
 
 # sessions again, a reload while they are open, then all closed
 
@@ -164,13 +105,13 @@ my @new = grep { !$old{$_} } $t->worker_pids();
 is(scalar @new, $WORKERS, 'new workers beside the old ones');
 
 push @open, sessions(40);
-my $counted = active();
+my $counted = ws_active($t);
 ok($counted <= @open, 'gauge within the open sessions during the reload')
 	or diag("gauge $counted, open " . scalar @open);
 
 $_->close_ws() for @open;
 
-is(wait_active(0), 0, 'all closed after the reload: gauge 0');
+is(ws_wait_active($t, 0), 0, 'all closed after the reload: gauge 0');
 
 $deadline = time() + 30;
 sleep 0.05 while grep({ $old{$_} } $t->worker_pids()) && time() < $deadline;
@@ -178,13 +119,6 @@ is(scalar(grep { $old{$_} } $t->worker_pids()), 0, 'old workers gone');
 
 # the killed workers' exits are the only alerts: taken out
 
-$t->stop();
-
-my $log = $t->read_file('error.log');
-my %killed = map { $_ => 1 } @workers;
-
-$t->write_file('error.log.orig', $log);
-$log =~ s/^.*worker process (\d+) exited on signal 9.*\n//mg;
-$t->write_file('error.log', $log);
+ws_kill_alerts($t, @workers);
 
 ###############################################################################

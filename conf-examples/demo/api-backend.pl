@@ -24,9 +24,11 @@ use strict;
 use warnings;
 
 use Getopt::Long;
-use IO::Socket::INET;
-use POSIX qw(setsid WNOHANG);
 use Time::HiRes qw(sleep);
+
+use FindBin;
+use lib $FindBin::Bin;
+use DemoProc;
 
 my %opt = (listen => '127.0.0.1', name => 'api');
 GetOptions(\%opt, 'port=i', 'listen=s', 'name=s', 'pidfile=s', 'foreground')
@@ -34,66 +36,15 @@ GetOptions(\%opt, 'port=i', 'listen=s', 'name=s', 'pidfile=s', 'foreground')
     or die "usage: $0 --port PORT [--listen ADDR] [--name NAME]"
          . " [--pidfile FILE] [--foreground]\n";
 
-my $server = IO::Socket::INET->new(
-    LocalAddr => $opt{listen},
-    LocalPort => $opt{port},
-    Proto     => 'tcp',
-    Listen    => 128,
-    ReuseAddr => 1,
-) or die "$opt{name}: cannot listen on $opt{listen}:$opt{port}: $@\n";
+my $server = listen_on($opt{name}, $opt{listen}, $opt{port});
 
-unless ($opt{foreground}) {
-    defined(my $pid = fork) or die "$opt{name}: fork: $!\n";
-    if ($pid) {
-        write_pidfile($pid) if $opt{pidfile};
-        exit 0;
-    }
-    setsid();
-    open STDIN, '<', '/dev/null';
-    open STDOUT, '>', '/dev/null';
-} elsif ($opt{pidfile}) {
-    write_pidfile($$);
-}
+detach($opt{name}, $opt{pidfile}, $opt{foreground});
 
 $0 = "api-backend.pl $opt{name} $opt{listen}:$opt{port}";
-my $running = 1;
-
-$SIG{TERM} = $SIG{INT} = sub { $running = 0 };
-$SIG{CHLD} = sub { 1 while waitpid(-1, WNOHANG) > 0 };
-$SIG{PIPE} = 'IGNORE';
 
 log_line("listening on $opt{listen}:$opt{port}");
 
-while ($running) {
-    my $client = $server->accept or next;    # EINTR from SIGCHLD: retry
-
-    my $pid = fork;
-    if (!defined $pid) {
-        log_line("fork: $!");
-        close $client;
-        next;
-    }
-
-    if ($pid == 0) {
-        $SIG{TERM} = $SIG{INT} = 'DEFAULT';
-        $SIG{CHLD} = 'DEFAULT';
-        close $server;
-        srand($$ ^ time);
-        serve($client);
-        exit 0;
-    }
-
-    close $client;
-}
-
-# connections still open (keep-alive) are served by children: end them too
-if (getpgrp() == $$) {
-    local $SIG{TERM} = 'IGNORE';
-    kill 'TERM', -$$;
-}
-
-unlink $opt{pidfile} if $opt{pidfile};
-log_line("stopped");
+forking_server($server, \&serve);
 exit 0;
 
 
@@ -246,18 +197,4 @@ sub to_json {
     $v =~ s/(["\\])/\\$1/g;
     $v =~ s/([\x00-\x1f])/sprintf '\\u%04x', ord $1/ge;
     return qq{"$v"};
-}
-
-sub write_pidfile {
-    my ($pid) = @_;
-    open my $fh, '>', $opt{pidfile}
-        or die "$opt{name}: cannot write $opt{pidfile}: $!\n";
-    print {$fh} "$pid\n";
-    close $fh;
-}
-
-sub log_line {
-    my @t = localtime;
-    printf STDERR "%04d-%02d-%02d %02d:%02d:%02d %s[%d]: %s\n",
-        $t[5] + 1900, $t[4] + 1, @t[3, 2, 1, 0], $opt{name}, $$, "@_";
 }

@@ -16,8 +16,11 @@ use warnings;
 
 use Getopt::Long;
 use IO::Socket::INET;
-use POSIX qw(setsid);
 use Time::HiRes qw(sleep);
+
+use FindBin;
+use lib $FindBin::Bin;
+use DemoProc;
 
 my %opt = (rate => 5);
 GetOptions(\%opt, 'port=i', 'rate=f', 'pidfile=s', 'foreground')
@@ -25,29 +28,15 @@ GetOptions(\%opt, 'port=i', 'rate=f', 'pidfile=s', 'foreground')
     or die "usage: $0 --port PORT [--rate N] [--pidfile FILE]"
          . " [--foreground]\n";
 
-unless ($opt{foreground}) {
-    defined(my $pid = fork) or die "load: fork: $!\n";
-    if ($pid) {
-        write_pidfile($pid) if $opt{pidfile};
-        exit 0;
-    }
-    setsid();
-    open STDIN, '<', '/dev/null';
-    open STDOUT, '>', '/dev/null';
-} elsif ($opt{pidfile}) {
-    write_pidfile($$);
-}
+detach('load', $opt{pidfile}, $opt{foreground});
 
 $0 = "load.pl 127.0.0.1:$opt{port}";
-my $running = 1;
-$SIG{TERM} = $SIG{INT} = sub { $running = 0 };
-$SIG{PIPE} = 'IGNORE';
 
 my @paths = ('/api/v1/users', '/api/v1/orders', '/api/v1/health',
              '/api/v1/users/7', '/api/v1/users/42');
 my $n = 0;
 
-while ($running) {
+while (running()) {
     my $path = $n % 17 == 16 ? '/api/v1/no-such-thing'
              : $paths[$n % @paths];
     $n++;
@@ -61,11 +50,4 @@ while ($running) {
     }
 
     sleep(1 / $opt{rate});
-}
-
-sub write_pidfile {
-    my ($pid) = @_;
-    open my $fh, '>', $opt{pidfile} or die "load: $opt{pidfile}: $!\n";
-    print $fh "$pid\n";
-    close $fh;
 }

@@ -21,10 +21,13 @@ use warnings;
 use Getopt::Long;
 use IO::Select;
 use IO::Socket::INET;
-use POSIX qw(setsid);
 use Protocol::WebSocket::Frame;
 use Protocol::WebSocket::Handshake::Client;
 use Time::HiRes qw(time);
+
+use FindBin;
+use lib $FindBin::Bin;
+use DemoProc;
 
 my %opt = (sessions => 2, every => 1, name => 'ws-client');
 GetOptions(\%opt, 'url=s', 'sessions=i', 'every=f', 'pidfile=s',
@@ -35,31 +38,16 @@ GetOptions(\%opt, 'url=s', 'sessions=i', 'every=f', 'pidfile=s',
 
 my ($host, $port) = ($1, $2);
 
-unless ($opt{foreground}) {
-    defined(my $pid = fork) or die "$opt{name}: fork: $!\n";
-    if ($pid) {
-        write_pidfile($pid) if $opt{pidfile};
-        exit 0;
-    }
-    setsid();
-    open STDIN, '<', '/dev/null';
-    open STDOUT, '>', '/dev/null';
-} elsif ($opt{pidfile}) {
-    write_pidfile($$);
-}
+detach($opt{name}, $opt{pidfile}, $opt{foreground});
 
 $0 = "ws-client.pl $opt{name} $opt{url}";
-my $running = 1;
-
-$SIG{TERM} = $SIG{INT} = sub { $running = 0 };
-$SIG{PIPE} = 'IGNORE';
 
 my @sessions = map { { n => $_, retry => 0 } } 1 .. $opt{sessions};
 my ($sent, $received) = (0, 0);
 
 log_line("$opt{sessions} sessions to $opt{url}");
 
-while ($running) {
+while (running()) {
     my $now = time;
     my $sel = IO::Select->new();
     my $wait = 1;
@@ -172,18 +160,4 @@ sub send_frame {
 
     drop($s, "write failed: $!");
     return 0;
-}
-
-sub write_pidfile {
-    my ($pid) = @_;
-    open my $fh, '>', $opt{pidfile}
-        or die "$opt{name}: cannot write $opt{pidfile}: $!\n";
-    print {$fh} "$pid\n";
-    close $fh;
-}
-
-sub log_line {
-    my @t = localtime;
-    printf STDERR "%04d-%02d-%02d %02d:%02d:%02d %s[%d]: %s\n",
-        $t[5] + 1900, $t[4] + 1, @t[3, 2, 1, 0], $opt{name}, $$, "@_";
 }

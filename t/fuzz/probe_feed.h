@@ -6,7 +6,9 @@
  * protocol's process() the way the probe core does, in reads of sizes the
  * input chose (mode 0), whole (1) or a byte at a time (2), in a buffer of
  * the protocol's max_reply whose part past the reply so far is poisoned.
- * The including file defines check() first.
+ * probe_feed_said() and probe_same() are the checks every target makes
+ * of an outcome and of two feedings of one reply.  The including file
+ * defines check() first.
  */
 
 
@@ -136,6 +138,34 @@ probe_feed(ngx_railgun_probe_proto_t *proto, ngx_railgun_probe_t *probe,
     free(buf);
 
     return o;
+}
+
+
+/* a result in range, with a reason unless it is ok */
+
+static void
+probe_feed_said(outcome_t *o)
+{
+    check(o->result < NGX_RAILGUN_PROBE_NRESULTS, "result in range");
+
+    if (o->result == NGX_RAILGUN_PROBE_OK) {
+        check(o->reason == NULL, "ok without a reason");
+
+    } else {
+        check(o->reason != NULL && o->reason[0] != '\0', "failure says why");
+    }
+}
+
+
+/* two feedings of one reply ended alike */
+
+static void
+probe_same(outcome_t *a, outcome_t *b, const char *what)
+{
+    check(a->rc == b->rc, what);
+    check(a->result == b->result, what);
+    check((a->reason == NULL) == (b->reason == NULL), what);
+    check(a->reason == NULL || strcmp(a->reason, b->reason) == 0, what);
 }
 
 

@@ -18,6 +18,10 @@
  *   2^((i-1)/2^s) < v <= 2^(i/2^s) seconds, computed here another way (long
  *   double powers), exact boundaries included, and a window overflowed
  *   merges into the coarser one with every count where it belongs.
+ * - exemplars: the latest observation of each bucket, a record that a
+ *   writer died in the middle of is never read and is taken over once
+ *   stale, and readers in one process never see a record torn by writers
+ *   in two others (processes over a shared mapping, as workers are).
  *
  * What the store takes from nginx (slab, mutex, logging) is replaced here by
  * small stand-ins: a bump allocator over pages, a flag, a line counter.
@@ -32,6 +36,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 
@@ -313,6 +318,7 @@ static struct {
 static ngx_shm_zone_t       shm_zone;
 static ngx_railgun_store_t  store;
 static u_char              *arena;
+static size_t               arena_size;
 
 
 static ngx_int_t
@@ -320,14 +326,19 @@ zone(size_t size, ngx_uint_t max_series)
 {
     ngx_slab_pool_t  *pool;
 
-    free(arena);
+    if (arena) {
+        (void) munmap(arena, arena_size);
+    }
 
-    /* page-aligned, as shared memory is */
-    if (posix_memalign((void **) &arena, ngx_pagesize, size) != 0) {
+    /* shared, as the zone is: forked writers update it */
+    arena = mmap(NULL, size, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_ANONYMOUS,
+                 -1, 0);
+    if (arena == MAP_FAILED) {
+        arena = NULL;
         return NGX_ERROR;
     }
 
-    ngx_memzero(arena, size);
+    arena_size = size;
 
     pool = (ngx_slab_pool_t *) arena;
     pool->start = arena + ngx_pagesize;
@@ -762,6 +773,11 @@ test_slots(void)
 }
 
 
+static ngx_railgun_exemplar_rec_t *recs(ngx_railgun_series_t *h);
+static void exemplar(ngx_railgun_exemplar_t *ex, const char *name,
+    const char *value, uint64_t time_ms);
+
+
 /* the bytes run out before the table: the smallest counters fill 1 MB */
 
 static void
@@ -795,6 +811,327 @@ test_sizing(void)
     ok(strstr(last_warning, "zone full") != NULL, "the zone filled first");
     ok(used * 100 / (1024 * 1024) >= 95, "95% of the zone used");
     ok(n * 80 >= 1024 * 1024 * 3 / 4, "3/4 of the bytes hold series");
+
+    /* no room for exemplar records: none, the zone asked once a second */
+
+    {
+        int                     before;
+        ngx_railgun_series_t   *h;
+        ngx_railgun_exemplar_t  ex;
+
+        h = series(F_HISTOGRAM, "k=\"full\"");
+        exemplar(&ex, "request_id", "x", 1);
+
+        warnings = 0;
+        ngx_railgun_store_exemplar_set(&store, h, 5000, &ex);
+        ok(recs(h) == NULL && warnings == 1
+           && strstr(last_warning, "no exemplars") != NULL,
+           "zone full: no records, a warning");
+
+        before = warnings;
+        ngx_railgun_store_exemplar_set(&store, h, 5000, &ex);
+        ok(warnings == before && !locked && lock_errors == 0,
+           "not asked again within a second");
+
+        ngx_current_msec += 1000;
+        ngx_railgun_store_exemplar_set(&store, h, 5000, &ex);
+        ok(warnings == before + 1, "asked again a second later");
+    }
+}
+
+
+static ngx_railgun_exemplar_rec_t *
+recs(ngx_railgun_series_t *h)
+{
+    return (ngx_railgun_exemplar_rec_t *) (uintptr_t)
+           *ngx_railgun_series_exemplars(h);
+}
+
+
+static void
+exemplar(ngx_railgun_exemplar_t *ex, const char *name, const char *value,
+    uint64_t time_ms)
+{
+    ex->name.data = (u_char *) name;
+    ex->name.len = strlen(name);
+    ex->value.data = (u_char *) value;
+    ex->value.len = strlen(value);
+    ex->time_ms = time_ms;
+}
+
+
+static int
+has_exemplar(ngx_railgun_series_t *h, ngx_uint_t bucket, uint64_t us,
+    const char *name, const char *value, uint64_t time_ms)
+{
+    ngx_railgun_exemplar_copy_t  c;
+
+    if (ngx_railgun_store_exemplar(h, bucket, &c) != NGX_OK) {
+        return 0;
+    }
+
+    return c.value_us == us && c.time_ms == time_ms
+           && c.name_len == strlen(name) && c.value_len == strlen(value)
+           && ngx_memcmp(c.label, name, c.name_len) == 0
+           && ngx_memcmp(c.label + c.name_len, value, c.value_len) == 0;
+}
+
+
+static void
+test_exemplars(void)
+{
+    char                          big[NGX_RAILGUN_EXEMPLAR_LABEL + 1];
+    ngx_uint_t                    i, none;
+    ngx_railgun_series_t         *h, *c;
+    ngx_railgun_exemplar_t        ex;
+    ngx_railgun_exemplar_copy_t   copy;
+
+    ok(zone(1024 * 1024, 100) == NGX_OK, "zone for exemplars");
+
+    h = series(F_HISTOGRAM, "k=\"ex\"");
+    c = series(F_COUNTER, "k=\"ex\"");
+
+    ok(recs(h) == NULL, "no records before an exemplar");
+    ok(ngx_railgun_store_exemplar(h, 0, &copy) == NGX_DECLINED,
+       "no exemplar: declined");
+
+    /* buckets 1000, 10000, 100000 us and +Inf */
+
+    exemplar(&ex, "request_id", "aaa", 1700000000123ull);
+    ngx_railgun_store_exemplar_set(&store, h, 5000, &ex);
+
+    ok(recs(h) != NULL, "records attached at the first exemplar");
+    ok(has_exemplar(h, 1, 5000, "request_id", "aaa", 1700000000123ull),
+       "exemplar in the bucket of its value");
+
+    none = 0;
+    for (i = 0; i <= buckets.b.n; i++) {
+        if (i != 1 && ngx_railgun_store_exemplar(h, i, &copy) == NGX_OK) {
+            none++;
+        }
+    }
+    ok(none == 0, "none in the other buckets");
+
+    exemplar(&ex, "request_id", "bbbb", 1700000000200ull);
+    ngx_railgun_store_exemplar_set(&store, h, 9000, &ex);
+    ok(has_exemplar(h, 1, 9000, "request_id", "bbbb", 1700000000200ull),
+       "the latest observation replaces the one before");
+
+    exemplar(&ex, "trace_id", "", 1700000000300ull);
+    ngx_railgun_store_exemplar_set(&store, h, 7200000000ull, &ex);
+    ok(has_exemplar(h, buckets.b.n, 7200000000ull, "trace_id", "",
+                    1700000000300ull),
+       "+Inf bucket, empty value, another name");
+
+    ok(ngx_railgun_store_exemplar(h, buckets.b.n + 1, &copy) == NGX_DECLINED,
+       "past +Inf: declined");
+
+    /* the caller cuts; a label that does not fit is refused whole */
+
+    ngx_memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    big[NGX_RAILGUN_EXEMPLAR_LABEL - 2] = '\0';
+    exemplar(&ex, "id", big, 1);
+    ngx_railgun_store_exemplar_set(&store, h, 500, &ex);
+    ok(has_exemplar(h, 0, 500, "id", big, 1), "128 bytes in all kept");
+
+    big[NGX_RAILGUN_EXEMPLAR_LABEL - 2] = 'x';
+    big[NGX_RAILGUN_EXEMPLAR_LABEL - 1] = '\0';
+    exemplar(&ex, "id", big, 2);
+    ngx_railgun_store_exemplar_set(&store, h, 600, &ex);
+    ok(has_exemplar(h, 0, 500, "id", big + 1, 1), "129 bytes refused");
+
+    ngx_railgun_store_exemplar_set(&store, c, 600, &ex);
+    ok(c->buckets == NULL, "a counter gets no records");
+
+    /* the zone's records outlive a process: a new one sees them as is */
+
+    ok(ngx_railgun_store_value(h, 1) == 0, "counts untouched by exemplars");
+}
+
+
+/*
+ * A writer dies at step 9 (the sequence word odd, the time written) or 10
+ * (half the label written): the record is not read, a writer within the
+ * stale time leaves it, one after takes it over.
+ */
+
+static void
+test_exemplar_crash(ngx_uint_t step)
+{
+    char                          name[80];
+    ngx_railgun_series_t         *h;
+    ngx_railgun_exemplar_t        ex;
+    ngx_railgun_exemplar_copy_t   copy;
+
+    ok(zone(1024 * 1024, 100) == NGX_OK, "zone for a dead writer");
+
+    h = series(F_HISTOGRAM, "k=\"ex\"");
+
+    exemplar(&ex, "request_id", "before", 10);
+    ngx_railgun_store_exemplar_set(&store, h, 5000, &ex);
+
+    /* idle for long: the dying write's own start is what counts */
+    ngx_current_msec += 10 * NGX_RAILGUN_EXEMPLAR_STALE;
+
+    crashed = 0;
+    crash_at = step;
+
+    exemplar(&ex, "request_id", "the-victim-of-a-kill", 20);
+
+    if (setjmp(crash) == 0) {
+        ngx_railgun_store_exemplar_set(&store, h, 5000, &ex);
+    }
+
+    snprintf(name, sizeof(name), "exemplar step %u: the writer died there",
+             (unsigned) step);
+    ok(crashed == step && (recs(h)[1].seq & 1), name);
+
+    snprintf(name, sizeof(name), "exemplar step %u: a half-written record "
+             "is not read", (unsigned) step);
+    ok(ngx_railgun_store_exemplar(h, 1, &copy) == NGX_DECLINED, name);
+
+    ngx_current_msec += NGX_RAILGUN_EXEMPLAR_STALE - 1;
+
+    exemplar(&ex, "request_id", "too-early", 30);
+    ngx_railgun_store_exemplar_set(&store, h, 5000, &ex);
+
+    snprintf(name, sizeof(name), "exemplar step %u: a writer before the "
+             "stale time leaves it", (unsigned) step);
+    ok(ngx_railgun_store_exemplar(h, 1, &copy) == NGX_DECLINED, name);
+
+    ngx_current_msec += 1;
+
+    exemplar(&ex, "request_id", "after", 40);
+    ngx_railgun_store_exemplar_set(&store, h, 6000, &ex);
+
+    snprintf(name, sizeof(name), "exemplar step %u: a writer after it "
+             "takes it over", (unsigned) step);
+    ok(has_exemplar(h, 1, 6000, "request_id", "after", 40)
+       && !(recs(h)[1].seq & 1), name);
+
+    exemplar(&ex, "request_id", "next", 50);
+    ngx_railgun_store_exemplar_set(&store, h, 7000, &ex);
+
+    snprintf(name, sizeof(name), "exemplar step %u: and the record lives on",
+             (unsigned) step);
+    ok(has_exemplar(h, 1, 7000, "request_id", "next", 50), name);
+}
+
+
+/*
+ * Two writer processes on one record, each writing records whose every
+ * field follows from the value, and a reader checking each copy it gets.
+ */
+
+#define EX_WRITES  400000
+
+static void
+ex_value(uint64_t v, char *buf)
+{
+    size_t  len;
+
+    /* 1 to 118 bytes, of one letter, both from v */
+    len = 1 + v % 118;
+    ngx_memset(buf, 'a' + (int) (v % 26), len);
+    buf[len] = '\0';
+}
+
+
+static void
+test_exemplar_race(void)
+{
+    char                          value[128], want[128];
+    pid_t                         w[2];
+    volatile ngx_uint_t           spin;
+    ngx_uint_t                    k, n, good, torn, busy;
+    uint64_t                      v;
+    ngx_railgun_series_t         *h;
+    ngx_railgun_exemplar_t        ex;
+    ngx_railgun_exemplar_copy_t   copy;
+
+    ok(zone(1024 * 1024, 100) == NGX_OK, "zone for racing writers");
+
+    h = series(F_HISTOGRAM, "k=\"race\"");
+
+    /* the first record follows the writers' rule too */
+    ex_value(5001, value);
+    exemplar(&ex, "request_id", value, 5001 * 3);
+    ngx_railgun_store_exemplar_set(&store, h, 5001, &ex);
+
+    for (k = 0; k < 2; k++) {
+        w[k] = fork();
+
+        if (w[k] == 0) {
+            for (n = 0; n < EX_WRITES; n++) {
+
+                /* a pause now and then, where a reader may get through */
+                if (n % 16 == 0) {
+                    for (spin = 0; spin < 500; spin++) { /* void */ }
+                }
+
+                /* every value in bucket 1: 1000 < v <= 10000 */
+                v = 1001 + (n * 2 + k) % 9000;
+                ex_value(v, value);
+                exemplar(&ex, "request_id", value, v * 3);
+                ngx_railgun_store_exemplar_set(&store, h, v, &ex);
+            }
+
+            _exit(0);
+        }
+    }
+
+    good = 0;
+    torn = 0;
+    busy = 0;
+
+    /* until both writers are done */
+
+    for (n = 0; w[0] || w[1]; n++) {
+
+        if (n % 1024 == 0) {
+            for (k = 0; k < 2; k++) {
+                if (w[k] && waitpid(w[k], NULL, WNOHANG) == w[k]) {
+                    w[k] = 0;
+                }
+            }
+        }
+
+        if (ngx_railgun_store_exemplar(h, 1, &copy) != NGX_OK) {
+            busy++;
+            continue;
+        }
+
+        good++;
+        v = copy.value_us;
+        ex_value(v, want);
+
+        if (copy.time_ms != v * 3
+            || copy.name_len != 10
+            || ngx_memcmp(copy.label, "request_id", 10) != 0
+            || copy.value_len != strlen(want)
+            || ngx_memcmp(copy.label + 10, want, copy.value_len) != 0)
+        {
+            if (torn++ < 3) {
+                printf("# torn: v %llu t %llu name %u value %u '%.*s'\n",
+                       (unsigned long long) v,
+                       (unsigned long long) copy.time_ms,
+                       (unsigned) copy.name_len, (unsigned) copy.value_len,
+                       (int) (copy.name_len + copy.value_len), copy.label);
+            }
+        }
+    }
+
+    printf("# %u copies read, %u busy, %u torn\n", (unsigned) good,
+           (unsigned) busy, (unsigned) torn);
+
+    ok(good > 0, "copies read while two processes write");
+    ok(torn == 0, "no copy torn");
+    ok((recs(h)[1].seq & 1) == 0 && has_exemplar(h, 1,
+           recs(h)[1].value_us, "request_id",
+           (ex_value(recs(h)[1].value_us, want), want),
+           recs(h)[1].value_us * 3),
+       "the record whole when the writers are done");
 }
 
 
@@ -992,7 +1329,7 @@ test_native_merge(void)
     h = ngx_railgun_store_series(&store, F_HISTOGRAM, (u_char *) "k=\"n\"",
                                  5, b);
     ok(h != NULL && !(h->flags & NGX_RAILGUN_SERIES_OVERFLOW)
-       && h->nvalues == 3 + 2 + 2 + 16, "a series with native counts");
+       && h->nvalues == 3 + 3 + 2 + 16, "a series with native counts");
 
     /* within the first window: its schema */
 
@@ -1090,6 +1427,11 @@ main(void)
     test_sizing();
     test_native_index();
     test_native_merge();
+
+    test_exemplars();
+    test_exemplar_crash(9);
+    test_exemplar_crash(10);
+    test_exemplar_race();
 
     printf("1..%d\n", tests);
 

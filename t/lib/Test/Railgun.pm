@@ -1008,7 +1008,11 @@ sub backend_connection {
 #     it exit 3 with text on stderr; our output must have none); an
 #     OpenMetrics body is first rewritten to the 0.0.4 form promtool 2.42
 #     reads (counter metadata gets its "_total" back, type "unknown" becomes
-#     "untyped", "# EOF" is dropped);
+#     "untyped", "# EOF" and exemplars are dropped);
+#   - OpenMetrics exemplars: only on histogram buckets and counter samples,
+#     a label set whose names and values have at most 128 characters, a
+#     number as value, the timestamp a number; the exemplar of a bucket
+#     within the bucket;
 #   - HELP and TYPE once per family, each before the family's samples, the
 #     samples of a family contiguous, no series twice;
 #   - histograms: le ascending, ending in "+Inf", buckets cumulative,
@@ -1019,7 +1023,8 @@ sub backend_connection {
 # Accept-Encoding: gzip over HTTP/1.1), headers.
 #
 # Returns {status, headers, body, format ('0.0.4' or 'openmetrics'),
-# samples => {series text => value}, series => [{name, labels, value, key}],
+# samples => {series text => value}, series => [{name, labels, value, key,
+# exemplar => {labels, value, timestamp} when the line has one}],
 # families => {name => {type, help}}, order => [family names]}.
 
 sub metrics {
@@ -1092,10 +1097,21 @@ sub promtool {
 	return ("$where: exit $rc: $out");
 }
 
+my $NAME = qr/[a-zA-Z_:][a-zA-Z0-9_:]*/;
+my $LABEL = qr/[a-zA-Z_][a-zA-Z0-9_]*/;
+my $NUMBER = qr/[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?/;
+
+# a label set, its braces outside the quoted values; a sample line before
+# its exemplar
+my $LABELSET = qr/\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\}/;
+my $SAMPLE = qr/$NAME(?:$LABELSET)? \S+(?: [-+]?\d\S*)?/;
+
 sub om_to_text {
 	my ($text) = @_;
 
 	my %counter = map { $_ => 1 } $text =~ /^# TYPE (\S+) counter$/mg;
+
+	$text =~ s/^($SAMPLE) # \{.*$/$1/mg;
 
 	$text =~ s/^# EOF\n?\z//m;
 	$text =~ s/^# (HELP|TYPE|UNIT) (\S+)/
@@ -1124,9 +1140,49 @@ my %SUFFIXES = (
 	gaugehistogram => [ '_bucket', '_gsum', '_gcount' ],
 );
 
-my $NAME = qr/[a-zA-Z_:][a-zA-Z0-9_:]*/;
-my $LABEL = qr/[a-zA-Z_][a-zA-Z0-9_]*/;
-my $NUMBER = qr/[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?/;
+
+sub parse_labels {
+	my ($lbl, $err, $what) = @_;
+	my %labels;
+	my $rest = $lbl;
+
+	return {} if $rest eq '';
+
+	$rest =~ s/^\{//;
+	while ($rest =~ s/^($LABEL)="((?:[^"\\]|\\.)*)",?//) {
+		$err->("label $1 twice in $what") if exists $labels{$1};
+		$labels{$1} = unescape_label($2);
+	}
+	$err->("bad label set in line: $what") if $rest ne '}';
+
+	return \%labels;
+}
+
+# " # {labels} value [timestamp]" of an OpenMetrics line
+sub parse_exemplar {
+	my ($text, $name, $line, $type, $err) = @_;
+
+	$text =~ /^($LABELSET) ($NUMBER)(?: ($NUMBER))?$/
+		or do { $err->("bad exemplar in line: $line"); return undef };
+
+	my ($lbl, $value, $ts) = ($1, $2, $3);
+	my $labels = parse_labels($lbl, $err, $line);
+
+	my $chars = 0;
+	for my $k (keys %$labels) {
+		my $v = $labels->{$k};
+		utf8::decode($v)
+			or $err->("exemplar label not UTF-8 in line: $line");
+		$chars += length($k) + length($v);
+	}
+	$err->("exemplar labels of $chars characters, over 128: $line")
+		if $chars > 128;
+	$err->("exemplar on a $type sample: $line")
+		unless $name =~ /_bucket$/ && $type eq 'histogram'
+			|| $name =~ /_total$/ && $type eq 'counter';
+
+	return { labels => $labels, value => $value, timestamp => $ts };
+}
 
 sub parse_metrics {
 	my ($body, $om, $errors, $where) = @_;
@@ -1190,22 +1246,17 @@ sub parse_metrics {
 			next;
 		}
 
-		$line =~ /^($NAME)(\{.*\})?\s+(\S+)(?:\s+\S+)?$/
+		my $ex;
+
+		if ($om && $line =~ /^($SAMPLE) # (.*)$/) {
+			($line, $ex) = ($1, $2);
+		}
+
+		$line =~ /^($NAME)($LABELSET)?\s+(\S+)(?:\s+\S+)?$/
 			or do { $err->("unparsable line: $line"); next };
 
 		my ($name, $lbl, $value) = ($1, $2 // '', $3);
-		my %labels;
-		my $rest = $lbl;
-
-		if ($rest ne '') {
-			$rest =~ s/^\{//;
-			while ($rest =~ s/^($LABEL)="((?:[^"\\]|\\.)*)",?//) {
-				$err->("label $1 twice in $name$lbl")
-					if exists $labels{$1};
-				$labels{$1} = unescape_label($2);
-			}
-			$err->("bad label set in line: $line") if $rest ne '}';
-		}
+		my %labels = %{parse_labels($lbl, $err, $line)};
 
 		if ($value =~ /^([-+]?)Inf$/) {
 			$value = $1 eq '-' ? -9**9**9 : 9**9**9;
@@ -1218,6 +1269,9 @@ sub parse_metrics {
 
 		my $owner = defined $fam ? $s->{families}{$fam} : undef;
 		my $type = $owner ? ($owner->{type} // 'untyped') : undef;
+
+		$ex = parse_exemplar($ex, $name, $line, $type // 'untyped', $err)
+			if defined $ex;
 
 		if (!$owner || !grep { "$fam$_" eq $name }
 			@{$SUFFIXES{$type} || ['']})
@@ -1242,6 +1296,7 @@ sub parse_metrics {
 			value => $value,
 			key => $key,
 			family => $fam,
+			$ex ? (exemplar => $ex) : (),
 		};
 	}
 
@@ -1269,7 +1324,8 @@ sub check_histograms {
 			if ($kind eq 'bucket') {
 				$err->("$x->{key}: bucket without le"), next
 					unless defined $le;
-				push @{$g->{buckets}}, [ $le, $x->{value} ];
+				push @{$g->{buckets}}, [ $le, $x->{value},
+					$x->{exemplar} ];
 			} else {
 				$g->{$kind} = $x->{value};
 			}
@@ -1300,6 +1356,16 @@ sub check_histograms {
 				$err->("$what: bucket le=\"$l\" ($v) below "
 					. "le=\"$pl\" ($pv), not cumulative")
 					if $v < $pv;
+			}
+
+			# an exemplar lies in its bucket: above the one before
+			for my $i (0 .. $#b) {
+				my $e = $b[$i][2] or next;
+				my $n = $b[$i][0] eq '+Inf' ? 9**9**9 : $b[$i][0];
+				my $pn = $i ? $b[$i - 1][0] : -9**9**9;
+				$err->("$what: exemplar $e->{value} outside "
+					. "le=\"$b[$i][0]\"")
+					unless $e->{value} <= $n && $e->{value} > $pn;
 			}
 		}
 	}

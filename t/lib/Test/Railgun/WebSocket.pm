@@ -20,6 +20,10 @@ package Test::Railgun::WebSocket;
 #       the WebSocket families of one server and path, as a hash
 #   wait_metrics($t, CODE, timeout => 10)
 #       scrapes until CODE->($scrape) is true; returns the last scrape
+#   ws_workers($t, N, worker_connections => C)
+#       nginx with N workers proxying /ws to a ws_backend, started; with
+#       ws_session, ws_active, ws_wait_active and ws_kill_alerts, for the
+#       tests that kill workers holding sessions (see below)
 #
 # Only Perl core modules and the Debian-packaged IO::Socket::SSL are used.
 
@@ -29,7 +33,8 @@ use strict;
 use base qw/ Exporter /;
 
 our @EXPORT = qw/ ws_frame ws_header_pieces ws_parse ws_connect ws_backend
-	ws_stats wait_metrics ws_delta /;
+	ws_stats wait_metrics ws_delta ws_workers ws_session ws_active
+	ws_wait_active ws_kill_alerts /;
 
 use Digest::SHA qw/ sha1 /;
 use IO::Select;
@@ -674,6 +679,123 @@ sub wait_metrics {
 		return $m if $code->($m) || time() > $deadline;
 		sleep 0.05;
 	}
+}
+
+###############################################################################
+
+# Workers holding sessions (t/websocket_kill.t, _slots.t, _workers.t).
+#
+# ws_workers($t, N, worker_connections => C) writes nginx.conf and starts
+# nginx with N workers, each accepting on a listening socket of its own
+# (reuseport), so that sessions spread over them; /ws is proxied to a
+# ws_backend on logical port 8081 and names the worker that took it in
+# "X-Worker: PID"; /metrics is not accounted.  It returns the workers'
+# pids once N of them run (at most 30 s: the listening sockets accept
+# before the master has forked every worker), fewer if they did not.
+
+sub ws_workers {
+	my ($t, $workers, %o) = @_;
+
+	my $events = $o{worker_connections}
+		? "    worker_connections $o{worker_connections};\n" : '';
+
+	$t->write_file_expand('nginx.conf', <<"EOF");
+
+%%TEST_GLOBALS%%
+
+worker_processes $workers;
+
+events {
+$events}
+
+http {
+    %%TEST_GLOBALS_HTTP%%
+
+    server {
+        # each worker accepts on a socket of its own
+        listen       127.0.0.1:%%PORT_8080%% reuseport;
+        server_name  localhost;
+
+        location = /metrics {
+            railgun_metrics;
+            railgun off;
+        }
+
+        location /ws {
+            proxy_pass http://127.0.0.1:%%PORT_8081%%;
+            proxy_http_version  1.1;
+            proxy_set_header    Upgrade \$http_upgrade;
+            proxy_set_header    Connection "upgrade";
+
+            add_header X-Worker \$pid always;
+        }
+    }
+}
+
+EOF
+
+	ws_backend($t, 8081);
+	$t->run();
+
+	my $deadline = time() + 30;
+	my @pids;
+
+	while (1) {
+		@pids = $t->worker_pids();
+		last if @pids >= $workers || time() > $deadline;
+		sleep 0.02;
+	}
+
+	return @pids;
+}
+
+# A session of ws_workers' nginx, its worker's pid in {worker}; undef if
+# the upgrade was refused.
+
+sub ws_session {
+	my $ws = ws_connect(path => '/ws');
+	return undef unless ($ws->status // 0) == 101;
+	$ws->{worker} = $ws->header('X-Worker');
+	return $ws;
+}
+
+# The sessions gauge of ws_workers' /ws, in $scrape or a new scrape; and a
+# wait until it is $n (10 s at most), returning what it was last.
+
+my %WORKERS_WS = (server => 'localhost', path => '/ws');
+
+sub ws_active {
+	my ($t, $scrape) = @_;
+	return ws_stats($scrape || $t->metrics(), \%WORKERS_WS)->{active};
+}
+
+sub ws_wait_active {
+	my ($t, $n) = @_;
+	return ws_active($t,
+		wait_metrics($t, sub { ws_active($t, $_[0]) == $n }));
+}
+
+# The master logs a killed worker's exit as an [alert]: ws_kill_alerts($t,
+# PID...) stops nginx, returns every [alert] and [emerg] line of error.log,
+# and takes the "worker process PID exited on signal 9" lines of these pids
+# out of error.log (kept whole in error.log.orig), so that the harness'
+# "no alerts" check covers everything else.
+
+sub ws_kill_alerts {
+	my ($t, @pids) = @_;
+
+	$t->stop();
+
+	my $log = $t->read_file('error.log');
+	my @alerts = $log =~ /^.*\[(?:alert|emerg)\].*$/mg;
+	my %killed = map { $_ => 1 } @pids;
+
+	$t->write_file('error.log.orig', $log);
+	$log =~ s/^.*worker process (\d+) exited on signal 9\b.*\n/
+		$killed{$1} ? '' : $&/mge;
+	$t->write_file('error.log', $log);
+
+	return @alerts;
 }
 
 1;
