@@ -225,6 +225,14 @@ $dexpr =~ s/\$__rate_interval/1m/g;
 $dexpr =~ s/\$(job|instance|server)\b/.*/g;
 (my $left = $dexpr) =~ s/ or .*//;
 
+# the classic side's rate needs its two scrapes too
+
+wait_for(sub {
+	my $res = api('classic', '/api/v1/query?query=' . uri_escape(
+		"rate(${sel}_count\{path=\"/slow\"}[1m])"));
+	scalar @{$res->{data}{result} || []};
+} => 1, 30 * $every);
+
 for my $p (qw/ native classic /) {
 	my $res = api($p, '/api/v1/query?query=' . uri_escape($dexpr));
 	ok(@{$res->{data}{result} || []}, "dashboard panel: data from $p")
