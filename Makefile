@@ -76,6 +76,7 @@ demo-stop:
 bench: module
 	@bench/run
 	@bench/tls_check
+	@bench/native
 	@bench/exemplar
 
 # libFuzzer targets of t/fuzz/, each for FUZZ_SECONDS (default 60)

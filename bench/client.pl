@@ -18,6 +18,7 @@
 #   --out FILE       write the body of the last response to FILE
 #   --accept VALUE   send an Accept header
 #   --method METHOD  the request method (default GET; HEAD reads no body)
+#   --gzip           send "Accept-Encoding: gzip" (the body is kept as sent)
 #
 # Prints "requests=N bytes=B seconds=S" on stdout.
 
@@ -29,10 +30,11 @@ use IO::Socket::INET;
 use Socket qw/ IPPROTO_TCP TCP_NODELAY /;
 use Time::HiRes qw/ time sleep /;
 
-my ($wait, $first, $out, $accept, $method) = (0, 0, undef, undef, 'GET');
+my ($wait, $first, $out, $accept, $method, $gzip)
+	= (0, 0, undef, undef, 'GET', 0);
 
 GetOptions('wait=f' => \$wait, 'first=i' => \$first, 'out=s' => \$out,
-	'accept=s' => \$accept, 'method=s' => \$method)
+	'accept=s' => \$accept, 'method=s' => \$method, 'gzip' => \$gzip)
 	and @ARGV == 3
 	or die "usage: $0 [--wait S] [--first N] [--out FILE] "
 		. "[--accept V] [--method M] PORT PATH N\n";
@@ -54,6 +56,7 @@ $sock->setsockopt(IPPROTO_TCP, TCP_NODELAY, 1);
 binmode $sock;
 
 my $extra = defined $accept ? "Accept: $accept\r\n" : '';
+$extra .= "Accept-Encoding: gzip\r\n" if $gzip;
 my $start = time();
 my $bytes = 0;
 my $buf = '';

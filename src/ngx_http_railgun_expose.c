@@ -31,6 +31,7 @@
 #define NGX_HTTP_RAILGUN_TEXT          0
 #define NGX_HTTP_RAILGUN_OPENMETRICS   1
 #define NGX_HTTP_RAILGUN_JSON          2
+#define NGX_HTTP_RAILGUN_PROTO         3
 
 
 typedef struct {
@@ -46,6 +47,8 @@ typedef struct {
 static ngx_uint_t ngx_http_railgun_format(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_railgun_accepts(ngx_http_request_t *r,
     char *type, size_t len);
+static ngx_int_t ngx_http_railgun_accept_q(ngx_http_request_t *r,
+    ngx_str_t *type, ngx_uint_t proto);
 static ngx_int_t ngx_http_railgun_reject(ngx_http_request_t *r,
     ngx_http_railgun_main_conf_t *rmcf);
 static void ngx_http_railgun_expose_writer(ngx_http_request_t *r);
@@ -75,7 +78,9 @@ static ngx_str_t  ngx_http_railgun_types[] = {
     ngx_string("text/plain; version=0.0.4; charset=utf-8"),
     ngx_string("application/openmetrics-text; version=1.0.0; "
                "charset=utf-8"),
-    ngx_string("application/json")
+    ngx_string("application/json"),
+    ngx_string("application/vnd.google.protobuf; "
+               "proto=io.prometheus.client.MetricFamily; encoding=delimited")
 };
 
 /* the MIME type alone, which gzip_types matches */
@@ -83,7 +88,8 @@ static ngx_str_t  ngx_http_railgun_types[] = {
 static size_t  ngx_http_railgun_type_lens[] = {
     sizeof("text/plain") - 1,
     sizeof("application/openmetrics-text") - 1,
-    sizeof("application/json") - 1
+    sizeof("application/json") - 1,
+    sizeof("application/vnd.google.protobuf") - 1
 };
 
 
@@ -172,10 +178,22 @@ ngx_http_railgun_expose_handler(ngx_http_request_t *r)
     ngx_http_railgun_render_init(&sc->rd, rmcf->store,
                                  format == NGX_HTTP_RAILGUN_JSON
                                  ? &ngx_http_railgun_format_json
+                                 : format == NGX_HTTP_RAILGUN_PROTO
+                                 ? &ngx_http_railgun_format_proto
                                  : &ngx_http_railgun_format_text);
 
     sc->rd.openmetrics = (format == NGX_HTTP_RAILGUN_OPENMETRICS);
     sc->rd.exemplars = (rmcf->exemplars != NULL);
+
+    if (format == NGX_HTTP_RAILGUN_PROTO) {
+        sc->rd.scratch = ngx_palloc(r->pool, NGX_HTTP_RAILGUN_PROTO_SCRATCH);
+        sc->rd.native = ngx_palloc(r->pool, NGX_RAILGUN_NATIVE_MAX_BUCKETS
+                                            * sizeof(uint64_t));
+
+        if (sc->rd.scratch == NULL || sc->rd.native == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
 
     rc = ngx_http_send_header(r);
 
@@ -200,20 +218,32 @@ ngx_http_railgun_expose_handler(ngx_http_request_t *r)
 
 
 /*
- * ?format=json, then Accept: OpenMetrics when asked for (Prometheus asks
- * first for it), JSON, or the text format 0.0.4 for anything else.
+ * ?format=json, then Accept: the protobuf format when asked for at least
+ * as much as OpenMetrics (Prometheus with native histograms asks for it
+ * first), OpenMetrics when asked for (Prometheus asks first for it), JSON,
+ * or the text format 0.0.4 for anything else.
  */
 
 static ngx_uint_t
 ngx_http_railgun_format(ngx_http_request_t *r)
 {
     ngx_str_t  value;
+    ngx_int_t  proto;
+
+    static ngx_str_t  pb = ngx_string("application/vnd.google.protobuf");
+    static ngx_str_t  om = ngx_string("application/openmetrics-text");
 
     if (ngx_http_arg(r, (u_char *) "format", 6, &value) == NGX_OK
         && value.len == 4 && ngx_strncasecmp(value.data, (u_char *) "json", 4)
                              == 0)
     {
         return NGX_HTTP_RAILGUN_JSON;
+    }
+
+    proto = ngx_http_railgun_accept_q(r, &pb, 1);
+
+    if (proto > 0 && proto >= ngx_http_railgun_accept_q(r, &om, 0)) {
+        return NGX_HTTP_RAILGUN_PROTO;
     }
 
     if (ngx_http_railgun_accepts(r, "application/openmetrics-text",
@@ -265,6 +295,142 @@ ngx_http_railgun_accepts(ngx_http_request_t *r, char *type, size_t len)
     }
 
     return 0;
+}
+
+
+/*
+ * The greatest q, in thousandths, of the media ranges of Accept that are
+ * the type (and, with proto, name the MetricFamily message, delimited), or
+ * -1 where none is: "type;a=b;q=0.5, other".
+ */
+
+static ngx_int_t
+ngx_http_railgun_accept_q(ngx_http_request_t *r, ngx_str_t *type,
+    ngx_uint_t proto)
+{
+    u_char           *p, *last, *e, *name, *v;
+    size_t            nlen, vlen;
+    ngx_int_t         best, q, d;
+    ngx_uint_t        i, match, msg, delimited;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    best = -1;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != sizeof("Accept") - 1
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Accept",
+                               sizeof("Accept") - 1)
+               != 0)
+        {
+            continue;
+        }
+
+        p = h[i].value.data;
+        last = p + h[i].value.len;
+
+        while (p < last) {
+
+            /* a media range: the type, then ";name=value" parameters */
+
+            while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
+                p++;
+            }
+
+            for (e = p; e < last && *e != ';' && *e != ','
+                        && *e != ' ' && *e != '\t'; e++)
+            { /* void */ }
+
+            match = ((size_t) (e - p) == type->len
+                     && ngx_strncasecmp(p, type->data, type->len) == 0);
+            msg = 0;
+            delimited = 0;
+            q = 1000;
+
+            p = e;
+
+            while (p < last && *p != ',') {
+                if (*p == ';' || *p == ' ' || *p == '\t') {
+                    p++;
+                    continue;
+                }
+
+                name = p;
+
+                while (p < last && *p != '=' && *p != ';' && *p != ',') {
+                    p++;
+                }
+
+                nlen = p - name;
+
+                if (p < last && *p == '=') {
+                    p++;
+                }
+
+                v = p;
+
+                while (p < last && *p != ';' && *p != ','
+                       && *p != ' ' && *p != '\t')
+                {
+                    p++;
+                }
+
+                vlen = p - v;
+
+                if (nlen == 1 && (*name == 'q' || *name == 'Q')) {
+                    /* 0, 0.x, 1, 1.0...: thousandths */
+
+                    q = (vlen && *v == '1') ? 1000 : 0;
+
+                    for (d = 100, v += 2; v < p && d; v++, d /= 10) {
+                        if (*v >= '0' && *v <= '9' && q < 1000) {
+                            q += (*v - '0') * d;
+                        }
+                    }
+
+                } else if (nlen == 5
+                           && ngx_strncasecmp(name, (u_char *) "proto", 5)
+                              == 0)
+                {
+                    msg = (vlen == sizeof("io.prometheus.client.MetricFamily")
+                                   - 1
+                           && ngx_strncmp(v, (u_char *)
+                                          "io.prometheus.client.MetricFamily",
+                                          vlen)
+                              == 0);
+
+                } else if (nlen == 8
+                           && ngx_strncasecmp(name, (u_char *) "encoding", 8)
+                              == 0)
+                {
+                    delimited = (vlen == 9
+                                 && ngx_strncasecmp(v, (u_char *) "delimited",
+                                                    9)
+                                    == 0);
+                }
+            }
+
+            if (match && (!proto || (msg && delimited)) && q > best) {
+                best = q;
+            }
+        }
+    }
+
+    return best;
 }
 
 

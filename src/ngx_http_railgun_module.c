@@ -16,6 +16,10 @@
 #define NGX_HTTP_RAILGUN_ZONE_MIN      (64 * 1024)
 #define NGX_HTTP_RAILGUN_MAX_SERIES    10000
 
+/* railgun_native_histograms: 8 buckets an octave, 20 octaves from 1 ms */
+#define NGX_HTTP_RAILGUN_NATIVE_SCHEMA   3
+#define NGX_HTTP_RAILGUN_NATIVE_BUCKETS  160
+
 
 static ngx_int_t ngx_http_railgun_init_process(ngx_cycle_t *cycle);
 static void ngx_http_railgun_exit_process(ngx_cycle_t *cycle);
@@ -37,6 +41,10 @@ static char *ngx_http_railgun_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_railgun_buckets(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_railgun_native(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_railgun_buckets_t *ngx_http_railgun_variant(ngx_conf_t *cf,
+    ngx_railgun_buckets_t *b, ngx_http_railgun_loc_conf_t *conf);
 static char *ngx_http_railgun_probe(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_railgun_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -91,6 +99,13 @@ static ngx_command_t  ngx_http_railgun_commands[] = {
       ngx_http_railgun_buckets,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_railgun_loc_conf_t, ws_buckets),
+      NULL },
+
+    { ngx_string("railgun_native_histograms"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_railgun_native,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("railgun_exemplar"),
@@ -543,6 +558,13 @@ ngx_http_railgun_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    if (ngx_array_init(&rmcf->variants, cf->pool, 4,
+                       sizeof(ngx_railgun_buckets_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
     return rmcf;
 }
 
@@ -704,6 +726,9 @@ ngx_http_railgun_create_loc_conf(ngx_conf_t *cf)
     rlcf->path_cv = NGX_CONF_UNSET_PTR;
     rlcf->buckets = NGX_CONF_UNSET_PTR;
     rlcf->ws_buckets = NGX_CONF_UNSET_PTR;
+    rlcf->native = NGX_CONF_UNSET;
+    rlcf->native_schema = NGX_CONF_UNSET;
+    rlcf->native_max = NGX_CONF_UNSET_UINT;
     rlcf->exemplar = NGX_CONF_UNSET_PTR;
 
     return rlcf;
@@ -730,6 +755,29 @@ ngx_http_railgun_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              rmcf->ws_buckets);
     ngx_conf_merge_ptr_value(conf->path_cv, prev->path_cv, NULL);
     ngx_conf_merge_ptr_value(conf->exemplar, prev->exemplar, NULL);
+
+    if (conf->native == NGX_CONF_UNSET) {
+        conf->native = prev->native;
+        conf->native_schema = prev->native_schema;
+        conf->native_max = prev->native_max;
+        conf->native_line = prev->native_line;
+        conf->native_file = prev->native_file;
+    }
+
+    ngx_conf_init_value(conf->native, 0);
+    ngx_conf_init_value(conf->native_schema,
+                        NGX_HTTP_RAILGUN_NATIVE_SCHEMA);
+    ngx_conf_init_uint_value(conf->native_max,
+                             NGX_HTTP_RAILGUN_NATIVE_BUCKETS);
+
+    /* the buckets a parent made native are made again from their bounds */
+
+    conf->buckets = ngx_http_railgun_variant(cf, conf->buckets, conf);
+    conf->ws_buckets = ngx_http_railgun_variant(cf, conf->ws_buckets, conf);
+
+    if (conf->buckets == NULL || conf->ws_buckets == NULL) {
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->path_cv == NULL) {
         /* the default path label is the location's own name */
@@ -804,6 +852,188 @@ ngx_http_railgun_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* railgun_native_histograms on|off [schema=N] [max_buckets=N] */
+
+static char *
+ngx_http_railgun_native(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_railgun_loc_conf_t *rlcf = conf;
+
+    ngx_int_t    n, neg;
+    ngx_str_t   *value, v;
+    ngx_uint_t   i;
+
+    if (rlcf->native != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "on") == 0) {
+        rlcf->native = 1;
+
+    } else if (ngx_strcmp(value[1].data, "off") == 0) {
+        rlcf->native = 0;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "railgun: invalid value \"%V\", \"on\" or "
+                           "\"off\" is expected", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "schema=", 7) == 0) {
+            v.data = value[i].data + 7;
+            v.len = value[i].len - 7;
+
+            neg = (v.len > 1 && v.data[0] == '-');
+
+            n = ngx_atoi(v.data + neg, v.len - neg);
+
+            if (n != NGX_ERROR) {
+                n = neg ? -n : n;
+            }
+
+            if (n == NGX_ERROR
+                || n < NGX_RAILGUN_NATIVE_MIN_SCHEMA
+                || n > NGX_RAILGUN_NATIVE_MAX_SCHEMA)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "railgun: invalid schema \"%V\", "
+                                   "%d to %d is expected", &v,
+                                   NGX_RAILGUN_NATIVE_MIN_SCHEMA,
+                                   NGX_RAILGUN_NATIVE_MAX_SCHEMA);
+                return NGX_CONF_ERROR;
+            }
+
+            rlcf->native_schema = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "max_buckets=", 12) == 0) {
+            v.data = value[i].data + 12;
+            v.len = value[i].len - 12;
+
+            n = ngx_atoi(v.data, v.len);
+
+            if (n == NGX_ERROR
+                || n < NGX_RAILGUN_NATIVE_MIN_BUCKETS
+                || n > NGX_RAILGUN_NATIVE_MAX_BUCKETS)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "railgun: invalid max_buckets \"%V\", "
+                                   "%d to %d is expected", &v,
+                                   NGX_RAILGUN_NATIVE_MIN_BUCKETS,
+                                   NGX_RAILGUN_NATIVE_MAX_BUCKETS);
+                return NGX_CONF_ERROR;
+            }
+
+            rlcf->native_max = n;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "railgun: invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (!rlcf->native && cf->args->nelts > 2) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "railgun: \"off\" takes no parameters");
+        return NGX_CONF_ERROR;
+    }
+
+    /* the zone's size is known only later: checked at the merge */
+    rlcf->native_file = &cf->conf_file->file.name;
+    rlcf->native_line = cf->conf_file->line;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The buckets of b with the native settings of conf, or without any; one
+ * copy per distinct list and settings, so that the zone interns few.
+ */
+
+static ngx_railgun_buckets_t *
+ngx_http_railgun_variant(ngx_conf_t *cf, ngx_railgun_buckets_t *b,
+    ngx_http_railgun_loc_conf_t *conf)
+{
+    size_t                         size, chunk;
+    ngx_uint_t                     i, native;
+    ngx_railgun_buckets_t         *v, **vp;
+    ngx_http_railgun_main_conf_t  *rmcf;
+
+    native = conf->native ? conf->native_max : 0;
+
+    if (b->native == native
+        && (native == 0 || b->schema == conf->native_schema))
+    {
+        return b;
+    }
+
+    rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_railgun_module);
+
+    vp = rmcf->variants.elts;
+
+    for (i = 0; i < rmcf->variants.nelts; i++) {
+        v = vp[i];
+
+        if (v->n == b->n
+            && v->native == native
+            && (native == 0 || v->schema == conf->native_schema)
+            && ngx_memcmp(v->bound, b->bound, b->n * sizeof(uint64_t)) == 0)
+        {
+            return v;
+        }
+    }
+
+    size = offsetof(ngx_railgun_buckets_t, bound)
+           + (b->n + ((size_t) 1 << ngx_max(conf->native_schema, 0)))
+             * sizeof(uint64_t);
+
+    v = ngx_pcalloc(cf->pool, size);
+    if (v == NULL) {
+        return NULL;
+    }
+
+    v->n = b->n;
+    ngx_memcpy(v->bound, b->bound, b->n * sizeof(uint64_t));
+
+    if (native) {
+        ngx_railgun_store_native_init(v, conf->native_schema, native);
+
+        /* a series must fit the chunks the zone carves series from */
+
+        chunk = ngx_railgun_store_chunk_size(rmcf->shm_zone->shm.size);
+
+        if (ngx_railgun_store_series_size(v, NGX_RAILGUN_STORE_MAX_KEY / 4)
+            > chunk)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "railgun: max_buckets=%ui does not fit the "
+                          "zone's %uz byte chunks, make railgun_zone "
+                          "larger or max_buckets smaller in %V:%ui",
+                          native, chunk, conf->native_file,
+                          conf->native_line);
+            return NULL;
+        }
+    }
+
+    vp = ngx_array_push(&rmcf->variants);
+    if (vp == NULL) {
+        return NULL;
+    }
+
+    *vp = v;
+
+    return v;
 }
 
 

@@ -89,6 +89,7 @@ typedef struct {
     ngx_array_t                 probes;       /* ngx_railgun_probe_t */
     ngx_array_t                 gates;        /* ngx_array_t *, per location */
     ngx_uint_t                  nlocations;   /* location confs merged */
+    ngx_array_t                 variants;     /* ngx_railgun_buckets_t * */
     ngx_http_railgun_exemplar_conf_t  *exemplars;
 } ngx_http_railgun_main_conf_t;
 
@@ -108,8 +109,13 @@ typedef struct {
     ngx_str_t                   path;        /* a path label, no variables */
     ngx_http_complex_value_t   *path_vars;   /* a path label with variables */
     ngx_http_complex_value_t   *path_cv;     /* railgun_path as configured */
-    ngx_railgun_buckets_t      *buckets;
+    ngx_railgun_buckets_t      *buckets;     /* native ones included */
     ngx_railgun_buckets_t      *ws_buckets;
+    ngx_flag_t                  native;      /* railgun_native_histograms */
+    ngx_int_t                   native_schema;
+    ngx_uint_t                  native_max;
+    ngx_uint_t                  native_line; /* where it was set */
+    ngx_str_t                  *native_file;
     ngx_array_t                *gate;        /* railgun_gate's items */
     ngx_str_t                   gate_drain;  /* its drain_file=, or empty */
     ngx_http_railgun_status_t  *status;      /* railgun_status */

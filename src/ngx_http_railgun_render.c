@@ -320,6 +320,7 @@ ngx_http_railgun_take(ngx_http_railgun_render_t *rd, ngx_railgun_series_t *s)
 
     x->key = ngx_railgun_series_key(s);
     x->key_len = s->key_len;
+    x->series = s;
     x->negative = 0;
 
     switch (rd->family.type) {
@@ -338,7 +339,9 @@ ngx_http_railgun_take(ngx_http_railgun_render_t *rd, ngx_railgun_series_t *s)
 
         x->ex_mask = 0;
 
-        if (rd->openmetrics
+        /* the formats that show exemplars: OpenMetrics, protobuf */
+
+        if ((rd->openmetrics || rd->scratch)
             && rd->exemplars
             && ngx_http_railgun_value(s, b->n + 2) != 0)
         {
@@ -394,6 +397,7 @@ ngx_http_railgun_next_extra(ngx_http_railgun_render_t *rd)
 #endif
 
     store = rd->store;
+    rd->sample.series = NULL;
 
     switch (rd->index - store->nfamilies) {
 

@@ -26,6 +26,9 @@
 /* ",le=\"" and "\"} " around up to 20 digits, a dot and 6 decimals */
 #define NGX_HTTP_RAILGUN_LE_LEN     40
 
+/* the protobuf format's scratch area: encoded bounds, packed deltas */
+#define NGX_HTTP_RAILGUN_PROTO_SCRATCH  (16 * 1024)
+
 /* room for everything of a sample line but its name and label text */
 #define NGX_HTTP_RAILGUN_LINE_ROOM  64
 
@@ -63,6 +66,7 @@ typedef struct {
 typedef struct {
     u_char                      *key;
     size_t                       key_len;
+    ngx_railgun_series_t        *series;     /* or NULL: not in the zone */
     ngx_railgun_buckets_t       *buckets;
     ngx_uint_t                   negative;   /* a gauge below zero */
     uint64_t                     v[NGX_RAILGUN_STORE_MAX_BUCKETS + 2];
@@ -116,6 +120,12 @@ struct ngx_http_railgun_render_s {
     u_char                       live[NGX_RAILGUN_STORE_SLOTS];
     u_char                       key[128];   /* of a sample outside the zone */
 
+    /* the protobuf format's (ngx_http_railgun_render_proto.c) */
+    u_char                      *scratch;    /* PROTO_SCRATCH bytes */
+    uint64_t                    *native;     /* NATIVE_MAX_BUCKETS counts */
+    u_char                      *pb_open;    /* the family's message */
+    ngx_railgun_buckets_t       *pb_buckets; /* whose bounds are encoded */
+
     /* the "le" text of the last bucket list seen, +Inf included */
     ngx_railgun_buckets_t       *le_buckets;
     ngx_str_t                    le[NGX_RAILGUN_STORE_MAX_BUCKETS + 1];
@@ -166,6 +176,7 @@ ngx_http_railgun_uint(u_char *p, uint64_t n)
 
 extern ngx_http_railgun_format_t  ngx_http_railgun_format_text;
 extern ngx_http_railgun_format_t  ngx_http_railgun_format_json;
+extern ngx_http_railgun_format_t  ngx_http_railgun_format_proto;
 
 
 #endif /* _NGX_HTTP_RAILGUN_RENDER_H_INCLUDED_ */

@@ -20,7 +20,7 @@
 
 
 #define NGX_RAILGUN_STORE_MAGIC   0x6e67726c   /* "ngrl" */
-#define NGX_RAILGUN_STORE_LAYOUT  7
+#define NGX_RAILGUN_STORE_LAYOUT  8
 
 /*
  * The table is kept under 3/4 full and has room for as many series as the
@@ -333,8 +333,11 @@ ngx_railgun_store_alloc(ngx_railgun_store_t *store, ngx_uint_t family,
             return NULL;
         }
 
-        /* one count per bucket, +Inf, the sum, the exemplars' address */
-        nvalues = buckets->n + 3;
+        /*
+         * one count per bucket, +Inf, the sum, the exemplars' address, then
+         * the native counts
+         */
+        nvalues = buckets->n + 3 + ngx_railgun_native_values(buckets);
 
     } else if (store->families[family].type == NGX_RAILGUN_WORKER_GAUGE) {
         buckets = NULL;
@@ -422,12 +425,17 @@ ngx_railgun_store_intern(ngx_railgun_store_t *store,
     ngx_railgun_buckets_t  *b;
 
     size = offsetof(ngx_railgun_buckets_t, bound)
-           + buckets->n * sizeof(uint64_t);
+           + (buckets->n + buckets->ntau) * sizeof(uint64_t);
+
+    /* the rest of the native fields follows from these */
 
     for (b = store->sh->buckets; b; b = b->next) {
         if (b->n == buckets->n
+            && b->native == buckets->native
+            && b->schema == buckets->schema
+            && b->ntau == buckets->ntau
             && ngx_memcmp(b->bound, buckets->bound,
-                          buckets->n * sizeof(uint64_t))
+                          (buckets->n + buckets->ntau) * sizeof(uint64_t))
                == 0)
         {
             return b;
@@ -445,6 +453,206 @@ ngx_railgun_store_intern(ngx_railgun_store_t *store,
     store->sh->buckets = b;
 
     return b;
+}
+
+
+/*
+ * The native settings of b, whose bound[] has room for n + 2^max(schema, 0)
+ * words; called at configuration time, the only place that computes in
+ * floating point.  2^x is its Taylor series: no libm for a module that
+ * needs none otherwise.
+ */
+
+void
+ngx_railgun_store_native_init(ngx_railgun_buckets_t *b, ngx_int_t schema,
+    ngx_uint_t native)
+{
+    double      k, f, x, term, sum;
+    uint64_t   *tau;
+    ngx_int_t   top, co, d;
+    ngx_uint_t  j, t;
+
+    /* log2(10^6), the seconds of a microsecond */
+    static const double  log2_1e6 = 19.931568569324174087221916576936;
+
+    b->native = native;
+    b->schema = schema;
+    b->pow = schema > 0 ? (ngx_uint_t) schema : 0;
+    b->shift = schema < 0 ? (ngx_uint_t) -schema : 0;
+    b->ntau = (ngx_uint_t) 1 << b->pow;
+
+    k = log2_1e6 * (double) b->ntau;
+    b->base = (ngx_int_t) k;
+    f = k - (double) b->base;
+
+    tau = &b->bound[b->n];
+
+    for (j = 0; j < b->ntau; j++) {
+        x = ((double) j + f) / (double) b->ntau * 0.69314718055994530942;
+
+        sum = 1.0;
+        term = 1.0;
+
+        for (t = 1; t < 30; t++) {
+            term *= x / (double) t;
+            sum += term;
+        }
+
+        /* 1 <= sum < 2 */
+        tau[j] = (uint64_t) (sum * 9223372036854775808.0);
+    }
+
+    /* 2^(k0 + f) / 2^s is 10^6 / 2^19 exactly: whole seconds, 0.5 s... */
+    tau[b->base - 19 * (ngx_int_t) b->ntau] = (uint64_t) 15625 << 50;
+
+    /* the first bucket above the zero bucket's 2^-10 s */
+
+    if (schema >= 0) {
+        b->offset = -10 * (ngx_int_t) b->ntau + 1;
+
+    } else {
+        b->offset = (-9 + ((ngx_int_t) 1 << b->shift) - 1) >> b->shift;
+    }
+
+    /* the least reduction whose window reaches 2^64 - 1 us */
+
+    b->coarse = 0;
+    b->coarse_offset = 0;
+
+    top = ngx_railgun_native_index(b, (uint64_t) -1);
+
+    if (top - b->offset < (ngx_int_t) native) {
+        return;
+    }
+
+    for (d = 1; schema - d >= NGX_RAILGUN_NATIVE_MIN_SCHEMA; d++) {
+        co = (b->offset + ((ngx_int_t) 1 << d) - 1) >> d;
+
+        b->coarse = d;
+        b->coarse_offset = co;
+
+        if (((top + ((ngx_int_t) 1 << d) - 1) >> d) - co < (ngx_int_t) native)
+        {
+            return;
+        }
+    }
+}
+
+
+/*
+ * A snapshot of the native counts of s, merged down to one window: out[]
+ * gets b->native counts of buckets nat->offset ... at nat->schema, those
+ * from nat->first to nat->last set.  Where anything went to the second
+ * window, the first is merged into it; its indices never fall below the
+ * second's offset.  A count whose marker is not seen yet waits for the
+ * next scrape: counts only grow.
+ */
+
+void
+ngx_railgun_store_native_read(ngx_railgun_series_t *s, uint64_t *out,
+    ngx_railgun_native_t *nat)
+{
+    uint64_t                v, *w;
+    ngx_int_t               i, one;
+    ngx_uint_t              j, first, last;
+    ngx_railgun_buckets_t  *b;
+
+    b = s->buckets;
+    w = &s->values[ngx_railgun_native_first(b)];
+
+    nat->zero = __atomic_load_n(&w[0], __ATOMIC_RELAXED);
+
+    first = b->native;
+    last = 0;
+
+    if (b->coarse == 0 || __atomic_load_n(&w[1], __ATOMIC_RELAXED) == 0) {
+
+        /* four at a time: most of a window is empty */
+
+        for (j = 0; j + 4 <= b->native; j += 4) {
+            out[j] = __atomic_load_n(&w[2 + j], __ATOMIC_RELAXED);
+            out[j + 1] = __atomic_load_n(&w[3 + j], __ATOMIC_RELAXED);
+            out[j + 2] = __atomic_load_n(&w[4 + j], __ATOMIC_RELAXED);
+            out[j + 3] = __atomic_load_n(&w[5 + j], __ATOMIC_RELAXED);
+
+            if ((out[j] | out[j + 1] | out[j + 2] | out[j + 3]) == 0) {
+                continue;
+            }
+
+            for (i = j; i < (ngx_int_t) j + 4; i++) {
+                if (out[i]) {
+                    first = ngx_min(first, (ngx_uint_t) i);
+                    last = i + 1;
+                }
+            }
+        }
+
+        for ( /* void */ ; j < b->native; j++) {
+            v = __atomic_load_n(&w[2 + j], __ATOMIC_RELAXED);
+            out[j] = v;
+
+            if (v) {
+                first = ngx_min(first, j);
+                last = j + 1;
+            }
+        }
+
+        nat->schema = b->schema;
+        nat->offset = b->offset;
+        nat->first = last ? first : 0;
+        nat->last = last;
+
+        return;
+    }
+
+    for (j = 0; j < b->native; j++) {
+        out[j] = __atomic_load_n(&w[2 + b->native + j], __ATOMIC_RELAXED);
+    }
+
+    one = (ngx_int_t) 1 << b->coarse;
+
+    for (j = 0; j < b->native; j++) {
+        v = __atomic_load_n(&w[2 + j], __ATOMIC_RELAXED);
+
+        if (v) {
+            i = (b->offset + (ngx_int_t) j + one - 1) >> b->coarse;
+            out[i - b->coarse_offset] += v;
+        }
+    }
+
+    for (j = 0; j < b->native; j++) {
+        if (out[j]) {
+            first = ngx_min(first, j);
+            last = j + 1;
+        }
+    }
+
+    nat->schema = b->schema - (ngx_int_t) b->coarse;
+    nat->offset = b->coarse_offset;
+    nat->first = last ? first : 0;
+    nat->last = last;
+}
+
+
+/* the bytes a series of these buckets takes, for the configuration */
+
+size_t
+ngx_railgun_store_series_size(ngx_railgun_buckets_t *b, size_t len)
+{
+    size_t  size;
+
+    size = offsetof(ngx_railgun_series_t, values)
+           + (b->n + 3 + ngx_railgun_native_values(b)) * sizeof(uint64_t)
+           + len;
+
+    return ngx_align(size, sizeof(uint64_t));
+}
+
+
+size_t
+ngx_railgun_store_chunk_size(size_t zone)
+{
+    return ngx_min(ngx_max(zone / 256, ngx_pagesize), NGX_RAILGUN_STORE_CHUNK);
 }
 
 
@@ -1082,8 +1290,7 @@ ngx_railgun_store_create(ngx_railgun_store_t *store, ngx_shm_zone_t *shm_zone)
     store->epoch = 1;
 
     /* a 16m zone carves 64k chunks; the smallest zone, pages */
-    sh->chunk_size = ngx_min(ngx_max(shm_zone->shm.size / 256, ngx_pagesize),
-                             NGX_RAILGUN_STORE_CHUNK);
+    sh->chunk_size = ngx_railgun_store_chunk_size(shm_zone->shm.size);
     sh->start_time = ngx_time();
 
     store->sh = sh;

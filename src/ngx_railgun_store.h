@@ -122,20 +122,92 @@ typedef struct ngx_railgun_series_s   ngx_railgun_series_t;
 typedef struct ngx_railgun_exemplar_rec_s  ngx_railgun_exemplar_rec_t;
 
 
-/* upper bounds of a histogram, in microseconds, interned in the zone */
+/*
+ * Native histograms (Prometheus' sparse exponential buckets) beside the
+ * classic ones.  Bucket i of schema s holds the observations v with
+ * 2^((i-1)/2^s) < v <= 2^(i/2^s) seconds.  A series keeps, after the
+ * classic counts and the sum:
+ *
+ *   values[n + 3]                the zero bucket: v <= 2^-10 s (976 us),
+ *                                a boundary of every schema from -1 up;
+ *                                nginx's whole milliseconds put only 0 ms
+ *                                there;
+ *   values[n + 4]                1 once the second window took a count:
+ *                                until then a scrape reads the first alone;
+ *   values[n + 5 ...]            "native" counts of buckets offset ...
+ *                                offset + native - 1 at the schema;
+ *   values[n + 5 + native ...]   when "coarse" is not 0, as many counts at
+ *                                schema - coarse, for what lies above the
+ *                                first window: the exposition then merges
+ *                                the first window into this one, index
+ *                                (i + 2^coarse - 1) >> coarse.
+ *
+ * So memory is bounded by 2 + 2 * native words, and an observation above the
+ * first window lowers the resolution instead of being dropped; "coarse" is
+ * the least reduction whose window reaches 2^64 us.  (values[n + 2] is the
+ * address of the exemplar records, rule 6.)
+ *
+ * The index of v microseconds, without floating point: with v = m * 2^e,
+ * 1 <= m < 2, and K = 2^s * log2(10^6) = base + f, i = 2^s * e - base +
+ * the number of tau[k] = 2^((k + f) / 2^s) below m (k < 2^s); tau are Q63
+ * fixed point, computed once by ngx_railgun_store_native_init().  A schema
+ * below 0 is computed at 0 and shifted.  Right shifts of negative indices
+ * are arithmetic, as in GCC and Clang.
+ */
+
+#define NGX_RAILGUN_NATIVE_ZERO_US      976
+#define NGX_RAILGUN_NATIVE_MIN_SCHEMA   (-4)
+#define NGX_RAILGUN_NATIVE_MAX_SCHEMA   8
+#define NGX_RAILGUN_NATIVE_MIN_BUCKETS  8
+#define NGX_RAILGUN_NATIVE_MAX_BUCKETS  1024
+
+
+/*
+ * Upper bounds of a histogram, in microseconds, interned in the zone with
+ * the native settings; bound[] holds the n classic bounds, then the ntau
+ * thresholds of the native index.
+ */
 
 struct ngx_railgun_buckets_s {
     ngx_railgun_buckets_t          *next;
     ngx_uint_t                      n;
+    ngx_uint_t                      native;      /* counts a window, or 0 */
+    ngx_int_t                       schema;
+    ngx_uint_t                      ntau;
+    ngx_uint_t                      pow;         /* schema, at least 0 */
+    ngx_uint_t                      shift;       /* -schema, at least 0 */
+    ngx_int_t                       base;
+    ngx_int_t                       offset;      /* of the first window */
+    ngx_uint_t                      coarse;      /* 0: no second window */
+    ngx_int_t                       coarse_offset;
     uint64_t                        bound[1];
 };
+
+
+/* the first native value of a series: after the sum and the exemplars */
+#define ngx_railgun_native_first(b)  ((b)->n + 3)
+
+#define ngx_railgun_native_values(b)                                          \
+    ((b)->native ? 2 + (b)->native * ((b)->coarse ? 2 : 1) : 0)
+
+
+/* a snapshot of a series' native counts, merged to one window */
+
+typedef struct {
+    uint64_t                        zero;
+    ngx_int_t                       schema;
+    ngx_int_t                       offset;     /* index of counts[0] */
+    ngx_uint_t                      first;      /* of the counts not 0 */
+    ngx_uint_t                      last;       /* past them; 0: none */
+} ngx_railgun_native_t;
 
 
 /*
  * A series lives in the zone and is never freed.  values[] holds one word
  * for a counter; for a histogram, one count per bucket (not cumulative) with
  * +Inf last, then the sum of observations in microseconds, then the address
- * of its exemplar records, or 0 (rule 6).  An overflow
+ * of its exemplar records, or 0 (rule 6), then the native counts if its
+ * buckets have them (see above).  An overflow
  * series has one more word, values[nvalues]: the updates it took, that is
  * railgun_series_dropped_total.  The label text follows the values.
  */
@@ -276,6 +348,12 @@ typedef struct {
 
 
 ngx_int_t ngx_railgun_store_init_zone(ngx_shm_zone_t *shm_zone, void *data);
+void ngx_railgun_store_native_init(ngx_railgun_buckets_t *b,
+    ngx_int_t schema, ngx_uint_t native);
+size_t ngx_railgun_store_series_size(ngx_railgun_buckets_t *b, size_t len);
+size_t ngx_railgun_store_chunk_size(size_t zone);
+void ngx_railgun_store_native_read(ngx_railgun_series_t *s,
+    uint64_t *out, ngx_railgun_native_t *nat);
 ngx_railgun_series_t *ngx_railgun_store_series(ngx_railgun_store_t *store,
     ngx_uint_t family, u_char *key, size_t len,
     ngx_railgun_buckets_t *buckets);
@@ -453,6 +531,81 @@ ngx_railgun_store_bucket(ngx_railgun_buckets_t *b, uint64_t us)
 }
 
 
+/* the native bucket index of us > 0 at the schema of b */
+
+static ngx_inline ngx_int_t
+ngx_railgun_native_index(ngx_railgun_buckets_t *b, uint64_t us)
+{
+    uint64_t         m;
+    ngx_int_t        i;
+    ngx_uint_t       e, lo, hi, mid;
+    const uint64_t  *tau;
+
+    e = 63 - __builtin_clzll(us);
+    m = us << (63 - e);
+
+    tau = &b->bound[b->n];
+    lo = 0;
+    hi = b->ntau;
+
+    while (lo < hi) {
+        mid = (lo + hi) / 2;
+
+        if (tau[mid] < m) {
+            lo = mid + 1;
+
+        } else {
+            hi = mid;
+        }
+    }
+
+    i = (ngx_int_t) (e << b->pow) - b->base + (ngx_int_t) lo;
+
+    if (b->shift) {
+        i = (i + ((ngx_int_t) 1 << b->shift) - 1) >> b->shift;
+    }
+
+    return i;
+}
+
+
+/*
+ * Where us goes among the native values of b: 0 is the zero bucket, 2 the
+ * first window's first count, 2 + native the second's.
+ */
+
+static ngx_inline ngx_uint_t
+ngx_railgun_native_slot(ngx_railgun_buckets_t *b, uint64_t us)
+{
+    ngx_int_t  i, r;
+
+    if (us <= NGX_RAILGUN_NATIVE_ZERO_US) {
+        return 0;
+    }
+
+    i = ngx_railgun_native_index(b, us);
+    r = i - b->offset;
+
+    if (r < (ngx_int_t) b->native) {
+        return 2 + r;
+    }
+
+    if (b->coarse == 0) {
+        return 1 + b->native;
+    }
+
+    r = ((i + ((ngx_int_t) 1 << b->coarse) - 1) >> b->coarse)
+        - b->coarse_offset;
+
+    if (r >= (ngx_int_t) b->native) {
+        /* above 2^64 us at schema -4 only: cannot be reached */
+        r = b->native - 1;
+    }
+
+    return 2 + b->native + r;
+}
+
+
 static ngx_inline void
 ngx_railgun_store_observe(ngx_railgun_series_t *s, uint64_t us)
 {
@@ -465,6 +618,19 @@ ngx_railgun_store_observe(ngx_railgun_series_t *s, uint64_t us)
 
     (void) __atomic_fetch_add(&s->values[i], 1, __ATOMIC_RELAXED);
     (void) __atomic_fetch_add(&s->values[b->n + 1], us, __ATOMIC_RELAXED);
+
+    if (b->native) {
+        i = ngx_railgun_native_slot(b, us);
+
+        if (i >= 2 + b->native) {
+            /* rare: the second window's marker, before its count */
+            __atomic_store_n(&s->values[ngx_railgun_native_first(b) + 1], 1,
+                             __ATOMIC_RELAXED);
+        }
+
+        (void) __atomic_fetch_add(&s->values[ngx_railgun_native_first(b) + i],
+                                  1, __ATOMIC_RELAXED);
+    }
 
     ngx_railgun_store_count_drop(s);
 }

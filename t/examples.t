@@ -29,7 +29,7 @@ use JSON::PP ();
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->has_daemon('promtool')->plan(46);
+my $t = Test::Railgun->new()->has_daemon('promtool')->plan(47);
 
 my $EX = "$Test::Railgun::REPO/conf-examples";
 
@@ -246,6 +246,7 @@ my %want = (
 	'probe states' => qr/railgun_probe_up\{/,
 	'Redis memory' => qr/railgun_redis_memory_used_bytes\{/,
 	'upstream peers' => qr/railgun_upstream_peer_up\{/,
+	'native histograms, classic where none' => qr/histogram_quantile\(0\.99, sum\(rate\(\{__name__="railgun_http_request_duration_seconds",.*\bor histogram_quantile\(0\.99, sum by \(le\) \(rate\(railgun_http_request_duration_seconds_bucket\{/,
 );
 
 for my $what (sort keys %want) {

@@ -14,6 +14,10 @@
  * - a slot whose owner is dead, or whose pid was reused, counts nothing and
  *   is taken over cleared;
  * - a zone's bytes run out before its table does;
+ * - the native bucket index of every schema matches the definition
+ *   2^((i-1)/2^s) < v <= 2^(i/2^s) seconds, computed here another way (long
+ *   double powers), exact boundaries included, and a window overflowed
+ *   merges into the coarser one with every count where it belongs.
  * - exemplars: the latest observation of each bucket, a record that a
  *   writer died in the middle of is never read and is taken over once
  *   stale, and readers in one process never see a record torn by writers
@@ -318,7 +322,7 @@ static ngx_railgun_family_conf_t  families[NFAMILIES] = {
 static struct {
     ngx_railgun_buckets_t  b;
     uint64_t               more[2];
-} buckets = { { NULL, 3, { 1000 } }, { 10000, 100000 } };
+} buckets = { { .n = 3, .bound = { 1000 } }, { 10000, 100000 } };
 
 
 static ngx_shm_zone_t       shm_zone;
@@ -1212,6 +1216,280 @@ test_exemplar_race(void)
 }
 
 
+/*
+ * The reference index: X = (v / 10^6)^(2^s) by squaring, kept as a
+ * mantissa in [1, 2) and an exponent; bucket i holds 2^(i-1) < X <= 2^i.
+ * Returns 0 where v is too near a boundary for long double to tell.
+ */
+
+static int
+ref_index(uint64_t v, ngx_int_t schema, ngx_int_t *index)
+{
+    long double  m;
+    ngx_int_t    e, k, i, n, pow;
+
+    m = (long double) v / 1000000.0L;
+    e = 0;
+
+    while (m >= 2.0L) { m /= 2.0L; e++; }
+    while (m < 1.0L) { m *= 2.0L; e--; }
+
+    pow = schema > 0 ? schema : 0;
+
+    for (k = 0; k < pow; k++) {
+        m *= m;
+        e *= 2;
+
+        if (m >= 2.0L) {
+            m /= 2.0L;
+            e++;
+        }
+    }
+
+    if (m != 1.0L && (m - 1.0L < 1e-12L || 2.0L - m < 1e-12L)) {
+        return 0;
+    }
+
+    i = (m == 1.0L) ? e : e + 1;
+
+    if (schema < 0) {
+        /* ceil(i / 2^-s) */
+        n = (ngx_int_t) 1 << -schema;
+        i = (i >= 0) ? (i + n - 1) / n : -((-i) / n);
+    }
+
+    *index = i;
+
+    return 1;
+}
+
+
+static ngx_railgun_buckets_t *
+native_buckets(ngx_int_t schema, ngx_uint_t native)
+{
+    ngx_railgun_buckets_t  *b;
+
+    b = calloc(1, offsetof(ngx_railgun_buckets_t, bound)
+                  + (3 + 256) * sizeof(uint64_t));
+
+    b->n = 3;
+    b->bound[0] = 1000;
+    b->bound[1] = 10000;
+    b->bound[2] = 100000;
+
+    ngx_railgun_store_native_init(b, schema, native);
+
+    return b;
+}
+
+
+static uint64_t
+next_random(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+
+    return *x;
+}
+
+
+static void
+test_native_index(void)
+{
+    char                    name[128];
+    uint64_t                v, x;
+    ngx_int_t               schema, i, r, j;
+    ngx_uint_t              bad, n, skipped;
+    ngx_railgun_buckets_t  *b;
+
+    for (schema = NGX_RAILGUN_NATIVE_MIN_SCHEMA;
+         schema <= NGX_RAILGUN_NATIVE_MAX_SCHEMA;
+         schema++)
+    {
+        b = native_buckets(schema, 160);
+        bad = 0;
+        n = 0;
+        skipped = 0;
+        x = 88172645463325252ull;
+
+        for (j = 0; j < 60000; j++) {
+
+            if (j < 20000) {
+                v = 977 + j;                    /* every us near 1 ms */
+
+            } else if (j < 40000) {
+                v = (uint64_t) (j - 19999) * 1000;   /* whole ms to 20 s */
+
+            } else {
+                v = next_random(&x) >> (next_random(&x) % 54);
+            }
+
+            if (v <= NGX_RAILGUN_NATIVE_ZERO_US) {
+                continue;
+            }
+
+            if (!ref_index(v, schema, &r)) {
+                skipped++;
+                continue;
+            }
+
+            i = ngx_railgun_native_index(b, v);
+            n++;
+
+            if (i != r) {
+                if (bad++ < 3) {
+                    printf("# schema %d: %llu us: index %d, not %d\n",
+                           (int) schema, (unsigned long long) v, (int) i,
+                           (int) r);
+                }
+            }
+        }
+
+        /* 10^6 * 2^j us is a bucket's upper bound exactly, 1 us more not */
+
+        for (j = -6; j <= 40; j++) {
+            v = j < 0 ? (uint64_t) 1000000 >> -j : (uint64_t) 1000000 << j;
+
+            if (v <= NGX_RAILGUN_NATIVE_ZERO_US) {
+                continue;
+            }
+
+            ref_index(v, schema, &r);
+            i = ngx_railgun_native_index(b, v);
+
+            if (i != r || (schema >= 0 && r != j * (1 << schema))) {
+                bad++;
+            }
+
+            i = ngx_railgun_native_index(b, v + 1);
+
+            if (ref_index(v + 1, schema, &r) && i != r) {
+                bad++;
+            }
+
+            n += 2;
+        }
+
+        snprintf(name, sizeof(name), "schema %d: %lu indices as defined "
+                 "(%lu too near a bound to check)", (int) schema,
+                 (unsigned long) n, (unsigned long) skipped);
+        ok(bad == 0 && skipped < 10, name);
+
+        /* the first window starts just above the zero bucket */
+
+        ok(ngx_railgun_native_index(b, NGX_RAILGUN_NATIVE_ZERO_US + 1)
+           == b->offset, "first bucket above the zero threshold");
+
+        free(b);
+    }
+}
+
+
+static void
+test_native_merge(void)
+{
+    uint64_t                out[8], obs[] = { 976, 0, 977, 1000, 1500,
+                                              50000, 400000, 1000000,
+                                              3600000000ull,
+                                              86400000000ull * 365 },
+                            zero, total;
+    ngx_int_t               schema, offset, r, k;
+    ngx_railgun_native_t    nat;
+    ngx_uint_t              j, bad;
+    ngx_railgun_buckets_t  *b;
+    ngx_railgun_series_t   *h;
+
+    b = native_buckets(3, 8);
+
+    ok(b->coarse > 0 && 3 - (ngx_int_t) b->coarse >= -4,
+       "8 buckets at schema 3 need a coarser window");
+
+    ok(zone(1024 * 1024, 100) == NGX_OK, "zone for native histograms");
+
+    h = ngx_railgun_store_series(&store, F_HISTOGRAM, (u_char *) "k=\"n\"",
+                                 5, b);
+    ok(h != NULL && !(h->flags & NGX_RAILGUN_SERIES_OVERFLOW)
+       && h->nvalues == 3 + 3 + 2 + 16, "a series with native counts");
+
+    /* within the first window: its schema */
+
+    ngx_railgun_store_observe(h, 1000);
+    ngx_railgun_store_observe(h, 1001);
+
+    ngx_railgun_store_native_read(h, out, &nat);
+    zero = nat.zero;
+    schema = nat.schema;
+    offset = nat.offset;
+    ref_index(1000, 3, &r);
+
+    ok(zero == 0 && schema == 3 && offset == b->offset
+       && out[r - offset] == 2 && nat.first == (ngx_uint_t) (r - offset)
+       && nat.last == nat.first + 1, "first window at schema 3");
+
+    for (j = 0; j < sizeof(obs) / sizeof(obs[0]); j++) {
+        ngx_railgun_store_observe(h, obs[j]);
+    }
+
+    ngx_railgun_store_native_read(h, out, &nat);
+    zero = nat.zero;
+    schema = nat.schema;
+    offset = nat.offset;
+
+    ok(schema == 3 - (ngx_int_t) b->coarse && offset == b->coarse_offset,
+       "merged to the coarser schema");
+    ok(zero == 2, "0 and 976 us in the zero bucket");
+
+    /* every observation above the zero bucket where its index says */
+
+    bad = 0;
+    total = 0;
+
+    for (k = 0; k < 8; k++) {
+        uint64_t  want = 0;
+
+        for (j = 0; j < sizeof(obs) / sizeof(obs[0]) + 2; j++) {
+            uint64_t  v = j < 2 ? 1000 + j : obs[j - 2];
+
+            if (v <= NGX_RAILGUN_NATIVE_ZERO_US) {
+                continue;
+            }
+
+            ref_index(v, schema, &r);
+
+            if (r == offset + k) {
+                want++;
+            }
+        }
+
+        if (out[k] != want) {
+            bad++;
+        }
+
+        total += out[k];
+    }
+
+    ok(bad == 0 && total == 10, "each count in its coarse bucket");
+
+    for (k = 0; k < 8; k++) {
+        if ((out[k] != 0) != ((ngx_uint_t) k >= nat.first
+                              && (ngx_uint_t) k < nat.last))
+        {
+            if (out[k] != 0 || k == (ngx_int_t) nat.first
+                || k == (ngx_int_t) nat.last - 1)
+            {
+                bad++;
+            }
+        }
+    }
+
+    ok(bad == 0 && out[nat.first] && out[nat.last - 1],
+       "first and last bucket with counts");
+
+    free(b);
+}
+
+
 int
 main(void)
 {
@@ -1228,6 +1506,8 @@ main(void)
 
     test_slots();
     test_sizing();
+    test_native_index();
+    test_native_merge();
 
     test_exemplars();
     test_exemplar_crash(9);
