@@ -354,7 +354,7 @@ ngx_http_railgun_websocket_read_in(ngx_connection_t *c, u_char *buf,
     size_t size)
 {
     return ngx_http_railgun_websocket_read(c, buf, size,
-                               ngx_http_railgun_ws_dir(c, NGX_HTTP_RAILGUN_WS_IN));
+               ngx_http_railgun_ws_dir(c, NGX_HTTP_RAILGUN_WS_IN));
 }
 
 
@@ -363,7 +363,7 @@ ngx_http_railgun_websocket_read_out(ngx_connection_t *c, u_char *buf,
     size_t size)
 {
     return ngx_http_railgun_websocket_read(c, buf, size,
-                              ngx_http_railgun_ws_dir(c, NGX_HTTP_RAILGUN_WS_OUT));
+               ngx_http_railgun_ws_dir(c, NGX_HTTP_RAILGUN_WS_OUT));
 }
 
 
@@ -626,6 +626,7 @@ ngx_http_railgun_websocket_end(ngx_http_request_t *r,
         rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
         ngx_railgun_store_exemplar_set(rmcf->store, ws->duration, us, &ex);
     }
+
     ngx_railgun_store_gauge_add(ws->active, ws->slot, -1);
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
