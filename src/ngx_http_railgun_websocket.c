@@ -357,8 +357,11 @@ static ssize_t
 ngx_http_railgun_websocket_read_in(ngx_connection_t *c, u_char *buf,
     size_t size)
 {
-    return ngx_http_railgun_websocket_read(c, buf, size,
-               ngx_http_railgun_ws_dir(c, NGX_HTTP_RAILGUN_WS_IN));
+    ngx_http_railgun_ws_dir_t  *dir;
+
+    dir = ngx_http_railgun_ws_dir(c, NGX_HTTP_RAILGUN_WS_IN);
+
+    return ngx_http_railgun_websocket_read(c, buf, size, dir);
 }
 
 
@@ -366,8 +369,11 @@ static ssize_t
 ngx_http_railgun_websocket_read_out(ngx_connection_t *c, u_char *buf,
     size_t size)
 {
-    return ngx_http_railgun_websocket_read(c, buf, size,
-               ngx_http_railgun_ws_dir(c, NGX_HTTP_RAILGUN_WS_OUT));
+    ngx_http_railgun_ws_dir_t  *dir;
+
+    dir = ngx_http_railgun_ws_dir(c, NGX_HTTP_RAILGUN_WS_OUT);
+
+    return ngx_http_railgun_websocket_read(c, buf, size, dir);
 }
 
 
