@@ -250,7 +250,10 @@ ngx_http_railgun_websocket_start(ngx_http_request_t *r)
 /*
  * Both the client's Upgrade and the upstream's answer name "websocket"
  * (RFC 6455, 4.1 and 4.2.2): a comma-separated list of protocols, each
- * compared without case, a "/version" allowed.
+ * compared without case, a "/version" allowed.  An HTTP/2 request has no
+ * Upgrade (RFC 9113, 8.2.2), yet nginx proxies one and tunnels a 101 on the
+ * stream's fake connection, whose send writes to the shared socket: that is
+ * no WebSocket session, and its bytes are no frames of one.
  */
 
 static ngx_uint_t
@@ -260,7 +263,8 @@ ngx_http_railgun_is_websocket(ngx_http_request_t *r)
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
-    if (r->headers_in.upgrade == NULL
+    if (r->http_version > NGX_HTTP_VERSION_11
+        || r->headers_in.upgrade == NULL
         || !ngx_http_railgun_has_websocket(&r->headers_in.upgrade->value))
     {
         return 0;
@@ -632,6 +636,7 @@ ngx_http_railgun_websocket_end(ngx_http_request_t *r,
         rmcf = ngx_http_get_module_main_conf(r, ngx_http_railgun_module);
         ngx_railgun_store_exemplar_set(rmcf->store, ws->duration, us, &ex);
     }
+
     ngx_railgun_store_gauge_add(ws->active, ws->slot, -1);
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
