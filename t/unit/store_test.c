@@ -1504,7 +1504,8 @@ test_native_extremes(void)
     char                    name[128];
     uint64_t               *out, v, obs[300], total;
     ngx_int_t               schema, r, k;
-    ngx_uint_t              j, m, nobs, bad, sizes[] = { 8, 9, 100, 1024 };
+    ngx_uint_t              j, m, nobs, bad,
+                            sizes[] = { 8, 9, 16, 100, 160, 1024 };
     ngx_railgun_native_t    nat;
     ngx_railgun_series_t   *h;
     ngx_railgun_buckets_t  *b;
