@@ -219,9 +219,9 @@ ngx_http_railgun_expose_handler(ngx_http_request_t *r)
 
 /*
  * ?format=json, then Accept: the protobuf format when asked for at least
- * as much as OpenMetrics (Prometheus with native histograms asks for it
- * first), OpenMetrics when asked for (Prometheus asks first for it), JSON,
- * or the text format 0.0.4 for anything else.
+ * as much as OpenMetrics, the text format and JSON (Prometheus with native
+ * histograms asks for it first), OpenMetrics when asked for (Prometheus
+ * asks first for it), JSON, or the text format 0.0.4 for anything else.
  */
 
 static ngx_uint_t
@@ -232,6 +232,8 @@ ngx_http_railgun_format(ngx_http_request_t *r)
 
     static ngx_str_t  pb = ngx_string("application/vnd.google.protobuf");
     static ngx_str_t  om = ngx_string("application/openmetrics-text");
+    static ngx_str_t  text = ngx_string("text/plain");
+    static ngx_str_t  json = ngx_string("application/json");
 
     if (ngx_http_arg(r, (u_char *) "format", 6, &value) == NGX_OK
         && value.len == 4 && ngx_strncasecmp(value.data, (u_char *) "json", 4)
@@ -242,7 +244,11 @@ ngx_http_railgun_format(ngx_http_request_t *r)
 
     proto = ngx_http_railgun_accept_q(r, &pb, 1);
 
-    if (proto > 0 && proto >= ngx_http_railgun_accept_q(r, &om, 0)) {
+    if (proto > 0
+        && proto >= ngx_http_railgun_accept_q(r, &om, 0)
+        && proto >= ngx_http_railgun_accept_q(r, &text, 0)
+        && proto >= ngx_http_railgun_accept_q(r, &json, 0))
+    {
         return NGX_HTTP_RAILGUN_PROTO;
     }
 

@@ -1490,6 +1490,122 @@ test_native_merge(void)
 }
 
 
+/*
+ * Every schema with the least and the most buckets, and a few between:
+ * observations at the zero threshold, at powers of two microseconds and
+ * seconds, one either side of them, and at 2^64 - 1 us; after the merge
+ * each is in the bucket its index at the merged schema says, and the
+ * counts add up.
+ */
+
+static void
+test_native_extremes(void)
+{
+    char                    name[128];
+    uint64_t               *out, v, obs[300], total;
+    ngx_int_t               schema, r, k;
+    ngx_uint_t              j, m, nobs, bad,
+                            sizes[] = { 8, 9, 16, 100, 160, 1024 };
+    ngx_railgun_native_t    nat;
+    ngx_railgun_series_t   *h;
+    ngx_railgun_buckets_t  *b;
+    u_char                  key[32];
+
+    out = calloc(NGX_RAILGUN_NATIVE_MAX_BUCKETS, sizeof(uint64_t));
+
+    ok(zone(16 * 1024 * 1024, 1000) == NGX_OK, "zone for extreme natives");
+
+    for (schema = NGX_RAILGUN_NATIVE_MIN_SCHEMA;
+         schema <= NGX_RAILGUN_NATIVE_MAX_SCHEMA;
+         schema++)
+    {
+        for (m = 0; m < sizeof(sizes) / sizeof(sizes[0]); m++) {
+            b = native_buckets(schema, sizes[m]);
+
+            j = snprintf((char *) key, sizeof(key), "k=\"%d_%u\"",
+                         (int) schema, (unsigned) sizes[m]);
+            h = ngx_railgun_store_series(&store, F_HISTOGRAM, key, j, b);
+
+            if (h == NULL) {
+                ok(0, "series for extreme natives");
+                free(b);
+                continue;
+            }
+
+            nobs = 0;
+            obs[nobs++] = 0;
+            obs[nobs++] = NGX_RAILGUN_NATIVE_ZERO_US;
+            obs[nobs++] = NGX_RAILGUN_NATIVE_ZERO_US + 1;
+            obs[nobs++] = (uint64_t) -1;
+            obs[nobs++] = (uint64_t) -2;
+
+            for (k = 10; k < 64; k++) {
+                v = (uint64_t) 1 << k;
+                obs[nobs++] = v - 1;
+                obs[nobs++] = v;
+                obs[nobs++] = v + 1;
+            }
+
+            for (k = 0; k <= 43; k++) {
+                obs[nobs++] = (uint64_t) 1000000 << k;
+                obs[nobs++] = ((uint64_t) 1000000 << k) + 1;
+            }
+
+            for (j = 0; j < nobs; j++) {
+                ngx_railgun_store_observe(h, obs[j]);
+            }
+
+            ngx_railgun_store_native_read(h, out, &nat);
+
+            bad = 0;
+            total = nat.zero;
+
+            for (j = 0; j < h->buckets->native; j++) {
+                total += out[j];
+            }
+
+            for (j = 0; j < nobs; j++) {
+                if (obs[j] <= NGX_RAILGUN_NATIVE_ZERO_US) {
+                    continue;
+                }
+
+                if (!ref_index(obs[j], nat.schema, &r)) {
+                    continue;
+                }
+
+                k = r - nat.offset;
+
+                if (k < 0 || k >= (ngx_int_t) h->buckets->native
+                    || out[k] == 0)
+                {
+                    if (bad++ < 3) {
+                        printf("# schema %d, %u buckets: %llu us at "
+                               "schema %d index %d, window %d...%d\n",
+                               (int) schema, (unsigned) sizes[m],
+                               (unsigned long long) obs[j],
+                               (int) nat.schema, (int) r, (int) nat.offset,
+                               (int) (nat.offset + h->buckets->native - 1));
+                    }
+
+                    continue;
+                }
+
+                out[k]--;
+            }
+
+            snprintf(name, sizeof(name), "schema %d, %u buckets: %u "
+                     "observations where their index says", (int) schema,
+                     (unsigned) sizes[m], (unsigned) nobs);
+            ok(bad == 0 && total == nobs && nat.zero == 2, name);
+
+            free(b);
+        }
+    }
+
+    free(out);
+}
+
+
 int
 main(void)
 {
@@ -1508,6 +1624,7 @@ main(void)
     test_sizing();
     test_native_index();
     test_native_merge();
+    test_native_extremes();
 
     test_exemplars();
     test_exemplar_crash(9);
