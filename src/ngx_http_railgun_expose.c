@@ -45,8 +45,6 @@ typedef struct {
 
 
 static ngx_uint_t ngx_http_railgun_format(ngx_http_request_t *r);
-static ngx_uint_t ngx_http_railgun_accepts(ngx_http_request_t *r,
-    char *type, size_t len);
 static ngx_int_t ngx_http_railgun_accept_q(ngx_http_request_t *r,
     ngx_str_t *type, ngx_uint_t proto);
 static ngx_int_t ngx_http_railgun_reject(ngx_http_request_t *r,
@@ -218,21 +216,22 @@ ngx_http_railgun_expose_handler(ngx_http_request_t *r)
 
 
 /*
- * ?format=json, then Accept: the protobuf format when asked for at least
- * as much as OpenMetrics, the text format and JSON (Prometheus with native
- * histograms asks for it first), OpenMetrics when asked for (Prometheus
- * asks first for it), JSON, or the text format 0.0.4 for anything else.
+ * ?format=json, then Accept by q-value: the protobuf format, OpenMetrics
+ * or JSON, whichever is asked for most, ties in that order (Prometheus asks
+ * first for the protobuf format with native histograms on, for OpenMetrics
+ * otherwise); the text format 0.0.4 when it is asked for more, or when none
+ * of the three is acceptable (q=0 refuses a type, as RFC 9110 says).
  */
 
 static ngx_uint_t
 ngx_http_railgun_format(ngx_http_request_t *r)
 {
     ngx_str_t  value;
-    ngx_int_t  proto;
+    ngx_int_t  proto, om, js, text;
 
     static ngx_str_t  pb = ngx_string("application/vnd.google.protobuf");
-    static ngx_str_t  om = ngx_string("application/openmetrics-text");
-    static ngx_str_t  text = ngx_string("text/plain");
+    static ngx_str_t  omt = ngx_string("application/openmetrics-text");
+    static ngx_str_t  plain = ngx_string("text/plain");
     static ngx_str_t  json = ngx_string("application/json");
 
     if (ngx_http_arg(r, (u_char *) "format", 6, &value) == NGX_OK
@@ -243,64 +242,23 @@ ngx_http_railgun_format(ngx_http_request_t *r)
     }
 
     proto = ngx_http_railgun_accept_q(r, &pb, 1);
+    om = ngx_http_railgun_accept_q(r, &omt, 0);
+    js = ngx_http_railgun_accept_q(r, &json, 0);
+    text = ngx_http_railgun_accept_q(r, &plain, 0);
 
-    if (proto > 0
-        && proto >= ngx_http_railgun_accept_q(r, &om, 0)
-        && proto >= ngx_http_railgun_accept_q(r, &text, 0)
-        && proto >= ngx_http_railgun_accept_q(r, &json, 0))
-    {
+    if (proto > 0 && proto >= om && proto >= js && proto >= text) {
         return NGX_HTTP_RAILGUN_PROTO;
     }
 
-    if (ngx_http_railgun_accepts(r, "application/openmetrics-text",
-                                 sizeof("application/openmetrics-text") - 1))
-    {
+    if (om > 0 && om >= js && om >= text) {
         return NGX_HTTP_RAILGUN_OPENMETRICS;
     }
 
-    if (ngx_http_railgun_accepts(r, "application/json",
-                                 sizeof("application/json") - 1))
-    {
+    if (js > 0 && js >= text) {
         return NGX_HTTP_RAILGUN_JSON;
     }
 
     return NGX_HTTP_RAILGUN_TEXT;
-}
-
-
-static ngx_uint_t
-ngx_http_railgun_accepts(ngx_http_request_t *r, char *type, size_t len)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == sizeof("Accept") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Accept",
-                               sizeof("Accept") - 1)
-               == 0
-            && ngx_strcasestrn(h[i].value.data, type, len - 1) != NULL)
-        {
-            return 1;
-        }
-    }
-
-    return 0;
 }
 
 

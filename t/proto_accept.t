@@ -47,7 +47,7 @@ http {
 
 EOF
 
-$t->run()->plan(13);
+$t->run()->plan(21);
 
 ###############################################################################
 
@@ -94,5 +94,26 @@ my $junk = join(',', map { "x/y$_;a=b;q=0.1" } 1 .. 2500);
 like(type_of("$junk,$PB;q=0.3"), $PROTO, 'protobuf after 40 KB of ranges');
 like(type_of("$junk,$PB;q=0.3,text/plain;q=0.4"), $TEXT,
 	'text after 40 KB of ranges and protobuf, at a higher q: text');
+
+# OpenMetrics and JSON by q-value too (RFC 9110: q=0 is "not acceptable")
+
+my $OMT = 'application/openmetrics-text';
+my $OPENM = qr!^200 application/openmetrics-text; version=1\.0\.0!;
+
+like(type_of("$OMT;version=1.0.0,$OMT;version=0.0.1;q=0.75,"
+	. "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"), $OPENM,
+	'Prometheus\' own Accept: OpenMetrics');
+like(type_of("$OMT;q=0, text/plain"), $TEXT, 'q=0 refuses OpenMetrics');
+like(type_of("text/plain;q=1, $OMT;q=0.1"), $TEXT,
+	'text at a higher q than OpenMetrics: text');
+like(type_of("text/plain, $OMT"), $OPENM,
+	'OpenMetrics and text at the same q: OpenMetrics');
+like(type_of("application/json;q=0, text/plain"), $TEXT, 'q=0 refuses JSON');
+like(type_of("application/json;q=0.9, $OMT;q=0.5"), $JSON,
+	'JSON at a higher q than OpenMetrics: JSON');
+like(type_of("text/plain;q=0.8, application/json;q=0.3"), $TEXT,
+	'text at a higher q than JSON: text');
+like(type_of("application/json, text/plain"), $JSON,
+	'JSON and text at the same q: JSON');
 
 ###############################################################################
