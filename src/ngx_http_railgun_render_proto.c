@@ -264,7 +264,9 @@ ngx_http_railgun_proto_sample(ngx_http_railgun_render_t *rd)
                 + 2;
     }
 
-    if ((size_t) (rd->buf->end - rd->buf->last) < need) {
+    /* 16 bytes to spare for the labels' 16-byte copies */
+
+    if ((size_t) (rd->buf->end - rd->buf->last) < need + 16) {
         ngx_http_railgun_proto_close(rd);
         return NGX_AGAIN;
     }
@@ -463,9 +465,28 @@ ngx_http_railgun_pb_copy(u_char *dst, u_char *src, size_t len)
 }
 
 
+/*
+ * A copy of at most 16 bytes as one 16-byte move, when the source has them
+ * before last: the bytes past len are written over by what follows, and
+ * the Metric's room has 16 bytes to spare for the last of them.
+ */
+
+static ngx_inline u_char *
+ngx_http_railgun_pb_copy16(u_char *dst, u_char *src, size_t len,
+    u_char *last)
+{
+    if (len <= 16 && last - src >= 16) {
+        ngx_memcpy(dst, src, 16);
+        return dst + len;
+    }
+
+    return ngx_http_railgun_pb_copy(dst, src, len);
+}
+
+
 static ngx_inline u_char *
 ngx_http_railgun_pb_pair(u_char *p, u_char *name, size_t name_len,
-    u_char *value, size_t value_len)
+    u_char *value, size_t value_len, u_char *last)
 {
     /* Metric.label: LabelPair; all its lengths one byte, the rule */
 
@@ -474,7 +495,7 @@ ngx_http_railgun_pb_pair(u_char *p, u_char *name, size_t name_len,
         p[1] = (u_char) (name_len + value_len + 4);
         p[2] = ngx_http_railgun_pb_tag(1, NGX_HTTP_RAILGUN_PB_LEN);
         p[3] = (u_char) name_len;
-        p = ngx_http_railgun_pb_copy(p + 4, name, name_len);
+        p = ngx_http_railgun_pb_copy16(p + 4, name, name_len, last);
         p[0] = ngx_http_railgun_pb_tag(2, NGX_HTTP_RAILGUN_PB_LEN);
         p[1] = (u_char) value_len;
 
@@ -559,8 +580,8 @@ ngx_http_railgun_proto_labels(u_char *p, u_char *key, size_t len)
             }
 
             p = ngx_http_railgun_pb_pair(p, name, value - 2 - name, value,
-                                         q - value);
-            p = ngx_http_railgun_pb_copy(p, value, q - value);
+                                         q - value, last);
+            p = ngx_http_railgun_pb_copy16(p, value, q - value, last);
 
             name = q + 2;            /* '",' */
             open = 0;
@@ -608,7 +629,8 @@ ngx_http_railgun_proto_labels_escaped(u_char *p, u_char *key, size_t len)
             }
         }
 
-        p = ngx_http_railgun_pb_pair(p, name, key - name, value, value_len);
+        p = ngx_http_railgun_pb_pair(p, name, key - name, value, value_len,
+                                     last);
 
         for (r = value; r < q; r++) {
             if (*r == '\\' && r + 1 < q) {
@@ -641,7 +663,7 @@ ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd, u_char *p)
 {
     u_char                 *len_at, *start, *bound;
     size_t                  width;
-    uint64_t                count, cum;
+    uint64_t                count, cum, ex_mask, *v;
     ngx_uint_t              i, n;
     ngx_railgun_native_t    nat;
     ngx_railgun_buckets_t  *b;
@@ -692,30 +714,40 @@ ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd, u_char *p)
     p = ngx_http_railgun_pb_double(p, 2,
                                    (double) rd->sample.v[n + 1] / 1000000.0);
 
-    for (i = 0; i < n; i++) {
-        cum = ngx_min(rd->sample.v[i], count);
+    /*
+     * The sample's fields in locals: every byte written through p may
+     * alias them, and they would be read again for each bucket.
+     */
 
-        if (rd->sample.ex_mask & ((uint64_t) 1 << i)) {
-            p = ngx_http_railgun_proto_bucket_ex(p, cum, bound + 9 * i,
+    v = rd->sample.v;
+    ex_mask = rd->sample.ex_mask;
+
+    for (i = 0; i < n; i++, bound += 9) {
+        cum = ngx_min(v[i], count);
+
+        if (ex_mask & ((uint64_t) 1 << i)) {
+            p = ngx_http_railgun_proto_bucket_ex(p, cum, bound,
                                                  &rd->sample.ex[i]);
             continue;
         }
 
         /* Histogram.bucket: Bucket */
-        *p++ = ngx_http_railgun_pb_tag(3, NGX_HTTP_RAILGUN_PB_LEN);
 
         if (cum < 0x80) {
-            *p++ = 11;
-            *p++ = ngx_http_railgun_pb_tag(1, NGX_HTTP_RAILGUN_PB_VARINT);
-            *p++ = (u_char) cum;
-
-        } else {
-            *p++ = (u_char) (1 + ngx_http_railgun_pb_varint_len(cum) + 9);
-            *p++ = ngx_http_railgun_pb_tag(1, NGX_HTTP_RAILGUN_PB_VARINT);
-            p = ngx_http_railgun_pb_varint(p, cum);
+            p[0] = ngx_http_railgun_pb_tag(3, NGX_HTTP_RAILGUN_PB_LEN);
+            p[1] = 11;
+            p[2] = ngx_http_railgun_pb_tag(1, NGX_HTTP_RAILGUN_PB_VARINT);
+            p[3] = (u_char) cum;
+            ngx_memcpy(p + 4, bound, 9);
+            p += 13;
+            continue;
         }
 
-        p = ngx_cpymem(p, bound + 9 * i, 9);
+        *p++ = ngx_http_railgun_pb_tag(3, NGX_HTTP_RAILGUN_PB_LEN);
+        *p++ = (u_char) (1 + ngx_http_railgun_pb_varint_len(cum) + 9);
+        *p++ = ngx_http_railgun_pb_tag(1, NGX_HTTP_RAILGUN_PB_VARINT);
+        p = ngx_http_railgun_pb_varint(p, cum);
+        p = ngx_cpymem(p, bound, 9);
     }
 
     /*
@@ -723,7 +755,7 @@ ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd, u_char *p)
      * carry: then it is written, as Prometheus' clients do.
      */
 
-    if (rd->sample.ex_mask & ((uint64_t) 1 << n)) {
+    if (ex_mask & ((uint64_t) 1 << n)) {
         u_char  inf[9];
 
         (void) ngx_http_railgun_pb_double(inf, 2,
