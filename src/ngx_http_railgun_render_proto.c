@@ -53,8 +53,14 @@
 
 #define NGX_HTTP_RAILGUN_PB_INF  __builtin_inf()
 
-/* the scratch area: the encoded upper bounds, then the packed deltas */
-#define NGX_HTTP_RAILGUN_PB_DELTAS  (NGX_RAILGUN_STORE_MAX_BUCKETS * 9)
+/*
+ * The scratch area: a Bucket template a bucket, 16 bytes apart (tag,
+ * length, the cumulative count's tag and a one-byte count to fill in, the
+ * upper bound's 9 bytes), then the packed deltas.
+ */
+#define NGX_HTTP_RAILGUN_PB_TEMPLATE  16
+#define NGX_HTTP_RAILGUN_PB_DELTAS                                            \
+    (NGX_RAILGUN_STORE_MAX_BUCKETS * NGX_HTTP_RAILGUN_PB_TEMPLATE)
 
 
 static ngx_int_t ngx_http_railgun_proto_begin(ngx_http_railgun_render_t *rd);
@@ -519,13 +525,62 @@ ngx_http_railgun_pb_pair(u_char *p, u_char *name, size_t name_len,
 }
 
 
+#if (defined NGX_HTTP_RAILGUN_PB_CHUNK)
+
+/*
+ * The next quote of the label text, from the mask of the chunk at *w on:
+ * NULL at the end of the text, or, with *backslash set, at a backslash.
+ * The last chunk is the text's last bytes, the quotes of those read
+ * before masked off, so that nothing past the text is read.
+ */
+
+static ngx_inline u_char *
+ngx_http_railgun_pb_next_quote(u_char **w, uint64_t *quotes, u_char *last,
+    ngx_uint_t *backslash)
+{
+    u_char    *c, *q;
+    uint64_t   m;
+
+    m = *quotes;
+    c = *w;
+
+    while (m == 0) {
+        c += NGX_HTTP_RAILGUN_PB_CHUNK;
+
+        if (c >= last) {
+            return NULL;
+        }
+
+        if (last - c < NGX_HTTP_RAILGUN_PB_CHUNK) {
+            q = c;
+            c = last - NGX_HTTP_RAILGUN_PB_CHUNK;
+            m = ngx_http_railgun_pb_scan(c, backslash)
+                & ~(uint64_t) 0 << (NGX_HTTP_RAILGUN_PB_BITS * (q - c));
+
+        } else {
+            m = ngx_http_railgun_pb_scan(c, backslash);
+        }
+
+        if (*backslash) {
+            return NULL;
+        }
+    }
+
+    *w = c;
+    *quotes = m & (m - 1);
+
+    return c + __builtin_ctzll(m) / NGX_HTTP_RAILGUN_PB_BITS;
+}
+
+#endif
+
+
 /*
  * The label text a="x",b="y" as LabelPair messages.  Without a backslash
  * in the text, the rule, every quote is a value's start or end, and the
  * text is read once, a chunk at a time: each chunk's quotes as a bit mask,
- * taken lowest first.  The last chunk is the text's last bytes, the quotes
- * of those read before masked off, so that nothing past the text is read.
- * A backslash sends the whole text to the unescaping loop, from the start.
+ * taken lowest first.  A backslash sends the whole text to the unescaping
+ * loop, from the start.
  */
 
 static u_char *
@@ -534,7 +589,7 @@ ngx_http_railgun_proto_labels(u_char *p, u_char *key, size_t len)
 #if (defined NGX_HTTP_RAILGUN_PB_CHUNK)
     u_char      *start, *last, *w, *q, *name, *value;
     uint64_t     quotes;
-    ngx_uint_t   open, backslash;
+    ngx_uint_t   backslash;
 
     if (len < NGX_HTTP_RAILGUN_PB_CHUNK) {
         return ngx_http_railgun_proto_labels_escaped(p, key, len);
@@ -543,49 +598,40 @@ ngx_http_railgun_proto_labels(u_char *p, u_char *key, size_t len)
     start = p;
     last = key + len;
     name = key;
-    value = NULL;
-    open = 0;
+    w = key;
 
-    for (w = key; w < last; w += NGX_HTTP_RAILGUN_PB_CHUNK) {
+    quotes = ngx_http_railgun_pb_scan(w, &backslash);
 
-        if (last - w < NGX_HTTP_RAILGUN_PB_CHUNK) {
-            /* the last chunk's bytes, without those already read */
-            q = w;
-            w = last - NGX_HTTP_RAILGUN_PB_CHUNK;
-            quotes = ngx_http_railgun_pb_scan(w, &backslash)
-                     & ~(uint64_t) 0 << (NGX_HTTP_RAILGUN_PB_BITS * (q - w));
+    if (backslash) {
+        return ngx_http_railgun_proto_labels_escaped(start, key, len);
+    }
 
-        } else {
-            quotes = ngx_http_railgun_pb_scan(w, &backslash);
+    for ( ;; ) {
+        q = ngx_http_railgun_pb_next_quote(&w, &quotes, last, &backslash);
+
+        /* name="value": the quote follows the '=' */
+
+        if (q == NULL || q - name < 2) {
+            break;
         }
 
-        if (backslash) {
-            return ngx_http_railgun_proto_labels_escaped(start, key, len);
+        value = q + 1;
+
+        q = ngx_http_railgun_pb_next_quote(&w, &quotes, last, &backslash);
+
+        if (q == NULL) {
+            break;
         }
 
-        while (quotes) {
-            q = w + __builtin_ctzll(quotes) / NGX_HTTP_RAILGUN_PB_BITS;
-            quotes &= quotes - 1;
+        p = ngx_http_railgun_pb_pair(p, name, value - 2 - name, value,
+                                     q - value, last);
+        p = ngx_http_railgun_pb_copy16(p, value, q - value, last);
 
-            if (!open) {
-                /* name="value": the quote follows the '=' */
+        name = q + 2;                /* '",' */
+    }
 
-                if (q - name < 2) {
-                    return p;
-                }
-
-                value = q + 1;
-                open = 1;
-                continue;
-            }
-
-            p = ngx_http_railgun_pb_pair(p, name, value - 2 - name, value,
-                                         q - value, last);
-            p = ngx_http_railgun_pb_copy16(p, value, q - value, last);
-
-            name = q + 2;            /* '",' */
-            open = 0;
-        }
+    if (backslash) {
+        return ngx_http_railgun_proto_labels_escaped(start, key, len);
     }
 
     return p;
@@ -661,7 +707,7 @@ ngx_http_railgun_proto_labels_escaped(u_char *p, u_char *key, size_t len)
 static u_char *
 ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd, u_char *p)
 {
-    u_char                 *len_at, *start, *bound;
+    u_char                 *len_at, *start, *bound, *t;
     size_t                  width;
     uint64_t                count, cum, ex_mask, *v;
     ngx_uint_t              i, n;
@@ -674,7 +720,12 @@ ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd, u_char *p)
 
     if (rd->pb_buckets != b) {
         for (i = 0; i < n; i++) {
-            (void) ngx_http_railgun_pb_double(bound + 9 * i, 2,
+            t = bound + NGX_HTTP_RAILGUN_PB_TEMPLATE * i;
+            ngx_memzero(t, NGX_HTTP_RAILGUN_PB_TEMPLATE);
+            t[0] = ngx_http_railgun_pb_tag(3, NGX_HTTP_RAILGUN_PB_LEN);
+            t[1] = 11;
+            t[2] = ngx_http_railgun_pb_tag(1, NGX_HTTP_RAILGUN_PB_VARINT);
+            (void) ngx_http_railgun_pb_double(t + 4, 2,
                                       (double) b->bound[i] / 1000000.0);
         }
 
@@ -722,23 +773,24 @@ ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd, u_char *p)
     v = rd->sample.v;
     ex_mask = rd->sample.ex_mask;
 
-    for (i = 0; i < n; i++, bound += 9) {
+    for (i = 0; i < n; i++, bound += NGX_HTTP_RAILGUN_PB_TEMPLATE) {
         cum = ngx_min(v[i], count);
 
         if (ex_mask & ((uint64_t) 1 << i)) {
-            p = ngx_http_railgun_proto_bucket_ex(p, cum, bound,
+            p = ngx_http_railgun_proto_bucket_ex(p, cum, bound + 4,
                                                  &rd->sample.ex[i]);
             continue;
         }
 
-        /* Histogram.bucket: Bucket */
+        /*
+         * Histogram.bucket: Bucket, from its template when the count
+         * takes one byte (the 3 bytes past it are written over next, or
+         * are in the Metric's 16 to spare)
+         */
 
         if (cum < 0x80) {
-            p[0] = ngx_http_railgun_pb_tag(3, NGX_HTTP_RAILGUN_PB_LEN);
-            p[1] = 11;
-            p[2] = ngx_http_railgun_pb_tag(1, NGX_HTTP_RAILGUN_PB_VARINT);
+            ngx_memcpy(p, bound, NGX_HTTP_RAILGUN_PB_TEMPLATE);
             p[3] = (u_char) cum;
-            ngx_memcpy(p + 4, bound, 9);
             p += 13;
             continue;
         }
@@ -747,7 +799,7 @@ ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd, u_char *p)
         *p++ = (u_char) (1 + ngx_http_railgun_pb_varint_len(cum) + 9);
         *p++ = ngx_http_railgun_pb_tag(1, NGX_HTTP_RAILGUN_PB_VARINT);
         p = ngx_http_railgun_pb_varint(p, cum);
-        p = ngx_cpymem(p, bound, 9);
+        p = ngx_cpymem(p, bound + 4, 9);
     }
 
     /*
