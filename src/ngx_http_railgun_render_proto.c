@@ -204,11 +204,13 @@ ngx_http_railgun_pb_width(size_t max)
 /*
  * The most the LabelPair messages of label text of len bytes take: a pair
  * adds at most 3 bytes to its text (1 with its comma), a pair is at least
- * 5 bytes of text, and a length of 128 or more a byte per 60 of text.
+ * 5 bytes of text, and a length of 128 or more a byte per 60 of text:
+ * len + (3 len + 3) / 5 + len / 60 + 1, which len + len / 2 + len / 8 + 3
+ * bounds with shifts rather than divisions.
  */
 
 #define ngx_http_railgun_pb_labels_max(len)                                   \
-    ((len) + (3 * (len) + 3) / 5 + (len) / 60 + 1)
+    ((len) + ((len) >> 1) + ((len) >> 3) + 3)
 
 
 static ngx_int_t
