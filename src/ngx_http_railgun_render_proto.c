@@ -9,6 +9,10 @@
 #include <ngx_http.h>
 #include "ngx_http_railgun_render.h"
 
+#if (defined __SSE2__)
+#include <emmintrin.h>
+#endif
+
 
 /*
  * The Prometheus protobuf format: length-delimited io.prometheus.client
@@ -388,8 +392,6 @@ ngx_http_railgun_proto_close(ngx_http_railgun_render_t *rd)
  */
 
 #if (defined __SSE2__)
-
-#include <emmintrin.h>
 
 #define NGX_HTTP_RAILGUN_PB_CHUNK  16
 #define NGX_HTTP_RAILGUN_PB_BITS   1
