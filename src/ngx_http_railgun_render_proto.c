@@ -9,6 +9,10 @@
 #include <ngx_http.h>
 #include "ngx_http_railgun_render.h"
 
+#if (defined __SSE2__)
+#include <emmintrin.h>
+#endif
+
 
 /*
  * The Prometheus protobuf format: length-delimited io.prometheus.client
@@ -53,8 +57,14 @@
 
 #define NGX_HTTP_RAILGUN_PB_INF  __builtin_inf()
 
-/* the scratch area: the encoded upper bounds, then the packed deltas */
-#define NGX_HTTP_RAILGUN_PB_DELTAS  (NGX_RAILGUN_STORE_MAX_BUCKETS * 9)
+/*
+ * The scratch area: a Bucket template a bucket, 16 bytes apart (tag,
+ * length, the cumulative count's tag and a one-byte count to fill in, the
+ * upper bound's 9 bytes), then the packed deltas.
+ */
+#define NGX_HTTP_RAILGUN_PB_TEMPLATE  16
+#define NGX_HTTP_RAILGUN_PB_DELTAS                                            \
+    (NGX_RAILGUN_STORE_MAX_BUCKETS * NGX_HTTP_RAILGUN_PB_TEMPLATE)
 
 
 static ngx_int_t ngx_http_railgun_proto_begin(ngx_http_railgun_render_t *rd);
@@ -65,6 +75,8 @@ static ngx_int_t ngx_http_railgun_proto_family_end(
 static ngx_int_t ngx_http_railgun_proto_end(ngx_http_railgun_render_t *rd);
 static void ngx_http_railgun_proto_close(ngx_http_railgun_render_t *rd);
 static u_char *ngx_http_railgun_proto_labels(u_char *p, u_char *key,
+    size_t len);
+static u_char *ngx_http_railgun_proto_labels_escaped(u_char *p, u_char *key,
     size_t len);
 static u_char *ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd,
     u_char *p);
@@ -196,11 +208,13 @@ ngx_http_railgun_pb_width(size_t max)
 /*
  * The most the LabelPair messages of label text of len bytes take: a pair
  * adds at most 3 bytes to its text (1 with its comma), a pair is at least
- * 5 bytes of text, and a length of 128 or more a byte per 60 of text.
+ * 5 bytes of text, and a length of 128 or more a byte per 60 of text:
+ * len + (3 len + 3) / 5 + len / 60 + 1, which len + len / 2 + len / 8 + 3
+ * bounds with shifts rather than divisions.
  */
 
 #define ngx_http_railgun_pb_labels_max(len)                                   \
-    ((len) + (3 * (len) + 3) / 5 + (len) / 60 + 1)
+    ((len) + ((len) >> 1) + ((len) >> 3) + 3)
 
 
 static ngx_int_t
@@ -262,7 +276,9 @@ ngx_http_railgun_proto_sample(ngx_http_railgun_render_t *rd)
                 + 2;
     }
 
-    if ((size_t) (rd->buf->end - rd->buf->last) < need) {
+    /* 16 bytes to spare for the labels' 16-byte copies */
+
+    if ((size_t) (rd->buf->end - rd->buf->last) < need + 16) {
         ngx_http_railgun_proto_close(rd);
         return NGX_AGAIN;
     }
@@ -369,38 +385,58 @@ ngx_http_railgun_proto_close(ngx_http_railgun_render_t *rd)
 
 
 /*
- * The first '"' from p on, or last: on little-endian CPUs eight bytes at a
- * time, the "has a zero byte" test on the word xor '"' telling where (its
- * lowest byte flagged is always a true one).  Label values are most of
- * what a scrape reads.
+ * The quotes and the backslashes of the label text, a chunk at a time:
+ * 16 bytes with SSE2 (every x86-64 has it), else a word on little-endian
+ * CPUs.  Each returns the chunk's quotes as a mask, PB_BITS bits a byte
+ * from the lowest, and whether it has a backslash.
  */
 
-static ngx_inline u_char *
-ngx_http_railgun_pb_quote(u_char *p, u_char *last)
+#if (defined __SSE2__)
+
+#define NGX_HTTP_RAILGUN_PB_CHUNK  16
+#define NGX_HTTP_RAILGUN_PB_BITS   1
+
+static ngx_inline uint64_t
+ngx_http_railgun_pb_scan(u_char *p, ngx_uint_t *backslash)
 {
-#if (NGX_HAVE_LITTLE_ENDIAN)
-    uint64_t  w, m;
+    __m128i  v;
 
-    while (last - p >= 8) {
-        ngx_memcpy(&w, p, sizeof(uint64_t));
+    v = _mm_loadu_si128((__m128i *) p);
 
-        w ^= 0x2222222222222222ULL;
-        m = (w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL;
+    *backslash = _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
 
-        if (m) {
-            return p + (__builtin_ctzll(m) >> 3);
-        }
-
-        p += 8;
-    }
-#endif
-
-    while (p < last && *p != '"') {
-        p++;
-    }
-
-    return p;
+    return (uint64_t) _mm_movemask_epi8(_mm_cmpeq_epi8(v,
+                                                       _mm_set1_epi8('"')));
 }
+
+#elif (NGX_HAVE_LITTLE_ENDIAN)
+
+#define NGX_HTTP_RAILGUN_PB_CHUNK  8
+#define NGX_HTTP_RAILGUN_PB_BITS   8
+
+/*
+ * The bytes of the word w equal to c (c repeated in every byte): 0x80 in
+ * each, exactly; the shorter "has a zero byte" test may also flag the byte
+ * after a true one, which here would cut a value at a '#'.
+ */
+
+#define ngx_http_railgun_pb_bytes(w, c)                                       \
+    (~(((((w) ^ (c)) & 0x7f7f7f7f7f7f7f7fULL) + 0x7f7f7f7f7f7f7f7fULL)     \
+       | ((w) ^ (c)) | 0x7f7f7f7f7f7f7f7fULL))
+
+static ngx_inline uint64_t
+ngx_http_railgun_pb_scan(u_char *p, ngx_uint_t *backslash)
+{
+    uint64_t  w;
+
+    ngx_memcpy(&w, p, sizeof(uint64_t));
+
+    *backslash = (ngx_http_railgun_pb_bytes(w, 0x5c5c5c5c5c5c5c5cULL) != 0);
+
+    return ngx_http_railgun_pb_bytes(w, 0x2222222222222222ULL);
+}
+
+#endif
 
 
 /* a short copy without a call: label names and values are a few bytes */
@@ -439,11 +475,43 @@ ngx_http_railgun_pb_copy(u_char *dst, u_char *src, size_t len)
 }
 
 
+/*
+ * A copy of at most 16 bytes as one 16-byte move, when the source has them
+ * before last: the bytes past len are written over by what follows, and
+ * the Metric's room has 16 bytes to spare for the last of them.
+ */
+
+static ngx_inline u_char *
+ngx_http_railgun_pb_copy16(u_char *dst, u_char *src, size_t len,
+    u_char *last)
+{
+    if (len <= 16 && last - src >= 16) {
+        ngx_memcpy(dst, src, 16);
+        return dst + len;
+    }
+
+    return ngx_http_railgun_pb_copy(dst, src, len);
+}
+
+
 static ngx_inline u_char *
 ngx_http_railgun_pb_pair(u_char *p, u_char *name, size_t name_len,
-    u_char *value, size_t value_len)
+    u_char *value, size_t value_len, u_char *last)
 {
-    /* Metric.label: LabelPair */
+    /* Metric.label: LabelPair; all its lengths one byte, the rule */
+
+    if (name_len + value_len < 0x80 - 4) {
+        p[0] = ngx_http_railgun_pb_tag(1, NGX_HTTP_RAILGUN_PB_LEN);
+        p[1] = (u_char) (name_len + value_len + 4);
+        p[2] = ngx_http_railgun_pb_tag(1, NGX_HTTP_RAILGUN_PB_LEN);
+        p[3] = (u_char) name_len;
+        p = ngx_http_railgun_pb_copy16(p + 4, name, name_len, last);
+        p[0] = ngx_http_railgun_pb_tag(2, NGX_HTTP_RAILGUN_PB_LEN);
+        p[1] = (u_char) value_len;
+
+        return p + 2;
+    }
+
     *p++ = ngx_http_railgun_pb_tag(1, NGX_HTTP_RAILGUN_PB_LEN);
     p = ngx_http_railgun_pb_varint(p,
                        1 + ngx_http_railgun_pb_varint_len(name_len) + name_len
@@ -461,48 +529,134 @@ ngx_http_railgun_pb_pair(u_char *p, u_char *name, size_t name_len,
 }
 
 
+#if (defined NGX_HTTP_RAILGUN_PB_CHUNK)
+
 /*
- * The label text a="x",b="y" as LabelPair messages: the values unescaped
- * from the text format's \\, \" and \n.  Without a backslash in the text,
- * the rule, every quote is a value's start or end.
+ * The next quote of the label text, from the mask of the chunk at *w on:
+ * NULL at the end of the text, or, with *backslash set, at a backslash.
+ * The last chunk is the text's last bytes, the quotes of those read
+ * before masked off, so that nothing past the text is read.
+ */
+
+static ngx_inline u_char *
+ngx_http_railgun_pb_next_quote(u_char **w, uint64_t *quotes, u_char *last,
+    ngx_uint_t *backslash)
+{
+    u_char    *c, *q;
+    uint64_t   m;
+
+    m = *quotes;
+    c = *w;
+
+    while (m == 0) {
+        c += NGX_HTTP_RAILGUN_PB_CHUNK;
+
+        if (c >= last) {
+            return NULL;
+        }
+
+        if (last - c < NGX_HTTP_RAILGUN_PB_CHUNK) {
+            q = c;
+            c = last - NGX_HTTP_RAILGUN_PB_CHUNK;
+            m = ngx_http_railgun_pb_scan(c, backslash)
+                & ~(uint64_t) 0 << (NGX_HTTP_RAILGUN_PB_BITS * (q - c));
+
+        } else {
+            m = ngx_http_railgun_pb_scan(c, backslash);
+        }
+
+        if (*backslash) {
+            return NULL;
+        }
+    }
+
+    *w = c;
+    *quotes = m & (m - 1);
+
+    return c + __builtin_ctzll(m) / NGX_HTTP_RAILGUN_PB_BITS;
+}
+
+#endif
+
+
+/*
+ * The label text a="x",b="y" as LabelPair messages.  Without a backslash
+ * in the text, the rule, every quote is a value's start or end, and the
+ * text is read once, a chunk at a time: each chunk's quotes as a bit mask,
+ * taken lowest first.  A backslash sends the whole text to the unescaping
+ * loop, from the start.
  */
 
 static u_char *
 ngx_http_railgun_proto_labels(u_char *p, u_char *key, size_t len)
 {
+#if (defined NGX_HTTP_RAILGUN_PB_CHUNK)
+    u_char      *start, *last, *w, *q, *name, *value;
+    uint64_t     quotes;
+    ngx_uint_t   backslash;
+
+    if (len < NGX_HTTP_RAILGUN_PB_CHUNK) {
+        return ngx_http_railgun_proto_labels_escaped(p, key, len);
+    }
+
+    start = p;
+    last = key + len;
+    name = key;
+    w = key;
+
+    quotes = ngx_http_railgun_pb_scan(w, &backslash);
+
+    if (backslash) {
+        return ngx_http_railgun_proto_labels_escaped(start, key, len);
+    }
+
+    for ( ;; ) {
+        q = ngx_http_railgun_pb_next_quote(&w, &quotes, last, &backslash);
+
+        /* name="value": the quote follows the '=' */
+
+        if (q == NULL || q - name < 2) {
+            break;
+        }
+
+        value = q + 1;
+
+        q = ngx_http_railgun_pb_next_quote(&w, &quotes, last, &backslash);
+
+        if (q == NULL) {
+            break;
+        }
+
+        p = ngx_http_railgun_pb_pair(p, name, value - 2 - name, value,
+                                     q - value, last);
+        p = ngx_http_railgun_pb_copy16(p, value, q - value, last);
+
+        name = q + 2;                /* '",' */
+    }
+
+    if (backslash) {
+        return ngx_http_railgun_proto_labels_escaped(start, key, len);
+    }
+
+    return p;
+
+#else
+
+    return ngx_http_railgun_proto_labels_escaped(p, key, len);
+
+#endif
+}
+
+
+/* the label text with the values unescaped from \\, \" and \n */
+
+static u_char *
+ngx_http_railgun_proto_labels_escaped(u_char *p, u_char *key, size_t len)
+{
     u_char  *last, *name, *value, *q, *r;
     size_t   value_len;
 
     last = key + len;
-
-    if (len == 0) {
-        return p;
-    }
-
-    if (memchr(key, '\\', len) == NULL) {
-
-        while (key < last) {
-            q = ngx_http_railgun_pb_quote(key, last);
-
-            if (last - q < 2 || q == key) {
-                break;
-            }
-
-            /* name="value": the quote follows the '=' */
-
-            name = key;
-            value = q + 1;
-            q = ngx_http_railgun_pb_quote(value, last);
-
-            p = ngx_http_railgun_pb_pair(p, name, value - 2 - name, value,
-                                         q - value);
-            p = ngx_http_railgun_pb_copy(p, value, q - value);
-
-            key = q + 2;             /* '",' */
-        }
-
-        return p;
-    }
 
     while (key < last) {
         name = key;
@@ -525,7 +679,8 @@ ngx_http_railgun_proto_labels(u_char *p, u_char *key, size_t len)
             }
         }
 
-        p = ngx_http_railgun_pb_pair(p, name, key - name, value, value_len);
+        p = ngx_http_railgun_pb_pair(p, name, key - name, value, value_len,
+                                     last);
 
         for (r = value; r < q; r++) {
             if (*r == '\\' && r + 1 < q) {
@@ -556,9 +711,9 @@ ngx_http_railgun_proto_labels(u_char *p, u_char *key, size_t len)
 static u_char *
 ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd, u_char *p)
 {
-    u_char                 *len_at, *start, *bound;
+    u_char                 *len_at, *start, *bound, *t;
     size_t                  width;
-    uint64_t                count, cum;
+    uint64_t                count, cum, ex_mask, *v;
     ngx_uint_t              i, n;
     ngx_railgun_native_t    nat;
     ngx_railgun_buckets_t  *b;
@@ -569,7 +724,12 @@ ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd, u_char *p)
 
     if (rd->pb_buckets != b) {
         for (i = 0; i < n; i++) {
-            (void) ngx_http_railgun_pb_double(bound + 9 * i, 2,
+            t = bound + NGX_HTTP_RAILGUN_PB_TEMPLATE * i;
+            ngx_memzero(t, NGX_HTTP_RAILGUN_PB_TEMPLATE);
+            t[0] = ngx_http_railgun_pb_tag(3, NGX_HTTP_RAILGUN_PB_LEN);
+            t[1] = 11;
+            t[2] = ngx_http_railgun_pb_tag(1, NGX_HTTP_RAILGUN_PB_VARINT);
+            (void) ngx_http_railgun_pb_double(t + 4, 2,
                                       (double) b->bound[i] / 1000000.0);
         }
 
@@ -609,30 +769,41 @@ ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd, u_char *p)
     p = ngx_http_railgun_pb_double(p, 2,
                                    (double) rd->sample.v[n + 1] / 1000000.0);
 
-    for (i = 0; i < n; i++) {
-        cum = ngx_min(rd->sample.v[i], count);
+    /*
+     * The sample's fields in locals: every byte written through p may
+     * alias them, and they would be read again for each bucket.
+     */
 
-        if (rd->sample.ex_mask & ((uint64_t) 1 << i)) {
-            p = ngx_http_railgun_proto_bucket_ex(p, cum, bound + 9 * i,
+    v = rd->sample.v;
+    ex_mask = rd->sample.ex_mask;
+
+    for (i = 0; i < n; i++, bound += NGX_HTTP_RAILGUN_PB_TEMPLATE) {
+        cum = ngx_min(v[i], count);
+
+        if (ex_mask & ((uint64_t) 1 << i)) {
+            p = ngx_http_railgun_proto_bucket_ex(p, cum, bound + 4,
                                                  &rd->sample.ex[i]);
             continue;
         }
 
-        /* Histogram.bucket: Bucket */
-        *p++ = ngx_http_railgun_pb_tag(3, NGX_HTTP_RAILGUN_PB_LEN);
+        /*
+         * Histogram.bucket: Bucket, from its template when the count
+         * takes one byte (the 3 bytes past it are written over next, or
+         * are in the Metric's 16 to spare)
+         */
 
         if (cum < 0x80) {
-            *p++ = 11;
-            *p++ = ngx_http_railgun_pb_tag(1, NGX_HTTP_RAILGUN_PB_VARINT);
-            *p++ = (u_char) cum;
-
-        } else {
-            *p++ = (u_char) (1 + ngx_http_railgun_pb_varint_len(cum) + 9);
-            *p++ = ngx_http_railgun_pb_tag(1, NGX_HTTP_RAILGUN_PB_VARINT);
-            p = ngx_http_railgun_pb_varint(p, cum);
+            ngx_memcpy(p, bound, NGX_HTTP_RAILGUN_PB_TEMPLATE);
+            p[3] = (u_char) cum;
+            p += 13;
+            continue;
         }
 
-        p = ngx_cpymem(p, bound + 9 * i, 9);
+        *p++ = ngx_http_railgun_pb_tag(3, NGX_HTTP_RAILGUN_PB_LEN);
+        *p++ = (u_char) (1 + ngx_http_railgun_pb_varint_len(cum) + 9);
+        *p++ = ngx_http_railgun_pb_tag(1, NGX_HTTP_RAILGUN_PB_VARINT);
+        p = ngx_http_railgun_pb_varint(p, cum);
+        p = ngx_cpymem(p, bound + 4, 9);
     }
 
     /*
@@ -640,7 +811,7 @@ ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd, u_char *p)
      * carry: then it is written, as Prometheus' clients do.
      */
 
-    if (rd->sample.ex_mask & ((uint64_t) 1 << n)) {
+    if (ex_mask & ((uint64_t) 1 << n)) {
         u_char  inf[9];
 
         (void) ngx_http_railgun_pb_double(inf, 2,

@@ -482,6 +482,14 @@ timed_get('/classic/delay/1');
 my @hostile = ('q"uote', 'back\\slash', "new\nline", "\xff\xfe bad utf-8",
 	"\xe2\x82\xac euro", 'tab	x', '{}=,');
 
+# and for the encoder's scan of the label text, 16 bytes at a time: values
+# of every length about a chunk's and a one-byte length's end, a backslash
+# (an escape) in a later chunk than the first, after pairs were written
+
+push @hostile, map { 'v' x $_ } 1 .. 40, 118 .. 140;
+push @hostile, map { ('x' x $_) . '\\' . 'y' } 0, 9, 10, 26, 41, 70, 130;
+push @hostile, map { ('x' x $_) . '"' } 9, 10, 25, 26;
+
 for my $p (@hostile) {
 	(my $e = $p) =~ s/([^A-Za-z0-9])/sprintf '%%%02X', ord $1/ge;
 	http_get("/many/$e");
