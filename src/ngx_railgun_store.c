@@ -1374,3 +1374,26 @@ ngx_railgun_store_old_zone(ngx_shm_zone_t *shm_zone)
 
     return NULL;
 }
+
+
+/* the native buckets of an observation (ngx_railgun_store_observe()) */
+
+void
+ngx_railgun_store_observe_native(ngx_railgun_series_t *s, uint64_t us)
+{
+    ngx_uint_t              i;
+    ngx_railgun_buckets_t  *b;
+
+    b = s->buckets;
+
+    i = ngx_railgun_native_slot(b, us);
+
+    if (i >= 2 + b->native) {
+        /* rare: the second window's marker, before its count */
+        __atomic_store_n(&s->values[ngx_railgun_native_first(b) + 1], 1,
+                         __ATOMIC_RELAXED);
+    }
+
+    (void) __atomic_fetch_add(&s->values[ngx_railgun_native_first(b) + i],
+                              1, __ATOMIC_RELAXED);
+}

@@ -364,6 +364,7 @@ void ngx_railgun_store_release_slot(ngx_railgun_store_t *store);
 void ngx_railgun_store_live_slots(ngx_railgun_store_t *store,
     u_char *live);
 uint64_t ngx_railgun_store_started(ngx_pid_t pid);
+void ngx_railgun_store_observe_native(ngx_railgun_series_t *s, uint64_t us);
 void ngx_railgun_store_exemplar_set(ngx_railgun_store_t *store,
     ngx_railgun_series_t *s, uint64_t us, ngx_railgun_exemplar_t *ex);
 ngx_int_t ngx_railgun_store_exemplar(ngx_railgun_series_t *s,
@@ -620,16 +621,8 @@ ngx_railgun_store_observe(ngx_railgun_series_t *s, uint64_t us)
     (void) __atomic_fetch_add(&s->values[b->n + 1], us, __ATOMIC_RELAXED);
 
     if (b->native) {
-        i = ngx_railgun_native_slot(b, us);
-
-        if (i >= 2 + b->native) {
-            /* rare: the second window's marker, before its count */
-            __atomic_store_n(&s->values[ngx_railgun_native_first(b) + 1], 1,
-                             __ATOMIC_RELAXED);
-        }
-
-        (void) __atomic_fetch_add(&s->values[ngx_railgun_native_first(b) + i],
-                                  1, __ATOMIC_RELAXED);
+        /* out of line, so that the classic update stays inlined */
+        ngx_railgun_store_observe_native(s, us);
     }
 
     ngx_railgun_store_count_drop(s);
