@@ -122,7 +122,9 @@ $conf =~ s/%%UPSTREAMS%%\n/$upstreams/;
 $conf =~ s/%%LOCATIONS%%\n/$locations/;
 
 # requests per upstream and phase: whole rounds of the 3:2:1 weights; more
-# for random, which must not miss a backend by chance ((2/3)^30)
+# for random, which must not miss a backend by chance ((2/3)^30), and for
+# consistent hash, whose ring is made of the servers' addresses, so of the
+# ports of each run: 12 keys left a peer without one now and then
 my $N = 12;
 my $N_RANDOM = 30;
 my $tests = 3 + @UPSTREAMS + 2 * (3 + 2 * @UPSTREAMS);
@@ -147,7 +149,7 @@ sub spread {
 	my ($u) = @_;
 
 	my (%count, @bad);
-	my $n = $u->{kind} =~ /^random/ ? $N_RANDOM : $N;
+	my $n = $u->{kind} =~ /^(?:random|chash)/ ? $N_RANDOM : $N;
 
 	for my $i (1 .. $n) {
 		my $r = http_get("/$u->{name}/x?k=$i");
