@@ -107,9 +107,9 @@ struct ngx_http_railgun_upstream_s {
     ngx_uint_t                         nprimary;    /* backups follow */
     ngx_atomic_uint_t                  applied;
     ngx_railgun_series_t              *state;       /* values[0]: all down */
-    ngx_event_t                        timer;
 
 #if (NGX_HTTP_RAILGUN_RESOLVE)
+    ngx_event_t                        timer;
     ngx_array_t                       *names;       /* upstream_name_t */
     ngx_array_t                        addrs;       /* upstream_addr_t * */
 #endif
@@ -129,7 +129,10 @@ static ngx_int_t ngx_http_railgun_upstream_keys(ngx_conf_t *cf,
     ngx_array_t *probes);
 static int ngx_libc_cdecl ngx_http_railgun_upstream_cmp_keys(const void *one,
     const void *two);
+static void ngx_http_railgun_upstream_changed(void);
+#if (NGX_HTTP_RAILGUN_RESOLVE)
 static void ngx_http_railgun_upstream_timer(ngx_event_t *ev);
+#endif
 static ngx_http_railgun_upstream_t *ngx_http_railgun_upstream_checked(
     ngx_http_upstream_srv_conf_t *uscf);
 static ngx_int_t ngx_http_railgun_upstream_probe(ngx_conf_t *cf,
@@ -468,15 +471,69 @@ ngx_http_railgun_upstream_init_worker(ngx_cycle_t *cycle)
         ngx_http_railgun_upstream_sync(ups,
                                  ngx_railgun_store_generation(rmcf->store));
 
-        ups->timer.handler = ngx_http_railgun_upstream_timer;
-        ups->timer.data = ups;
-        ups->timer.log = cycle->log;
-        ups->timer.cancelable = 1;
+#if (NGX_HTTP_RAILGUN_RESOLVE)
 
-        ngx_add_timer(&ups->timer, NGX_HTTP_RAILGUN_UPSTREAM_TICK);
+        /* only the addresses of names need looking at, requests or not */
+
+        if (ups->names) {
+            ups->timer.handler = ngx_http_railgun_upstream_timer;
+            ups->timer.data = ups;
+            ups->timer.log = cycle->log;
+            ups->timer.cancelable = 1;
+
+            ngx_add_timer(&ups->timer, NGX_HTTP_RAILGUN_UPSTREAM_TICK);
+        }
+
+#endif
     }
 
+    ngx_railgun_probe_changed = ngx_http_railgun_upstream_changed;
+
     return NGX_OK;
+}
+
+
+/*
+ * A verdict changed in a check this worker made: its upstreams sync now,
+ * so that an all-down episode is logged when the check that starts or
+ * ends it does, requests or not.  The other workers sync at their next
+ * request (init_peer); the episode's flag in the zone keeps it one line.
+ */
+
+static void
+ngx_http_railgun_upstream_changed(void)
+{
+    ngx_uint_t                      i;
+    ngx_atomic_uint_t               generation;
+    ngx_http_railgun_upstream_t    *ups;
+    ngx_http_upstream_srv_conf_t  **uscfp;
+    ngx_http_upstream_main_conf_t  *umcf;
+    ngx_http_railgun_main_conf_t   *rmcf;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    umcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_upstream_module);
+    rmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_railgun_module);
+
+    /* acquire, as in init_peer */
+    generation = ngx_railgun_store_generation(rmcf->store);
+
+    uscfp = umcf->upstreams.elts;
+
+    for (i = 0; i < umcf->upstreams.nelts; i++) {
+
+        ups = ngx_http_railgun_upstream_checked(uscfp[i]);
+
+        if (ups != NULL && ups->peers != NULL
+            && generation != ups->applied)
+        {
+            ngx_http_railgun_upstream_sync(ups, generation);
+        }
+    }
 }
 
 
@@ -522,6 +579,10 @@ ngx_http_railgun_upstream_exit_worker(ngx_cycle_t *cycle)
 }
 
 
+#if (NGX_HTTP_RAILGUN_RESOLVE)
+
+/* the upstreams with "resolve" servers: every 100 ms, their addresses */
+
 static void
 ngx_http_railgun_upstream_timer(ngx_event_t *ev)
 {
@@ -539,13 +600,7 @@ ngx_http_railgun_upstream_timer(ngx_event_t *ev)
     rmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                                ngx_http_railgun_module);
 
-    changed = 0;
-
-#if (NGX_HTTP_RAILGUN_RESOLVE)
-    if (ups->names) {
-        changed = ngx_http_railgun_upstream_follow(ups);
-    }
-#endif
+    changed = ngx_http_railgun_upstream_follow(ups);
 
     /* acquire, as in init_peer */
     generation = ngx_railgun_store_generation(rmcf->store);
@@ -556,6 +611,8 @@ ngx_http_railgun_upstream_timer(ngx_event_t *ev)
 
     ngx_add_timer(ev, NGX_HTTP_RAILGUN_UPSTREAM_TICK);
 }
+
+#endif
 
 
 #if (NGX_HTTP_RAILGUN_RESOLVE)

@@ -71,6 +71,8 @@ static ngx_str_t  ngx_railgun_probe_to[] = {
 };
 
 
+ngx_railgun_probe_changed_pt          ngx_railgun_probe_changed;
+
 static ngx_railgun_store_t           *ngx_railgun_probe_store;
 static ngx_railgun_probe_families_t   ngx_railgun_probe_fam;
 static ngx_railgun_buckets_t         *ngx_railgun_probe_buckets;
@@ -939,6 +941,10 @@ ngx_railgun_probe_record(ngx_railgun_probe_t *probe,
                       &probe->target, probe->fall,
                       &ngx_railgun_probe_results[x->result],
                       x->reason ? x->reason : "no reason");
+    }
+
+    if (ngx_railgun_probe_changed) {
+        ngx_railgun_probe_changed();
     }
 }
 

@@ -198,9 +198,18 @@ typedef struct {
 } ngx_railgun_probe_proto_t;
 
 
-extern ngx_railgun_probe_proto_t  ngx_railgun_probe_redis;
-extern ngx_railgun_probe_proto_t  ngx_railgun_probe_http;
-extern ngx_str_t                  ngx_railgun_probe_results[];
+/*
+ * Called in the worker that made the check, when a probe's verdict has
+ * changed (after ngx_railgun_store_changed()): the balancers set it to
+ * resynchronise their peers at once, rather than on a timer.
+ */
+typedef void (*ngx_railgun_probe_changed_pt)(void);
+
+
+extern ngx_railgun_probe_proto_t     ngx_railgun_probe_redis;
+extern ngx_railgun_probe_proto_t     ngx_railgun_probe_http;
+extern ngx_str_t                     ngx_railgun_probe_results[];
+extern ngx_railgun_probe_changed_pt  ngx_railgun_probe_changed;
 
 
 void ngx_railgun_probe_init(ngx_railgun_probe_t *probe, ngx_str_t *name,
