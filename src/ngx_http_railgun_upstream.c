@@ -1120,6 +1120,21 @@ ngx_http_railgun_upstream_probe(ngx_conf_t *cf,
         probe->addr = *addr;
         probe->target = addr->name;
 
+        /*
+         * an HTTP check's Host: the server as written, as a probe's is its
+         * URL's, so that a server named by its host name is asked as a
+         * name-based virtual host would be (api.internal:8000, not the
+         * address it resolved to); a unix: server's is decided with the
+         * request
+         */
+
+        if (probe->host.len == 0 && server->name.len
+            && !(server->name.len > 5
+                 && ngx_strncmp(server->name.data, "unix:", 5) == 0))
+        {
+            probe->host = server->name;
+        }
+
     } else {
         probe->target = server->name;
     }
