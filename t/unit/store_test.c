@@ -1629,7 +1629,7 @@ native_obs(ngx_uint_t k, ngx_uint_t n)
     case 0:
         return x % (NGX_RAILGUN_NATIVE_ZERO_US + 1);    /* zero bucket */
     case 1:
-        return 2000 + x % 3000;              /* the first window's 2-5 ms */
+        return 1000 + x % 900;               /* the first window, 1-1.9 ms */
     default:
         return 10000 + x % 100000000;        /* past it, to 100 s */
     }
@@ -1641,7 +1641,7 @@ test_native_workers(void)
 {
     pid_t                   w[NATIVE_WRITERS];
     uint64_t               *out, total, prev, classic, sum, want_sum,
-                            want_zero, v;
+                            want_zero, first, v;
     ngx_uint_t              j, k, n, reads, behind, running;
     ngx_railgun_native_t    nat;
     ngx_railgun_series_t   *h;
@@ -1651,7 +1651,7 @@ test_native_workers(void)
 
     ok(zone(1024 * 1024, 100) == NGX_OK, "zone for native writers");
 
-    /* schema 3, 8 counts a window: 2-5 ms in the first, the rest not */
+    /* schema 3, 8 counts a window: the first from 1 ms to 2^-9 s */
     b = native_buckets(3, 8);
     h = ngx_railgun_store_series(&store, F_HISTOGRAM,
                                  (u_char *) "k=\"native\"", 10, b);
@@ -1731,6 +1731,12 @@ test_native_workers(void)
 
     sum = h->values[b->n + 1];
 
+    first = 0;
+
+    for (j = 0; j < b->native; j++) {
+        first += h->values[ngx_railgun_native_first(b) + 2 + j];
+    }
+
     printf("# %u native reads while %u processes observed\n",
            (unsigned) reads, NATIVE_WRITERS);
 
@@ -1741,6 +1747,8 @@ test_native_workers(void)
        "the second window's included");
     ok(classic == NATIVE_WRITERS * NATIVE_OBS && sum == want_sum,
        "and once in the classic counts and the sum");
+    ok(first == NATIVE_WRITERS * NATIVE_OBS / 4,
+       "a quarter of them in the first window");
 
     free(b);
     free(out);
