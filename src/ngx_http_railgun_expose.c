@@ -345,24 +345,52 @@ ngx_http_railgun_accept_q(ngx_http_request_t *r, ngx_str_t *type,
                     p++;
                 }
 
-                v = p;
+                if (p < last && *p == '"') {
 
-                while (p < last && *p != ';' && *p != ','
-                       && *p != ' ' && *p != '\t')
-                {
-                    p++;
+                    /*
+                     * a quoted-string: its ',' and ';' are the value's,
+                     * its quoted pairs skipped (RFC 9110, 5.6.4)
+                     */
+
+                    for (v = ++p; p < last && *p != '"'; p++) {
+                        if (*p == '\\' && p + 1 < last) {
+                            p++;
+                        }
+                    }
+
+                    vlen = p - v;
+
+                    if (p < last) {
+                        p++;
+                    }
+
+                } else {
+                    v = p;
+
+                    while (p < last && *p != ';' && *p != ','
+                           && *p != ' ' && *p != '\t')
+                    {
+                        p++;
+                    }
+
+                    vlen = p - v;
                 }
 
-                vlen = p - v;
-
                 if (nlen == 1 && (*name == 'q' || *name == 'Q')) {
-                    /* 0, 0.x, 1, 1.0...: thousandths */
 
-                    q = (vlen && *v == '1') ? 1000 : 0;
+                    /*
+                     * 0, 0.x, 1, 1.0...: thousandths; out of the grammar,
+                     * what is 1 or more is 1, not 0 ("q=2" as "q=10")
+                     */
 
-                    for (d = 100, v += 2; v < p && d; v++, d /= 10) {
-                        if (*v >= '0' && *v <= '9' && q < 1000) {
-                            q += (*v - '0') * d;
+                    q = (vlen && *v >= '1' && *v <= '9') ? 1000 : 0;
+
+                    if (q == 0 && vlen > 2 && v[0] == '0' && v[1] == '.') {
+                        for (d = 100, e = v + 2;
+                             e < v + vlen && d && *e >= '0' && *e <= '9';
+                             e++, d /= 10)
+                        {
+                            q += (*e - '0') * d;
                         }
                     }
 

@@ -47,7 +47,7 @@ http {
 
 EOF
 
-$t->run()->plan(21);
+$t->run()->plan(31);
 
 ###############################################################################
 
@@ -115,5 +115,31 @@ like(type_of("text/plain;q=0.8, application/json;q=0.3"), $TEXT,
 	'text at a higher q than JSON: text');
 like(type_of("application/json, text/plain"), $JSON,
 	'JSON and text at the same q: JSON');
+
+# quoted-string parameter values (RFC 9110 5.6.4, 5.6.6): their ',' and
+# ';' do not end the media range or the parameter
+
+like(type_of(qq{$OMT;x="a,b";q=0.1, text/plain;q=0.5}), $TEXT,
+	'a comma in a quoted value: OpenMetrics keeps its q=0.1');
+like(type_of(qq{text/plain;x="a,$PB;y=b"}), $TEXT,
+	'a media range inside a quoted value is not asked for');
+like(type_of(qq{$OMT;x="a;q=0", text/plain;q=0.5}), $OPENM,
+	'a q=0 inside a quoted value refuses nothing');
+like(type_of(qq{$OMT;x="a\\",b";q=0.1, text/plain;q=0.5}), $TEXT,
+	'an escaped quote in a quoted value');
+like(type_of(qq{application/vnd.google.protobuf;}
+	. qq{proto="io.prometheus.client.MetricFamily";encoding="delimited"}),
+	$PROTO, 'proto and encoding as quoted strings: protobuf');
+like(type_of(qq{$OMT;x="a,b, text/plain;q=0.5}), $OPENM,
+	'an unterminated quoted value runs to the end of the header');
+
+# q-values out of the grammar: above 1 is 1, whatever its digits
+
+like(type_of("$OMT;q=2, text/plain;q=0.5"), $OPENM, 'q=2 counts as 1');
+like(type_of("$OMT;q=99999, text/plain;q=1"), $OPENM,
+	'q=99999 counts as 1');
+like(type_of("$OMT;q=1.0001, text/plain;q=0.999"), $OPENM,
+	'q=1.0001 counts as 1');
+like(type_of("$OMT;q=-1, text/plain;q=0.001"), $TEXT, 'q=-1 refuses');
 
 ###############################################################################

@@ -22,9 +22,12 @@ plan(skip_all => "no configured nginx tree in $build: run make first")
     unless -d "$ngx/src/core" && -f "$build/objs/ngx_auto_config.h";
 
 sub includes {
-    my ($objs) = @_;
+    my ($objs, $http) = @_;
     return map { "-I$_" } ("$ngx/src/core", "$ngx/src/event",
-        "$ngx/src/os/unix", $objs, "$top/src");
+        "$ngx/src/os/unix",
+        ($http ? ("$ngx/src/http", "$ngx/src/http/modules",
+            "$ngx/src/http/v2") : ()),
+        $objs, "$top/src");
 }
 
 my %tests = (
@@ -32,6 +35,10 @@ my %tests = (
     labels_test => { src => ['src/ngx_railgun_labels.c'] },
     store_test => { src => ['src/ngx_railgun_store.c'],
         cflags => ['-DNGX_RAILGUN_STORE_TEST'] },
+    # the encoder's source is included by the test: its functions are static
+    proto_labels_test => { src => [], http => 1 },
+    proto_labels_test_word => { c => 'proto_labels_test', src => [],
+        http => 1, cflags => ['-U__SSE2__'] },
     store_test_m32 => { c => 'store_test', src => ['src/ngx_railgun_store.c'],
         cflags => ['-m32', '-DNGX_RAILGUN_STORE_TEST', '-DSTORE_TEST_M32'],
         objs => \&m32_tree },
@@ -89,7 +96,8 @@ for my $test (sort keys %tests) {
     }
 
     my @cmd = ('cc', '-Wall', '-Wextra', '-Werror', '-Wno-unused-parameter',
-        '-g', '-O1', @{$t->{cflags} || []}, @sanitize, includes($objs),
+        '-g', '-O1', @{$t->{cflags} || []}, @sanitize,
+        includes($objs, $t->{http}),
         "$top/t/unit/" . ($t->{c} || $test) . ".c",
         (map { "$top/$_" } @{$t->{src}}), '-o', $bin);
 

@@ -1606,6 +1606,155 @@ test_native_extremes(void)
 }
 
 
+/*
+ * Four processes observe the same native histogram at once, as workers
+ * do, half their observations past the first window (the second window's
+ * marker and count, ngx_railgun_store_observe_native()), while a reader
+ * takes its native counts: each read's total at least the one before, and
+ * at the end every observation once, in the native counts as in the
+ * classic ones.
+ */
+
+#define NATIVE_WRITERS  4
+#define NATIVE_OBS      50000
+
+static uint64_t
+native_obs(ngx_uint_t k, ngx_uint_t n)
+{
+    uint64_t  x;
+
+    x = (uint64_t) (k * NATIVE_OBS + n) * 2654435761u + 1;
+
+    switch (n % 4) {
+    case 0:
+        return x % (NGX_RAILGUN_NATIVE_ZERO_US + 1);    /* zero bucket */
+    case 1:
+        return 1000 + x % 900;               /* the first window, 1-1.9 ms */
+    default:
+        return 10000 + x % 100000000;        /* past it, to 100 s */
+    }
+}
+
+
+static void
+test_native_workers(void)
+{
+    pid_t                   w[NATIVE_WRITERS];
+    uint64_t               *out, total, prev, classic, sum, want_sum,
+                            want_zero, first, v;
+    ngx_uint_t              j, k, n, reads, behind, running;
+    ngx_railgun_native_t    nat;
+    ngx_railgun_series_t   *h;
+    ngx_railgun_buckets_t  *b;
+
+    out = calloc(NGX_RAILGUN_NATIVE_MAX_BUCKETS, sizeof(uint64_t));
+
+    ok(zone(1024 * 1024, 100) == NGX_OK, "zone for native writers");
+
+    /* schema 3, 8 counts a window: the first from 1 ms to 2^-9 s */
+    b = native_buckets(3, 8);
+    h = ngx_railgun_store_series(&store, F_HISTOGRAM,
+                                 (u_char *) "k=\"native\"", 10, b);
+
+    if (h == NULL || b->coarse == 0) {
+        ok(0, "a native series with a second window");
+        free(out);
+        return;
+    }
+
+    for (k = 0; k < NATIVE_WRITERS; k++) {
+        w[k] = fork();
+
+        if (w[k] == 0) {
+            for (n = 0; n < NATIVE_OBS; n++) {
+                ngx_railgun_store_observe(h, native_obs(k, n));
+            }
+
+            _exit(0);
+        }
+    }
+
+    prev = 0;
+    reads = 0;
+    behind = 0;
+    running = NATIVE_WRITERS;
+
+    while (running) {
+        for (k = 0; k < NATIVE_WRITERS; k++) {
+            if (w[k] && waitpid(w[k], NULL, WNOHANG) == w[k]) {
+                w[k] = 0;
+                running--;
+            }
+        }
+
+        ngx_railgun_store_native_read(h, out, &nat);
+
+        total = nat.zero;
+
+        for (j = nat.first; j < nat.last; j++) {
+            total += out[j];
+        }
+
+        if (total < prev && behind++ < 3) {
+            printf("# native total %llu after %llu\n",
+                   (unsigned long long) total, (unsigned long long) prev);
+        }
+
+        prev = total;
+        reads++;
+    }
+
+    want_sum = 0;
+    want_zero = 0;
+
+    for (k = 0; k < NATIVE_WRITERS; k++) {
+        for (n = 0; n < NATIVE_OBS; n++) {
+            v = native_obs(k, n);
+            want_sum += v;
+            want_zero += (v <= NGX_RAILGUN_NATIVE_ZERO_US);
+        }
+    }
+
+    ngx_railgun_store_native_read(h, out, &nat);
+
+    total = nat.zero;
+
+    for (j = nat.first; j < nat.last; j++) {
+        total += out[j];
+    }
+
+    classic = 0;
+
+    for (j = 0; j <= b->n; j++) {
+        classic += h->values[j];
+    }
+
+    sum = h->values[b->n + 1];
+
+    first = 0;
+
+    for (j = 0; j < b->native; j++) {
+        first += h->values[ngx_railgun_native_first(b) + 2 + j];
+    }
+
+    printf("# %u native reads while %u processes observed\n",
+           (unsigned) reads, NATIVE_WRITERS);
+
+    ok(behind == 0, "native totals never go back while workers observe");
+    ok(total == NATIVE_WRITERS * NATIVE_OBS && nat.zero == want_zero
+       && nat.schema == b->schema - (ngx_int_t) b->coarse,
+       "every concurrent observation once in the native counts, "
+       "the second window's included");
+    ok(classic == NATIVE_WRITERS * NATIVE_OBS && sum == want_sum,
+       "and once in the classic counts and the sum");
+    ok(first == NATIVE_WRITERS * NATIVE_OBS / 4,
+       "a quarter of them in the first window");
+
+    free(b);
+    free(out);
+}
+
+
 int
 main(void)
 {
@@ -1625,6 +1774,7 @@ main(void)
     test_native_index();
     test_native_merge();
     test_native_extremes();
+    test_native_workers();
 
     test_exemplars();
     test_exemplar_crash(9);
