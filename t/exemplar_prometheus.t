@@ -71,7 +71,7 @@ my $prom = Test::Railgun::Prometheus->start($t, port => 8086,
 
 ok($prom->ready, 'prometheus is ready');
 
-is($prom->scraped('railgun'), 1,
+ok($prom->scraped('railgun'),
 	'target up: the OpenMetrics with exemplars parsed');
 
 ###############################################################################
@@ -94,10 +94,10 @@ sub request {
 	push @{$ids{$le}}, $id;
 	$took{$id} = $b;
 
-	wait_for(sub {
-		(grep { $_->{labels}{request_id} eq $id }
-			exemplars(sprintf($BUCKET, $le))) ? 1 : 0
-	} => 1, 10);
+	wait_for(10, sub {
+		grep { $_->{labels}{request_id} eq $id }
+			exemplars(sprintf($BUCKET, $le))
+	}, 0.2);
 }
 
 request(400, '1.0') for 1 .. 3;

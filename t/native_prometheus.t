@@ -175,11 +175,11 @@ for my $case ([ '/fast', \@fast ], [ '/slow', \@slow ]) {
 
 # rate() needs two scrapes of a series after it changed
 
-wait_for(sub {
+wait_for(30 * $every, sub {
 	my $res = $prom{native}->query(
 		"histogram_count(rate($sel\{path=\"/slow\"}[1m]))");
-	scalar @{$res->{data}{result} || []};
-} => 1, 30 * $every);
+	@{$res->{data}{result} || []} == 1;
+}, 0.2);
 
 my $q99 = $prom{native}->query1("histogram_quantile(0.99, sum($sel))");
 my ($sd, $sc) = brackets(@slow);
@@ -228,11 +228,11 @@ $dexpr =~ s/\$(job|instance|server)\b/.*/g;
 
 # the classic side's rate needs its two scrapes too
 
-wait_for(sub {
+wait_for(30 * $every, sub {
 	my $res = $prom{classic}->query(
 		"rate(${sel}_count\{path=\"/slow\"}[1m])");
-	scalar @{$res->{data}{result} || []};
-} => 1, 30 * $every);
+	@{$res->{data}{result} || []} == 1;
+}, 0.2);
 
 for my $p (qw/ native classic /) {
 	my $res = $prom{$p}->query($dexpr);

@@ -13,7 +13,7 @@ package Test::Railgun::Prometheus;
 #       config file and the storage directory (prometheus); wait => S is
 #       wait_query's timeout (20 s)
 #   $p->ready               true once /-/ready answers 200 (30 s at most)
-#   $p->scraped($job)       1 once up{job="JOB"} is 1 (20 s), else undef
+#   $p->scraped($job)       true once up{job="JOB"} is 1 (20 s at most)
 #   $p->api($path)          GET of the API, decoded: {error => BODY} when
 #                           the body is not JSON
 #   $p->query($promql)      /api/v1/query of an instant query, decoded
@@ -25,9 +25,9 @@ package Test::Railgun::Prometheus;
 #                           the last value
 #   $p->exemplars($selector, start => T, end => T)
 #                           the exemplars of the series selected
-#   wait_for(CODE, WANT, TIMEOUT)
-#                           polls CODE every 0.2 s until it returns WANT,
-#                           then returns it; undef on timeout
+#   wait_for(TIMEOUT, CODE, STEP)
+#                           Test::Railgun's; STEP 0.2 s is enough for
+#                           Prometheus
 #   uri_escape($s)
 
 use warnings;
@@ -39,9 +39,9 @@ our @EXPORT_OK = qw/ wait_for uri_escape /;
 
 use JSON::PP ();
 use Test::More ();
-use Time::HiRes qw/ sleep time /;
 
-use Test::Railgun qw/ port http_get http_status http_body waitforsocket /;
+use Test::Railgun qw/ port http_get http_status http_body waitforsocket
+	wait_for /;
 
 ###############################################################################
 
@@ -86,15 +86,17 @@ sub ready {
 
 	waitforsocket('127.0.0.1:' . port($self->{port}));
 
-	return (wait_for(sub {
-		http_status(http_get('/-/ready', port => $self->{port})) // 0
-	} => 200, 30) // 0) == 200;
+	return wait_for(30, sub {
+		(http_status(http_get('/-/ready', port => $self->{port})) // 0)
+			== 200
+	}, 0.2);
 }
 
 sub scraped {
 	my ($self, $job) = @_;
-	return wait_for(sub { $self->query1_quiet("up{job=\"$job\"}") }
-		=> 1, 20);
+	return wait_for(20, sub {
+		($self->query1_quiet("up{job=\"$job\"}") // '') eq '1'
+	}, 0.2);
 }
 
 ###############################################################################
@@ -132,8 +134,11 @@ sub wait_query {
 	my ($self, $q, $want, $timeout) = @_;
 
 	my $got;
-	wait_for(sub { $got = eval { $self->query1_quiet($q) } }
-		=> $want, $timeout || $self->{wait});
+
+	wait_for($timeout || $self->{wait}, sub {
+		$got = eval { $self->query1_quiet($q) };
+		defined $got && $got eq $want;
+	}, 0.2);
 
 	return $got;
 }
@@ -148,20 +153,6 @@ sub exemplars {
 }
 
 ###############################################################################
-
-sub wait_for {
-	my ($code, $want, $timeout) = @_;
-
-	my $deadline = time() + $timeout;
-
-	while (time() < $deadline) {
-		my $got = $code->();
-		return $got if defined $got && $got eq $want;
-		sleep 0.2;
-	}
-
-	return undef;
-}
 
 sub uri_escape {
 	my ($s) = @_;
