@@ -9,6 +9,9 @@ package BenchWire;
 #       seconds (a server still starting); dies "NAME: connect ..."
 #   write_all(SOCK, DATA)
 #       a blocking write of all of DATA; false on an error
+#   read_more(NAME, SOCK, \$BUF)
+#       a blocking read of what comes, appended to $BUF; dies "NAME: ..."
+#       on an error or the end of the stream
 #   ws_frame(B0, PAYLOAD, MASK)
 #       one frame: B0 (FIN and opcode) then the length, masked with a
 #       random key of its own when MASK is true
@@ -23,7 +26,8 @@ use strict;
 
 use base qw/ Exporter /;
 
-our @EXPORT = qw/ connect_wait write_all ws_frame ws_parse ws_accept /;
+our @EXPORT = qw/ connect_wait write_all read_more ws_frame ws_parse
+	ws_accept /;
 
 use Digest::SHA qw/ sha1 /;
 use IO::Socket::INET;
@@ -64,6 +68,14 @@ sub write_all {
 	}
 
 	return 1;
+}
+
+sub read_more {
+	my ($name, $sock, $buf) = @_;
+
+	my $r = sysread($sock, $$buf, 262144, length $$buf);
+	die "$name: read: $!\n" unless defined $r;
+	die "$name: connection closed by the server\n" if $r == 0;
 }
 
 sub ws_frame {

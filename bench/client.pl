@@ -123,8 +123,5 @@ printf "requests=%d bytes=%d seconds=%.3f\n", $n, $bytes, $seconds;
 
 sub fill {
 	my ($b) = @_;
-
-	my $r = sysread($sock, $$b, 262144, length $$b);
-	die "client: read: $!\n" unless defined $r;
-	die "client: connection closed by the server\n" if $r == 0;
+	read_more('client', $sock, $b);
 }
