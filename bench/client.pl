@@ -25,10 +25,12 @@
 use warnings;
 use strict;
 
+use FindBin;
 use Getopt::Long;
-use IO::Socket::INET;
-use Socket qw/ IPPROTO_TCP TCP_NODELAY /;
-use Time::HiRes qw/ time sleep /;
+use Time::HiRes qw/ time /;
+
+use lib $FindBin::Bin;
+use BenchWire;
 
 my ($wait, $first, $out, $accept, $method, $gzip)
 	= (0, 0, undef, undef, 'GET', 0);
@@ -41,19 +43,7 @@ GetOptions('wait=f' => \$wait, 'first=i' => \$first, 'out=s' => \$out,
 
 my ($port, $path, $n) = @ARGV;
 
-my $sock;
-my $deadline = time() + $wait;
-
-while (1) {
-	$sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-		PeerPort => $port, Proto => 'tcp');
-	last if $sock;
-	die "client: connect 127.0.0.1:$port: $!\n" if time() >= $deadline;
-	sleep 0.2;
-}
-
-$sock->setsockopt(IPPROTO_TCP, TCP_NODELAY, 1);
-binmode $sock;
+my $sock = connect_wait('client', $port, $wait);
 
 my $extra = defined $accept ? "Accept: $accept\r\n" : '';
 $extra .= "Accept-Encoding: gzip\r\n" if $gzip;
@@ -66,13 +56,8 @@ for my $i ($first .. $first + $n - 1) {
 	(my $p = $path) =~ s/%d/$i/g;
 
 	my $req = "$method $p HTTP/1.1\r\nHost: bench\r\n$extra\r\n";
-	my $off = 0;
 
-	while ($off < length $req) {
-		my $w = syswrite($sock, $req, length($req) - $off, $off);
-		die "client: write: $!\n" unless defined $w;
-		$off += $w;
-	}
+	write_all($sock, $req) or die "client: write: $!\n";
 
 	# the header, then exactly Content-Length bytes of body
 
@@ -138,8 +123,5 @@ printf "requests=%d bytes=%d seconds=%.3f\n", $n, $bytes, $seconds;
 
 sub fill {
 	my ($b) = @_;
-
-	my $r = sysread($sock, $$b, 262144, length $$b);
-	die "client: read: $!\n" unless defined $r;
-	die "client: connection closed by the server\n" if $r == 0;
+	read_more('client', $sock, $b);
 }

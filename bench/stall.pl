@@ -69,11 +69,13 @@ use warnings;
 use strict;
 
 use File::Temp qw/ tempfile /;
+use FindBin;
 use Getopt::Long;
-use IO::Socket::INET;
 use POSIX qw/ floor /;
-use Socket qw/ IPPROTO_TCP TCP_NODELAY /;
 use Time::HiRes qw/ clock_gettime CLOCK_MONOTONIC sleep /;
+
+use lib $FindBin::Bin;
+use BenchWire;
 
 my ($pairs, $window, $interval, $gzip, $fifo, $dump) = (10, 1, 1, 0, 0);
 
@@ -101,31 +103,17 @@ sub schedstat {
 }
 
 sub connect_to {
-	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-		PeerPort => $port, Proto => 'tcp')
-		or die "stall: connect 127.0.0.1:$port: $!\n";
-	$s->setsockopt(IPPROTO_TCP, TCP_NODELAY, 1);
-	binmode $s;
-	return $s;
+	return connect_wait('stall', $port, 0);
 }
 
 sub send_all {
 	my ($s, $data) = @_;
-	my $off = 0;
-
-	while ($off < length $data) {
-		my $w = syswrite($s, $data, length($data) - $off, $off);
-		die "stall: write: $!\n" unless defined $w;
-		$off += $w;
-	}
+	write_all($s, $data) or die "stall: write: $!\n";
 }
 
 sub fill {
 	my ($s, $b) = @_;
-
-	my $r = sysread($s, $$b, 262144, length $$b);
-	die "stall: read: $!\n" unless defined $r;
-	die "stall: connection closed by the server\n" if $r == 0;
+	read_more('stall', $s, $b);
 }
 
 # windows: 0 .. 2 * pairs - 1; the idle one first in even pairs

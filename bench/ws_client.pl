@@ -21,15 +21,15 @@
 use warnings;
 use strict;
 
-use Digest::SHA qw/ sha1 /;
+use FindBin;
 use Getopt::Long;
 use IO::Select;
-use IO::Socket::INET;
 use MIME::Base64 qw/ encode_base64 /;
-use Socket qw/ IPPROTO_TCP TCP_NODELAY /;
-use Time::HiRes qw/ time sleep /;
+use Time::HiRes qw/ time /;
 
-my $GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+use lib $FindBin::Bin;
+use BenchWire;
+
 my $TIMEOUT = 120;    # seconds for one echo, even under valgrind
 
 my $wait = 0;
@@ -41,19 +41,7 @@ my ($port, $path, $n, $size) = @ARGV;
 
 $SIG{PIPE} = 'IGNORE';
 
-my $sock;
-my $deadline = time() + $wait;
-
-while (1) {
-	$sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-		PeerPort => $port, Proto => 'tcp');
-	last if $sock;
-	die "ws_client: connect 127.0.0.1:$port: $!\n" if time() >= $deadline;
-	sleep 0.2;
-}
-
-$sock->setsockopt(IPPROTO_TCP, TCP_NODELAY, 1);
-binmode $sock;
+my $sock = connect_wait('ws_client', $port, $wait);
 
 my $buf = '';
 my $key = encode_base64(join('', map { chr int rand 256 } 1 .. 16), '');
@@ -69,7 +57,7 @@ my $head = substr($buf, 0, $end + 4, '');
 $head =~ m!^HTTP/1\.1 101 !
 	or die "ws_client: no 101: " . ($head =~ /^([^\r\n]*)/)[0] . "\n";
 
-my $accept = encode_base64(sha1($key . $GUID), '');
+my $accept = ws_accept($key);
 $head =~ /\r\nsec-websocket-accept:[ \t]*\Q$accept\E\r\n/i
 	or die "ws_client: bad Sec-WebSocket-Accept\n";
 
@@ -80,7 +68,7 @@ my $payload = substr('0123456789abcdefghijklmnopqrstuvwxyz' x
 my $start = time();
 
 for my $i (1 .. $n) {
-	out(frame(0x82, $payload));
+	out(ws_frame(0x82, $payload, 1));
 
 	my ($b0, $echo) = read_frame();
 	$b0 == 0x82 or die sprintf "ws_client: message %d: frame 0x%02x back\n",
@@ -93,7 +81,7 @@ for my $i (1 .. $n) {
 my $seconds = time() - $start;
 
 # the closing handshake: the echoed close, or the end of the stream
-out(frame(0x88, pack('n', 1000)));
+out(ws_frame(0x88, pack('n', 1000), 1));
 my ($b0) = eval { read_frame() };
 $b0 //= 0x88;
 $b0 == 0x88 or die sprintf "ws_client: frame 0x%02x instead of a close\n", $b0;
@@ -101,53 +89,12 @@ close $sock;
 
 printf "messages=%d size=%d seconds=%.3f\n", $n, $size, $seconds;
 
-# a masked frame with FIN and the opcode in B0, a random key
-sub frame {
-	my ($b0, $data) = @_;
-
-	my $len = length $data;
-	my $mask = pack 'N', int rand 2**32;
-	my $h = chr($b0);
-
-	if ($len < 126) {
-		$h .= chr(0x80 | $len);
-	} elsif ($len < 65536) {
-		$h .= chr(0x80 | 126) . pack('n', $len);
-	} else {
-		$h .= chr(0x80 | 127) . pack('NN', int($len / 2**32), $len % 2**32);
-	}
-
-	$data ^= substr($mask x (int($len / 4) + 1), 0, $len) if $len;
-
-	return $h . $mask . $data;
-}
-
 # one whole (unmasked) frame: (first byte, payload)
 sub read_frame {
 	while (1) {
-		if (length $buf >= 2) {
-			my ($b0, $b1) = unpack 'CC', $buf;
-			die "ws_client: a masked frame from the server\n" if $b1 & 0x80;
-
-			my $len = $b1 & 0x7f;
-			my $off = 2;
-
-			if ($len == 126 && length $buf >= 4) {
-				$len = unpack 'n', substr($buf, 2, 2);
-				$off = 4;
-			} elsif ($len == 127 && length $buf >= 10) {
-				my ($hi, $lo) = unpack 'NN', substr($buf, 2, 8);
-				$len = $hi * 2**32 + $lo;
-				$off = 10;
-			}
-
-			if ($len < 126 || $off > 2) {
-				if (length $buf >= $off + $len) {
-					my $p = substr($buf, $off, $len);
-					substr($buf, 0, $off + $len, '');
-					return ($b0, $p);
-				}
-			}
+		if (my $f = ws_parse(\$buf)) {
+			die "ws_client: a masked frame from the server\n" if $f->[2];
+			return ($f->[0], $f->[1]);
 		}
 
 		fill();
@@ -165,11 +112,5 @@ sub fill {
 
 sub out {
 	my ($data) = @_;
-
-	my $off = 0;
-	while ($off < length $data) {
-		my $w = syswrite($sock, $data, length($data) - $off, $off);
-		die "ws_client: write: $!\n" unless $w;
-		$off += $w;
-	}
+	write_all($sock, $data) or die "ws_client: write: $!\n";
 }

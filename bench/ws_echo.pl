@@ -17,13 +17,13 @@
 use warnings;
 use strict;
 
-use Digest::SHA qw/ sha1 /;
+use FindBin;
 use IO::Select;
 use IO::Socket::INET;
-use MIME::Base64 qw/ encode_base64 /;
 use Socket qw/ IPPROTO_TCP TCP_NODELAY /;
 
-my $GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+use lib $FindBin::Bin;
+use BenchWire;
 
 @ARGV == 1 or die "usage: $0 PORT\n";
 my ($port) = @ARGV;
@@ -76,27 +76,17 @@ sub serve {
 			return 0;
 		}
 
-		my $accept = encode_base64(sha1($key . $GUID), '');
+		my $accept = ws_accept($key);
 		out($st, "HTTP/1.1 101 Switching Protocols\r\n"
 			. "Upgrade: websocket\r\nConnection: Upgrade\r\n"
 			. "Sec-WebSocket-Accept: $accept\r\n\r\n") or return 0;
 		$st->{open} = 1;
 	}
 
-	while (my $f = frame(\$st->{buf})) {
+	while (my $f = ws_parse(\$st->{buf})) {
 		my ($b0, $payload) = @$f;
-		my $len = length $payload;
 
-		my $h = chr($b0);
-		if ($len < 126) {
-			$h .= chr($len);
-		} elsif ($len < 65536) {
-			$h .= chr(126) . pack('n', $len);
-		} else {
-			$h .= chr(127) . pack('NN', int($len / 2**32), $len % 2**32);
-		}
-
-		out($st, $h . $payload) or return 0;
+		out($st, ws_frame($b0, $payload, 0)) or return 0;
 
 		return 0 if ($b0 & 0x0f) == 8;    # close: answered, done
 	}
@@ -104,58 +94,8 @@ sub serve {
 	return 1;
 }
 
-# one whole frame off the front of $$buf: [first byte, unmasked payload],
-# or undef while it is incomplete
-sub frame {
-	my ($buf) = @_;
-
-	my $have = length $$buf;
-	return undef if $have < 2;
-
-	my ($b0, $b1) = unpack 'CC', $$buf;
-	my $len = $b1 & 0x7f;
-	my $off = 2;
-
-	if ($len == 126) {
-		return undef if $have < 4;
-		$len = unpack 'n', substr($$buf, 2, 2);
-		$off = 4;
-	} elsif ($len == 127) {
-		return undef if $have < 10;
-		my ($hi, $lo) = unpack 'NN', substr($$buf, 2, 8);
-		$len = $hi * 2**32 + $lo;
-		$off = 10;
-	}
-
-	my $key;
-	if ($b1 & 0x80) {
-		return undef if $have < $off + 4;
-		$key = substr($$buf, $off, 4);
-		$off += 4;
-	}
-
-	return undef if $have < $off + $len;
-
-	my $payload = substr($$buf, $off, $len);
-	substr($$buf, 0, $off + $len, '');
-
-	if (defined $key && $len) {
-		$payload ^= substr($key x (int($len / 4) + 1), 0, $len);
-	}
-
-	return [$b0, $payload];
-}
-
 # a blocking write of all the bytes; false on an error
 sub out {
 	my ($st, $data) = @_;
-
-	my $off = 0;
-	while ($off < length $data) {
-		my $w = syswrite($st->{sock}, $data, length($data) - $off, $off);
-		return 0 unless $w;
-		$off += $w;
-	}
-
-	return 1;
+	return write_all($st->{sock}, $data);
 }

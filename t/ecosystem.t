@@ -29,6 +29,7 @@ BEGIN { use FindBin; chdir($FindBin::Bin); }
 
 use lib 'lib';
 use Test::Railgun;
+use Test::Railgun::Prometheus qw/ wait_for /;
 
 use JSON::PP ();
 use POSIX ();
@@ -191,7 +192,7 @@ is(http_status(http_get('/api/v1/gone')), 502, 'no live upstreams: 502');
 
 # Prometheus with the example's job and rules
 
-my $prom = rewrite(slurp("$EX/prometheus.yml"), 'prometheus.yml',
+my $yml = rewrite(slurp("$EX/prometheus.yml"), 'prometheus.yml',
 	qr/\b(scrape_interval|evaluation_interval):\s*15s/ => sub { "$1: 1s" },
 	qr/\bscrape_timeout:\s*5s/ => 'scrape_timeout: 1s',
 	qr/^(\s*)- railgun-alerts\.yml$/m => sub { "$1- $EX/railgun-alerts.yml" },
@@ -199,9 +200,9 @@ my $prom = rewrite(slurp("$EX/prometheus.yml"), 'prometheus.yml',
 		sub { "$1- 127.0.0.1:" . port(8081) },
 	qr/^\s*- api-gw-2\.example\.com:9145\n/m => '');
 
-like($prom, qr/^\s*- job_name:\s*\Q$JOB\E$/m, "the example job is $JOB");
+like($yml, qr/^\s*- job_name:\s*\Q$JOB\E$/m, "the example job is $JOB");
 
-$prom .= <<"EOF";
+$yml .= <<"EOF";
 
   - job_name: $TEXT
     metrics_path: /metrics-text
@@ -211,30 +212,24 @@ $prom .= <<"EOF";
       - targets: ['127.0.0.1:${\ port(8081)}']
 EOF
 
-$t->write_file('prometheus.yml', $prom);
+my $prom = Test::Railgun::Prometheus->start($t, port => 8086,
+	config => $yml);
 
-$t->run_daemon(['prometheus', "--config.file=$D/prometheus.yml",
-	"--storage.tsdb.path=$D/prometheus-data",
-	'--web.listen-address=127.0.0.1:' . port(8086),
-	'--log.level=warn']);
-
-waitforsocket('127.0.0.1:' . port(8086));
-ok(wait_for(sub { http_status(http_get('/-/ready', port => 8086)) // 0 }
-	=> 200, 30), 'prometheus is ready');
+ok($prom->ready, 'prometheus is ready');
 
 for my $job ($JOB, $TEXT) {
-	is(wait_query("sum(railgun_http_requests_total{job=\"$job\","
+	is($prom->wait_query("sum(railgun_http_requests_total{job=\"$job\","
 		. 'path="/api/"})', 34), 34, "$job: the request counter");
 }
 
 # rate() needs two samples in its window, the dashboard's rates three
 
 for my $job ($JOB, $TEXT) {
-	ok(wait_for(sub {
-		(query1_quiet("min(count_over_time(railgun_http_requests_total"
-			. "{job=\"$job\",path=\"/api/\"}[1m]))") // 0) >= 3
-			? 1 : 0
-	} => 1, 20), "$job: scraped 3 times");
+	ok(wait_for(20, sub {
+		($prom->query1_quiet('min(count_over_time('
+			. "railgun_http_requests_total{job=\"$job\","
+			. 'path="/api/"}[1m]))') // 0) >= 3
+	}, 0.2), "$job: scraped 3 times");
 }
 
 # which format each job got, from nginx's log of the scrapes
@@ -258,7 +253,7 @@ is(join(',', keys %{$ctype{$TEXT} || {}}),
 	'text/plain; version=0.0.4; charset=utf-8',
 	"$TEXT: every scrape answered in the text format 0.0.4");
 
-my $targets = api('/api/v1/targets');
+my $targets = $prom->api('/api/v1/targets');
 for my $job ($JOB, $TEXT) {
 	my ($tg) = grep { $_->{labels}{job} eq $job }
 		@{$targets->{data}{activeTargets} || []};
@@ -269,31 +264,32 @@ for my $job ($JOB, $TEXT) {
 for my $job ($JOB, $TEXT) {
 	my $sel = "job=\"$job\",path=\"/api/\"";
 
-	is(query1("sum(railgun_http_requests_total{$sel,status=\"500\"})"),
+	is($prom->query1(
+		"sum(railgun_http_requests_total{$sel,status=\"500\"})"),
 		4, "$job: 5xx by status");
 
-	my $q90 = query1('histogram_quantile(0.9, sum by (le) '
+	my $q90 = $prom->query1('histogram_quantile(0.9, sum by (le) '
 		. "(railgun_http_request_duration_seconds_bucket{$sel}))");
 	ok(defined $q90 && $q90 > 0.025 && $q90 <= 0.1,
 		"$job: histogram_quantile p90 among the 35 ms requests")
 		or diag("p90 $q90");
 
-	my $q50 = query1('histogram_quantile(0.5, sum by (le) '
+	my $q50 = $prom->query1('histogram_quantile(0.5, sum by (le) '
 		. "(railgun_http_request_duration_seconds_bucket{$sel}))");
 	ok(defined $q50 && $q50 < 0.025,
 		"$job: histogram_quantile p50 below 25 ms")
 		or diag("p50 $q50");
 
-	is(query1("railgun_probe_up{job=\"$job\",probe=\"cache\"}"), 1,
+	is($prom->query1("railgun_probe_up{job=\"$job\",probe=\"cache\"}"), 1,
 		"$job: probe state");
-	is(query1("sum(railgun_upstream_peer_up{job=\"$job\"})"), 2,
+	is($prom->query1("sum(railgun_upstream_peer_up{job=\"$job\"})"), 2,
 		"$job: peer states");
-	is(query1("railgun_redis_memory_max_bytes{job=\"$job\"}"), 67108864,
-		"$job: Redis maxmemory");
-	is(query1("sum(railgun_websocket_connections{job=\"$job\"})"), 1,
+	is($prom->query1("railgun_redis_memory_max_bytes{job=\"$job\"}"),
+		67108864, "$job: Redis maxmemory");
+	is($prom->query1("sum(railgun_websocket_connections{job=\"$job\"})"), 1,
 		"$job: WebSocket sessions open");
-	is(query1("sum(railgun_websocket_connections_opened_total{job=\"$job\"})"),
-		1, "$job: WebSocket sessions opened");
+	is($prom->query1('sum(railgun_websocket_connections_opened_total'
+		. "{job=\"$job\"})"), 1, "$job: WebSocket sessions opened");
 }
 
 ###############################################################################
@@ -308,15 +304,15 @@ $client = 0;
 
 # the alert rules, as Prometheus evaluates them
 
-ok(wait_for(sub {
-	my $g = api('/api/v1/rules')->{data}{groups} || [];
+ok(wait_for(10, sub {
+	my $g = $prom->api('/api/v1/rules')->{data}{groups} || [];
 	my @r = map { @{$_->{rules}} } @$g;
 	@r && !grep { !$_->{lastEvaluation}
 		|| $_->{lastEvaluation} =~ /^0001/ } @r;
-} => 1, 10), 'every rule evaluated');
+}, 0.2), 'every rule evaluated');
 
 my @rules = map { @{$_->{rules}} }
-	@{api('/api/v1/rules')->{data}{groups} || []};
+	@{$prom->api('/api/v1/rules')->{data}{groups} || []};
 my @bad = map { "$_->{name}: $_->{health} $_->{lastError}" }
 	grep { $_->{health} ne 'ok' } @rules;
 ok(@rules >= 7 && !@bad, scalar(@rules) . ' rules loaded, all healthy')
@@ -344,7 +340,7 @@ for my $e (@exprs) {
 	$expr =~ s/\$__rate_interval/1m/g;
 	$expr =~ s/\$(job|instance|server)\b/.*/g;
 
-	my $res = api('/api/v1/query?query=' . uri_escape($expr));
+	my $res = $prom->query($expr);
 
 	if (($res->{status} // '') ne 'success') {
 		push @failed, "$title: $expr: " . ($res->{error} // 'no answer');
@@ -363,7 +359,8 @@ ok(!@empty, 'every dashboard expression has data')
 
 # every metric name the dashboard and the rules use exists in Prometheus
 
-my %names = map { $_ => 1 } @{api('/api/v1/label/__name__/values')->{data}};
+my %names = map { $_ => 1 }
+	@{$prom->api('/api/v1/label/__name__/values')->{data}};
 my %used;
 $used{$_} = 1 for map { $_->[1] =~ /\b(railgun_[a-z_]+)\b(?!")/g } @exprs;
 $used{$_} = 1 for map { $_->{query} =~ /\b(railgun_[a-z_]+)\b(?!")/g }
@@ -386,54 +383,6 @@ ok(keys %fam > 20 && !@undoc && !@gone, scalar(keys %fam) . ' families, '
 	or diag("undocumented: @undoc; documented, not exported: @gone");
 
 ###############################################################################
-
-sub uri_escape {
-	my ($s) = @_;
-	$s =~ s/([^A-Za-z0-9\-._~])/sprintf '%%%02X', ord $1/ge;
-	return $s;
-}
-
-sub api {
-	my ($path) = @_;
-	my $body = http_body(http_get($path, port => 8086));
-	return eval { JSON::PP->new->decode($body) } || { error => $body };
-}
-
-# the value of a query answering one sample; undef otherwise
-
-sub query1 {
-	my ($q) = @_;
-	my $res = api('/api/v1/query?query=' . uri_escape($q));
-	my @r = @{$res->{data}{result} || []};
-	diag("$q: " . scalar(@r) . ' results') unless @r == 1;
-	return @r == 1 ? $r[0]{value}[1] : undef;
-}
-
-sub wait_for {
-	my ($code, $want, $timeout) = @_;
-	my $deadline = time() + $timeout;
-	my $got;
-	while (time() < $deadline) {
-		$got = $code->();
-		return $got if defined $got && $got eq $want;
-		sleep 0.2;
-	}
-	return undef;
-}
-
-sub wait_query {
-	my ($q, $want) = @_;
-	my $got;
-	wait_for(sub { $got = eval { query1_quiet($q) } } => $want, 20);
-	return $got;
-}
-
-sub query1_quiet {
-	my ($q) = @_;
-	my $res = api('/api/v1/query?query=' . uri_escape($q));
-	my @r = @{$res->{data}{result} || []};
-	return @r == 1 ? $r[0]{value}[1] : undef;
-}
 
 sub wait_scrape {
 	my ($code, $name) = @_;

@@ -17,9 +17,9 @@ BEGIN { use FindBin; chdir($FindBin::Bin); }
 
 use lib 'lib';
 use Test::Railgun;
+use Test::Railgun::Prometheus qw/ wait_for /;
 
-use JSON::PP;
-use Time::HiRes qw/ sleep time /;
+use Time::HiRes qw/ time /;
 
 ###############################################################################
 
@@ -66,29 +66,12 @@ EOF
 $t->http_backend(8081);
 $t->run();
 
-my $D = $t->testdir();
+my $prom = Test::Railgun::Prometheus->start($t, port => 8086,
+	target => 8080, job => 'railgun', features => [ 'exemplar-storage' ]);
 
-$t->write_file('prometheus.yml', <<"EOF");
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-scrape_configs:
-  - job_name: railgun
-    static_configs:
-      - targets: ['127.0.0.1:${\ port(8080)}']
-EOF
+ok($prom->ready, 'prometheus is ready');
 
-$t->run_daemon(['prometheus', "--config.file=$D/prometheus.yml",
-	"--storage.tsdb.path=$D/prometheus-data",
-	'--web.listen-address=127.0.0.1:' . port(8086),
-	'--enable-feature=exemplar-storage',
-	'--log.level=warn']);
-
-waitforsocket('127.0.0.1:' . port(8086));
-ok(wait_for(sub { http_status(http_get('/-/ready', port => 8086)) // 0 }
-	=> 200, 30), 'prometheus is ready');
-
-is(wait_for(sub { query1('up{job="railgun"}') } => 1, 20), 1,
+ok($prom->scraped('railgun'),
 	'target up: the OpenMetrics with exemplars parsed');
 
 ###############################################################################
@@ -111,10 +94,10 @@ sub request {
 	push @{$ids{$le}}, $id;
 	$took{$id} = $b;
 
-	wait_for(sub {
-		(grep { $_->{labels}{request_id} eq $id }
-			exemplars(sprintf($BUCKET, $le))) ? 1 : 0
-	} => 1, 10);
+	wait_for(10, sub {
+		grep { $_->{labels}{request_id} eq $id }
+			exemplars(sprintf($BUCKET, $le))
+	}, 0.2);
 }
 
 request(400, '1.0') for 1 .. 3;
@@ -162,44 +145,11 @@ $t->metrics();
 
 ###############################################################################
 
-sub uri_escape {
-	my ($s) = @_;
-	$s =~ s/([^A-Za-z0-9\-._~])/sprintf '%%%02X', ord $1/ge;
-	return $s;
-}
-
-sub api {
-	my ($path) = @_;
-	my $body = http_body(http_get($path, port => 8086));
-	return eval { JSON::PP->new->decode($body) } || { error => $body };
-}
-
-sub query1 {
-	my ($q) = @_;
-	my $res = api('/api/v1/query?query=' . uri_escape($q));
-	my @r = @{$res->{data}{result} || []};
-	return @r == 1 ? $r[0]{value}[1] : undef;
-}
-
 # the exemplars of the series a selector picks, since the test began
 
 sub exemplars {
 	my ($q) = @_;
-	my $res = api('/api/v1/query_exemplars?query=' . uri_escape($q)
-		. '&start=' . int($start) . '&end=' . int(time() + 5));
-	return map { @{$_->{exemplars} || []} } @{$res->{data} || []};
-}
-
-sub wait_for {
-	my ($code, $want, $timeout) = @_;
-	my $deadline = time() + $timeout;
-	my $got;
-	while (time() < $deadline) {
-		$got = $code->();
-		return $got if defined $got && $got eq $want;
-		sleep 0.2;
-	}
-	return undef;
+	return $prom->exemplars($q, start => $start, end => time() + 5);
 }
 
 ###############################################################################

@@ -24,10 +24,11 @@ BEGIN { use FindBin; chdir($FindBin::Bin); }
 
 use lib 'lib';
 use Test::Railgun;
+use Test::Railgun::Prometheus qw/ wait_for /;
 
 use IO::Socket::INET;
 use JSON::PP ();
-use Time::HiRes qw/ sleep time /;
+use Time::HiRes qw/ time /;
 
 ###############################################################################
 
@@ -107,37 +108,23 @@ $t->plan(22);
 
 # two Prometheus: with and without native histograms
 
-my %port = (native => 8086, classic => 8087);
-
 # 10,000 series with their histograms take Prometheus a while to ingest,
 # longer under the sanitizers
 my $every = $ENV{RAILGUN_TEST_ASAN} || $ENV{RAILGUN_TEST_VALGRIND} ? 5 : 2;
 
-for my $p (sort keys %port) {
-	$t->write_file("prometheus-$p.yml", <<"EOF");
-global:
-  scrape_interval: ${every}s
-  scrape_timeout: ${every}s
+my %prom;
 
-scrape_configs:
-  - job_name: $p
-    static_configs:
-      - targets: ['127.0.0.1:${\ port(8082)}']
-EOF
-
-	$t->run_daemon(['prometheus', "--config.file=$D/prometheus-$p.yml",
-		"--storage.tsdb.path=$D/prometheus-$p",
-		'--web.listen-address=127.0.0.1:' . port($port{$p}),
-		'--log.level=warn',
-		$p eq 'native'
-			? ('--enable-feature=native-histograms,exemplar-storage')
-			: ()]);
+for my $p (qw/ classic native /) {
+	$prom{$p} = Test::Railgun::Prometheus->start($t,
+		name => "prometheus-$p", port => $p eq 'native' ? 8086 : 8087,
+		target => 8082, job => $p,
+		interval => $every, wait => 30 * $every,
+		features => $p eq 'native'
+			? [ 'native-histograms', 'exemplar-storage' ] : []);
 }
 
-for my $p (sort keys %port) {
-	waitforsocket('127.0.0.1:' . port($port{$p}));
-	ok(wait_for(sub { http_status(http_get('/-/ready',
-		port => $port{$p})) // 0 } => 200, 30), "$p prometheus is ready");
+for my $p (sort keys %prom) {
+	ok($prom{$p}->ready, "$p prometheus is ready");
 }
 
 # the known latencies, made while both scrape, and the client's brackets
@@ -158,8 +145,8 @@ is(scalar(@fast) . ' ' . scalar(@slow), '20 10', 'requests answered');
 
 my $sel = 'railgun_http_request_duration_seconds';
 
-is(wait_query('native', "histogram_count($sel\{path=\"/fast\"})", 20), 20,
-	'native: histogram_count is the client\'s count');
+is($prom{native}->wait_query("histogram_count($sel\{path=\"/fast\"})", 20),
+	20, 'native: histogram_count is the client\'s count');
 
 # the quantiles, within a bucket of schema 3 around the brackets
 
@@ -179,7 +166,8 @@ for my $case ([ '/fast', \@fast ], [ '/slow', \@slow ]) {
 	my ($path, $b) = @$case;
 	my ($d, $c) = brackets(@$b);
 
-	my $q = query1('native', "histogram_quantile(0.5, $sel\{path=\"$path\"})");
+	my $q = $prom{native}->query1(
+		"histogram_quantile(0.5, $sel\{path=\"$path\"})");
 	ok(defined $q && $q >= $d / $step && $q <= $c * $step,
 		sprintf('native: median of %s %.4f in [%.4f, %.4f]', $path,
 			$q // -1, $d / $step, $c * $step));
@@ -187,13 +175,13 @@ for my $case ([ '/fast', \@fast ], [ '/slow', \@slow ]) {
 
 # rate() needs two scrapes of a series after it changed
 
-wait_for(sub {
-	my $res = api('native', '/api/v1/query?query=' . uri_escape(
-		"histogram_count(rate($sel\{path=\"/slow\"}[1m]))"));
-	scalar @{$res->{data}{result} || []};
-} => 1, 30 * $every);
+wait_for(30 * $every, sub {
+	my $res = $prom{native}->query(
+		"histogram_count(rate($sel\{path=\"/slow\"}[1m]))");
+	@{$res->{data}{result} || []} == 1;
+}, 0.2);
 
-my $q99 = query1('native', "histogram_quantile(0.99, sum($sel))");
+my $q99 = $prom{native}->query1("histogram_quantile(0.99, sum($sel))");
 my ($sd, $sc) = brackets(@slow);
 ok(defined $q99 && $q99 >= $sd / $step && $q99 <= $sc * $step,
 	sprintf('native: p99 of sum() %.4f, a slow request', $q99 // -1));
@@ -201,14 +189,12 @@ ok(defined $q99 && $q99 >= $sd / $step && $q99 <= $sc * $step,
 # the protobuf body's exemplars (Bucket.exemplar) do not upset the scrape:
 # every scrape so far succeeded
 
-is(query1('native', 'min_over_time(up[1m])'), 1,
+is($prom{native}->query1('min_over_time(up[1m])'), 1,
 	'native: every scrape ingested, exemplars in the body');
 
-my $exq = api('native', '/api/v1/query_exemplars?query='
-	. uri_escape("${sel}_bucket") . '&start=' . (time() - 600)
-	. '&end=' . (time() + 60));
 note('exemplars Prometheus 2.42 kept from protobuf: '
-	. scalar(map { @{$_->{exemplars}} } @{$exq->{data} || []}));
+	. scalar(my @ex = $prom{native}->exemplars("${sel}_bucket",
+		start => time() - 600, end => time() + 60)));
 
 # the PromQL of docs/metrics.md evaluates, to a sample
 
@@ -218,7 +204,7 @@ for my $q ('histogram_quantile(0.99, sum by (path) '
 	"histogram_sum(rate($sel\[5m])) / histogram_count(rate($sel\[5m]))",
 	"1 - histogram_fraction(0, 0.25, sum(rate($sel\[5m])))")
 {
-	my $res = api('native', '/api/v1/query?query=' . uri_escape($q));
+	my $res = $prom{native}->query($q);
 	ok(($res->{status} // '') eq 'success' && @{$res->{data}{result} || []},
 		"docs: $q") or diag(JSON::PP->new->encode($res));
 }
@@ -242,34 +228,34 @@ $dexpr =~ s/\$(job|instance|server)\b/.*/g;
 
 # the classic side's rate needs its two scrapes too
 
-wait_for(sub {
-	my $res = api('classic', '/api/v1/query?query=' . uri_escape(
-		"rate(${sel}_count\{path=\"/slow\"}[1m])"));
-	scalar @{$res->{data}{result} || []};
-} => 1, 30 * $every);
+wait_for(30 * $every, sub {
+	my $res = $prom{classic}->query(
+		"rate(${sel}_count\{path=\"/slow\"}[1m])");
+	@{$res->{data}{result} || []} == 1;
+}, 0.2);
 
 for my $p (qw/ native classic /) {
-	my $res = api($p, '/api/v1/query?query=' . uri_escape($dexpr));
+	my $res = $prom{$p}->query($dexpr);
 	ok(@{$res->{data}{result} || []}, "dashboard panel: data from $p")
 		or diag(JSON::PP->new->encode($res));
 }
 
-my $lres = api('native', '/api/v1/query?query=' . uri_escape($left));
+my $lres = $prom{native}->query($left);
 ok(@{$lres->{data}{result} || []},
 	'dashboard panel: native, from the native series');
 
 # the one without the feature: classic buckets, from OpenMetrics
 
-is(wait_query('classic', "sum(${sel}_count{path=\"/fast\"})", 20), 20,
+is($prom{classic}->wait_query("sum(${sel}_count{path=\"/fast\"})", 20), 20,
 	'classic: the count');
 
-my $cq = query1('classic', "histogram_quantile(0.5, sum by (le) "
+my $cq = $prom{classic}->query1("histogram_quantile(0.5, sum by (le) "
 	. "(${sel}_bucket{path=\"/slow\"}))");
 ok(defined $cq && $cq > 0.25 && $cq <= 0.5,
 	'classic: the median of /slow in its bucket (0.25, 0.5]');
 
-my $none = api('classic', '/api/v1/query?query=' . uri_escape(
-	"histogram_count($sel\{path=\"/fast\"})"));
+my $none = $prom{classic}->query(
+	"histogram_count($sel\{path=\"/fast\"})");
 is(scalar @{$none->{data}{result} || [1]}, 0,
 	'classic: no native histogram');
 
@@ -301,11 +287,12 @@ my $N = 10000;
 	is($got, $N, "$N requests of their own path");
 }
 
-is(wait_query('native', "count(railgun_http_requests_total"
+is($prom{native}->wait_query("count(railgun_http_requests_total"
 	. "{path=~\"/many/series.*\"})", $N), $N,
 	"native: every one of $N series of a family in many messages")
 	or diag(JSON::PP->new->encode([ map { $_->{lastError} }
-		@{api('native', '/api/v1/targets')->{data}{activeTargets}} ]));
+		@{$prom{native}->api('/api/v1/targets')->{data}{activeTargets}}
+	]));
 
 
 # what each asked for, and got
@@ -325,49 +312,5 @@ note("Prometheus asks: $native") if $native;
 my ($om) = grep { /^application\/openmetrics-text/ } keys %formats;
 like($formats{$om // ''} // '', qr!^application/openmetrics-text!,
 	'classic prometheus: OpenMetrics');
-
-###############################################################################
-
-sub uri_escape {
-	my ($s) = @_;
-	$s =~ s/([^A-Za-z0-9\-._~])/sprintf '%%%02X', ord $1/ge;
-	return $s;
-}
-
-sub api {
-	my ($p, $path) = @_;
-	my $body = http_body(http_get($path, port => $port{$p}));
-	return eval { JSON::PP->new->decode($body) } || { error => $body };
-}
-
-sub query1 {
-	my ($p, $q) = @_;
-	my $res = api($p, '/api/v1/query?query=' . uri_escape($q));
-	my @r = @{$res->{data}{result} || []};
-	diag("$q: " . scalar(@r) . ' results' . ($res->{error}
-		? ": $res->{error}" : '')) unless @r == 1;
-	return @r == 1 ? $r[0]{value}[1] : undef;
-}
-
-sub wait_for {
-	my ($code, $want, $timeout) = @_;
-	my $deadline = time() + $timeout;
-	my $got;
-	while (time() < $deadline) {
-		$got = $code->();
-		return $got if defined $got && $got eq $want;
-		sleep 0.2;
-	}
-	return $got;
-}
-
-sub wait_query {
-	my ($p, $q, $want) = @_;
-	return wait_for(sub {
-		my $res = api($p, '/api/v1/query?query=' . uri_escape($q));
-		my @r = @{$res->{data}{result} || []};
-		@r == 1 ? $r[0]{value}[1] : undef;
-	} => $want, 30 * $every);
-}
 
 ###############################################################################

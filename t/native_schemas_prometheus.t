@@ -18,9 +18,7 @@ BEGIN { use FindBin; chdir($FindBin::Bin); }
 
 use lib 'lib';
 use Test::Railgun;
-
-use JSON::PP ();
-use Time::HiRes qw/ sleep time /;
+use Test::Railgun::Prometheus;
 
 ###############################################################################
 
@@ -28,8 +26,6 @@ select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
 my $t = Test::Railgun->new()->has_daemon('prometheus');
-
-my $D = $t->testdir();
 
 $t->write_file_expand('nginx.conf', <<"EOF");
 
@@ -111,27 +107,12 @@ $t->plan(17);
 ###############################################################################
 
 my $every = $ENV{RAILGUN_TEST_ASAN} || $ENV{RAILGUN_TEST_VALGRIND} ? 2 : 1;
-my $port = 8086;
 
-$t->write_file('prometheus.yml', <<"EOF");
-global:
-  scrape_interval: ${every}s
-  scrape_timeout: ${every}s
+my $prom = Test::Railgun::Prometheus->start($t, port => 8086,
+	target => 8082, job => 'native', interval => $every,
+	features => [ 'native-histograms' ], wait => 30 * $every);
 
-scrape_configs:
-  - job_name: native
-    static_configs:
-      - targets: ['127.0.0.1:${\ port(8082)}']
-EOF
-
-$t->run_daemon(['prometheus', "--config.file=$D/prometheus.yml",
-	"--storage.tsdb.path=$D/prometheus",
-	"--web.listen-address=127.0.0.1:" . port(8086), '--log.level=warn',
-	'--enable-feature=native-histograms']);
-
-waitforsocket("127.0.0.1:" . port(8086));
-ok(wait_for(sub { http_status(http_get('/-/ready', port => $port)) // 0 }
-	=> 200, 30), 'prometheus is ready');
+ok($prom->ready, 'prometheus is ready');
 
 my $sel = 'railgun_http_request_duration_seconds';
 
@@ -159,16 +140,16 @@ sub fetch {
 
 fetch('/e/delay/1') for 1 .. 5;
 
-is(wait_query("histogram_count($sel\{path=\"/e\"})", 5), 5,
+is($prom->wait_query("histogram_count($sel\{path=\"/e\"})", 5), 5,
 	'first window: the count');
 
 fetch('/e/delay/400') for 1 .. 3;
 fetch('/e/delay/1100');
 
-is(wait_query("histogram_count($sel\{path=\"/e\"})", 9), 9,
+is($prom->wait_query("histogram_count($sel\{path=\"/e\"})", 9), 9,
 	'then above it: the count at the coarser schema');
 
-my $q = query1("histogram_quantile(0.95, $sel\{path=\"/e\"})");
+my $q = $prom->query1("histogram_quantile(0.95, $sel\{path=\"/e\"})");
 ok(defined $q && $q > 0.25, sprintf('p95 above the first window: %s',
 	$q // 'none'));
 
@@ -181,12 +162,12 @@ for my $p (qw/ a b c d /) {
 fetch('/z/') for 1 .. 4;
 
 for my $p (qw/ a b c d e z /) {
-	is(wait_query("histogram_count($sel\{path=\"/$p\"})", $n{$p}), $n{$p},
-		"/$p: histogram_count is the client's $n{$p}");
+	is($prom->wait_query("histogram_count($sel\{path=\"/$p\"})", $n{$p}),
+		$n{$p}, "/$p: histogram_count is the client's $n{$p}");
 }
 
 for my $p (qw/ a b c d e /) {
-	my $s = query1("histogram_sum($sel\{path=\"/$p\"})");
+	my $s = $prom->query1("histogram_sum($sel\{path=\"/$p\"})");
 	ok(defined $s && $s >= $lo{$p} - 0.001 && $s <= $hi{$p},
 		sprintf('/%s: histogram_sum %s in [%.3f, %.3f]', $p,
 			$s // 'none', $lo{$p}, $hi{$p}));
@@ -194,57 +175,11 @@ for my $p (qw/ a b c d e /) {
 
 # schema 8 with 1024 buckets reaches 2^-6 s: 50 ms is at schema 4 then
 
-$q = query1("histogram_quantile(0.5, $sel\{path=\"/c\"})");
+$q = $prom->query1("histogram_quantile(0.5, $sel\{path=\"/c\"})");
 my $step = 2**(1 / 16);
 ok(defined $q && $q >= 0.05 / $step && $q <= 0.05 * 1.5 * $step,
 	sprintf('/c: the median %s near 50 ms', $q // 'none'));
 
-is(query1('min_over_time(up[1m])'), 1, 'every scrape ingested');
-
-###############################################################################
-
-sub uri_escape {
-	my ($s) = @_;
-	$s =~ s/([^A-Za-z0-9\-._~])/sprintf '%%%02X', ord $1/ge;
-	return $s;
-}
-
-sub api {
-	my ($path) = @_;
-	my $body = http_body(http_get($path, port => $port));
-	return eval { JSON::PP->new->decode($body) } || { error => $body };
-}
-
-sub query1 {
-	my ($q) = @_;
-	my $res = api('/api/v1/query?query=' . uri_escape($q));
-	my @r = @{$res->{data}{result} || []};
-	diag("$q: " . scalar(@r) . ' results' . ($res->{error}
-		? ": $res->{error}" : '')) unless @r == 1;
-	return @r == 1 ? $r[0]{value}[1] : undef;
-}
-
-sub wait_for {
-	my ($get, $want, $secs) = @_;
-	my $v;
-	my $until = time() + $secs;
-
-	while (time() < $until) {
-		$v = $get->();
-		return $v if defined $v && $v eq $want;
-		sleep 0.2;
-	}
-
-	return $v;
-}
-
-sub wait_query {
-	my ($q, $want) = @_;
-	return wait_for(sub {
-		my $res = api('/api/v1/query?query=' . uri_escape($q));
-		my @r = @{$res->{data}{result} || []};
-		@r == 1 ? $r[0]{value}[1] : undef;
-	} => $want, 30 * $every);
-}
+is($prom->query1('min_over_time(up[1m])'), 1, 'every scrape ingested');
 
 ###############################################################################

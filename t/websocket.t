@@ -25,49 +25,14 @@ use Time::HiRes qw/ sleep time /;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->has_daemon('promtool')->plan(49)
-	->write_file_expand('nginx.conf', <<'EOF');
+my $t = Test::Railgun->new()->has_daemon('promtool')->plan(49);
 
-%%TEST_GLOBALS%%
-
-events {
-}
-
-http {
-    %%TEST_GLOBALS_HTTP%%
-
-    upstream ws_up {
-        server 127.0.0.1:%%PORT_8081%%;
-    }
-
-    server {
-        listen       127.0.0.1:%%PORT_8080%%;
-        server_name  localhost;
-
-        proxy_http_version  1.1;
-        proxy_set_header    Upgrade $http_upgrade;
-        proxy_set_header    Connection "upgrade";
-
-        location = /metrics {
-            railgun_metrics;
-            railgun off;
-        }
-
-        location /ws {
-            proxy_pass http://ws_up;
-        }
-
+ws_front($t, paths => [ '/ws' ], locations => <<'EOF');
         location /quiet {
             railgun off;
             proxy_pass http://ws_up;
         }
-    }
-}
-
 EOF
-
-ws_backend($t, 8081);
-$t->run();
 
 ###############################################################################
 

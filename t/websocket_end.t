@@ -31,56 +31,17 @@ my $t = Test::Railgun->new()->has_daemon('promtool')->plan(38);
 # the session's debug lines (nginx is built --with-debug on Debian) tell
 # what a scrape cannot after QUIT; the usual log is kept for http too
 my $d = $t->testdir();
-(my $conf = <<'EOF') =~ s/%%DIR%%/$d/g;
 
-%%TEST_GLOBALS%%
-
-worker_shutdown_timeout 1s;
-
-events {
-}
-
-http {
-    %%TEST_GLOBALS_HTTP%%
-
-    error_log %%DIR%%/error.log info;
-    error_log %%DIR%%/debug.log debug_http;
-
-    upstream ws_up {
-        server 127.0.0.1:%%PORT_8081%%;
-    }
-
-    server {
-        listen       127.0.0.1:%%PORT_8080%%;
-        server_name  localhost;
-
-        proxy_http_version  1.1;
-        proxy_set_header    Upgrade $http_upgrade;
-        proxy_set_header    Connection "upgrade";
-
-        location = /metrics {
-            railgun_metrics;
-            railgun off;
-        }
-
-        location /ws {
-            proxy_pass http://ws_up;
-        }
-
+ws_front($t, main => "worker_shutdown_timeout 1s;\n",
+	http => "    error_log $d/error.log info;\n"
+		. "    error_log $d/debug.log debug_http;\n",
+	paths => [ '/ws' ], locations => <<'EOF');
         location /timeout {
             proxy_pass http://ws_up;
             proxy_read_timeout 1s;
             railgun_websocket_buckets 0.25 3;
         }
-    }
-}
-
 EOF
-
-$t->write_file_expand('nginx.conf', $conf);
-
-ws_backend($t, 8081);
-$t->run();
 
 ###############################################################################
 

@@ -26,102 +26,14 @@ use Test::Railgun::WebSocket;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->has_daemon('promtool')->plan(58)
-	->write_file_expand('nginx.conf', <<'EOF');
+my $t = Test::Railgun->new()->has_daemon('promtool')->plan(58);
 
-%%TEST_GLOBALS%%
-
-events {
-}
-
-http {
-    %%TEST_GLOBALS_HTTP%%
-
-    upstream ws_up {
-        server 127.0.0.1:%%PORT_8081%%;
-    }
-
-    server {
-        listen       127.0.0.1:%%PORT_8080%%;
-        server_name  localhost;
-
-        proxy_http_version  1.1;
-        proxy_set_header    Upgrade $http_upgrade;
-        proxy_set_header    Connection "upgrade";
-
-        location = /metrics {
-            railgun_metrics;
-            railgun off;
-        }
-
-        location /sizes {
-            proxy_pass http://ws_up;
-        }
-
-        location /fragments {
-            proxy_pass http://ws_up;
-        }
-
-        location /split {
-            proxy_pass http://ws_up;
-        }
-
-        location /early {
-            proxy_pass http://ws_up;
-        }
-
-        location /violation {
-            proxy_pass http://ws_up;
-        }
-
-        # the backend echoes bytes as they come, unparsed
-        location /raw {
-            proxy_pass http://ws_up;
-        }
-    }
-}
-
-EOF
-
-ws_backend($t, 8081);
-$t->run();
+# the raw backend echoes bytes as they come, unparsed
+ws_front($t, paths => [qw{ /sizes /fragments /split /early /violation /raw }]);
 
 ###############################################################################
 
 sub hex_of { unpack 'H*', $_[0] }
-
-sub stats {
-	my ($path) = @_;
-	return ws_stats($t->metrics(),
-		{ server => 'localhost', path => $path });
-}
-
-# Polls until the counts of a path are those wanted (and no session is
-# active), then returns them.
-
-sub settle {
-	my ($path, %want) = @_;
-
-	my $l = { server => 'localhost', path => $path };
-	$want{active} = 0 unless exists $want{active};
-
-	my $m = wait_metrics($t, sub {
-		my $s = ws_stats($_[0], $l);
-		!grep { $s->{$_} != $want{$_} } keys %want;
-	});
-
-	my $s = ws_stats($m, $l);
-	return { map { $_ => $s->{$_} } keys %want };
-}
-
-sub counts {
-	my ($im, $ib, $om, $ob, $ie, $oe) = @_;
-	return (in_messages => $im, in_bytes => $ib, out_messages => $om,
-		out_bytes => $ob, in_errors => $ie || 0,
-		out_errors => $oe || 0);
-}
-
-###############################################################################
 
 # sizes around the length encodings and 3 MB, masked in, unmasked out,
 # then 100 small messages in one write
@@ -154,8 +66,9 @@ $small += length "m$_" for 1 .. 100;
 
 $ws->close_ws();
 
-is_deeply(settle('/sizes', counts(108, $total + $small, 108, $total + $small)),
-	{ counts(108, $total + $small, 108, $total + $small), active => 0 },
+is_deeply(ws_settle($t, '/sizes',
+	ws_counts(108, $total + $small, 108, $total + $small)),
+	{ ws_counts(108, $total + $small, 108, $total + $small), active => 0 },
 	'sizes: exact counts');
 
 # fragmented messages, control frames between fragments, both directions;
@@ -208,9 +121,10 @@ ok($msg && $msg->{payload} eq '' && $msg->{frames} == 3,
 
 $ws->close_ws();
 
-is_deeply(settle('/fragments', counts(3, 9 + 70205 + length $cmd,
-	4, 9 + 70205 + 15)), { counts(3, 9 + 70205 + length $cmd,
-	4, 9 + 70205 + 15), active => 0 }, 'fragments: exact counts');
+is_deeply(ws_settle($t, '/fragments',
+	ws_counts(3, 9 + 70205 + length $cmd, 4, 9 + 70205 + 15)),
+	{ ws_counts(3, 9 + 70205 + length $cmd, 4, 9 + 70205 + 15),
+	active => 0 }, 'fragments: exact counts');
 
 # headers split across writes down to one byte, 10 ms apart so that nginx
 # reads every piece apart
@@ -263,8 +177,8 @@ $ws->close_ws();
 my $in_bytes = 5 + 300 + 70000 + 0 + 6 + length $scmd;
 my $out_bytes = 5 + 300 + 70000 + 0 + 6 + 4 + 130 + 70000 + 4 + 3 + 0;
 
-is_deeply(settle('/split', counts(7, $in_bytes, 12, $out_bytes)),
-	{ counts(7, $in_bytes, 12, $out_bytes), active => 0 },
+is_deeply(ws_settle($t, '/split', ws_counts(7, $in_bytes, 12, $out_bytes)),
+	{ ws_counts(7, $in_bytes, 12, $out_bytes), active => 0 },
 	'split: exact counts');
 
 # bytes buffered before the tunnel starts: the client's first frames in the
@@ -298,8 +212,8 @@ is($msg && $msg->{payload}, 'then', 'early: header finished after upgrade');
 
 $ws->close_ws();
 
-is_deeply(settle('/early', counts(2, 8 + 4, 4, 10 + 5 + 8 + 4)),
-	{ counts(2, 8 + 4, 4, 10 + 5 + 8 + 4), active => 0 },
+is_deeply(ws_settle($t, '/early', ws_counts(2, 8 + 4, 4, 10 + 5 + 8 + 4)),
+	{ ws_counts(2, 8 + 4, 4, 10 + 5 + 8 + 4), active => 0 },
 	'early: exact counts');
 
 # a violation from the client: a reserved opcode (the backend answers its
@@ -318,8 +232,9 @@ for my $f ([ 1, 'ok1' ], [ 1, 'ok2' ], [ 3, 'bad' ], [ 1, 'ok3' ],
 
 is(join(',', @got), 'ok1,ok2,bad,ok3,ok4', 'violation in: all echoed');
 
-my $v = settle('/violation', counts(2, 6, 5, 15, 1, 0), active => 1);
-is_deeply($v, { counts(2, 6, 5, 15, 1, 0), active => 1 },
+my $v = ws_settle($t, '/violation', ws_counts(2, 6, 5, 15, 1, 0),
+	active => 1);
+is_deeply($v, { ws_counts(2, 6, 5, 15, 1, 0), active => 1 },
 	'violation in: counted, later messages in not');
 
 $ws->close_ws();
@@ -341,8 +256,9 @@ is(($ws->read_message() || {})->{payload}, 'ok5', 'violation out: echo');
 
 $ws->close_ws();
 
-$v = settle('/violation', counts(2 + 2, 6 + length($cmd) + 3, 5, 15, 1, 1));
-is_deeply($v, { counts(2 + 2, 6 + length($cmd) + 3, 5, 15, 1, 1),
+$v = ws_settle($t, '/violation',
+	ws_counts(2 + 2, 6 + length($cmd) + 3, 5, 15, 1, 1));
+is_deeply($v, { ws_counts(2 + 2, 6 + length($cmd) + 3, 5, 15, 1, 1),
 	active => 0 }, 'violation out: counted, later messages out not');
 
 # each kind of violation, in a session of its own through a backend that
@@ -365,7 +281,7 @@ my @violations = (
 		"\x82\xff\x80\x00\x00\x00\x00\x00\x00\x05" . "\x00" x 4 ],
 );
 
-my $before = stats('/raw');
+my $before = ws_path_stats($t, '/raw');
 
 for my $case (@violations) {
 	my ($name, $bad, $extra) = @$case;
@@ -382,7 +298,8 @@ for my $case (@violations) {
 
 	$ws->close();
 
-	my $want = { counts(1, 2 + $extra, 1, 2 + $extra, 1, 1), active => 0 };
+	my $want = { ws_counts(1, 2 + $extra, 1, 2 + $extra, 1, 1),
+		active => 0 };
 	my $m = wait_metrics($t, sub {
 		my $d = ws_delta($before, ws_stats($_[0],
 			{ server => 'localhost', path => '/raw' }));
@@ -406,7 +323,7 @@ $ws->write($rsv1);
 is($ws->read_bytes(length $rsv1), $rsv1, 'RSV1: bytes intact');
 $ws->close();
 
-my $want = { counts(2, 3, 2, 3, 0, 0), active => 0 };
+my $want = { ws_counts(2, 3, 2, 3, 0, 0), active => 0 };
 my $m = wait_metrics($t, sub {
 	my $d = ws_delta($before, ws_stats($_[0],
 		{ server => 'localhost', path => '/raw' }));

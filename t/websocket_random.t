@@ -30,47 +30,18 @@ select STDOUT; $| = 1;
 eval { require IO::Socket::SSL; };
 plan(skip_all => 'IO::Socket::SSL not installed') if $@;
 
-my $t = Test::Railgun->new()->has_daemon('openssl')->plan(7)
-	->write_file_expand('nginx.conf', <<'EOF');
+my $t = Test::Railgun->new()->has_daemon('openssl')->plan(7);
 
-%%TEST_GLOBALS%%
+# TLS on both sides: the client's, and the upstream's, another server of
+# this nginx that proxies to the raw backend
 
-events {
-}
-
-http {
-    %%TEST_GLOBALS_HTTP%%
-
-    upstream ws_up {
-        server 127.0.0.1:%%PORT_8081%%;
-    }
-
-    server {
-        listen       127.0.0.1:%%PORT_8080%%;
-        server_name  localhost;
-
-        proxy_http_version  1.1;
-        proxy_set_header    Upgrade $http_upgrade;
-        proxy_set_header    Connection "upgrade";
-
-        location = /metrics {
-            railgun_metrics;
-            railgun off;
-        }
-
+ws_front($t, tls => 1, paths => [ '/big/raw' ], locations => <<'EOF',
         location /small/raw {
             proxy_buffer_size  1k;
             proxy_pass http://ws_up;
         }
-
-        location /big/raw {
-            proxy_pass http://ws_up;
-        }
-    }
-
-    # TLS on both sides: the client's, and the upstream's, another server
-    # of this nginx that proxies to the raw backend
-
+EOF
+	servers => <<'EOF');
     server {
         listen       127.0.0.1:%%PORT_8443%% ssl;
         server_name  secure;
@@ -103,18 +74,7 @@ http {
             proxy_pass http://ws_up;
         }
     }
-}
-
 EOF
-
-my $d = $t->testdir();
-system("openssl req -x509 -newkey rsa:2048 -nodes -days 1 "
-	. "-subj /CN=localhost -keyout $d/key.pem -out $d/cert.pem "
-	. ">$d/openssl.out 2>&1") == 0
-	or die "openssl req failed: " . $t->read_file('openssl.out');
-
-ws_backend($t, 8081);
-$t->run();
 
 ###############################################################################
 

@@ -28,30 +28,9 @@ eval { require IO::Socket::SSL; };
 plan(skip_all => 'IO::Socket::SSL not installed') if $@;
 
 my $t = Test::Railgun->new()->has_daemon('promtool')->has_daemon('openssl')
-	->plan(25)->write_file_expand('nginx.conf', <<'EOF');
+	->plan(25);
 
-%%TEST_GLOBALS%%
-
-events {
-}
-
-http {
-    %%TEST_GLOBALS_HTTP%%
-
-    upstream ws_up {
-        server 127.0.0.1:%%PORT_8081%%;
-    }
-
-    server {
-        listen       127.0.0.1:%%PORT_8080%%;
-        server_name  localhost;
-
-        location = /metrics {
-            railgun_metrics;
-            railgun off;
-        }
-    }
-
+ws_front($t, tls => 1, servers => <<'EOF');
     server {
         listen       127.0.0.1:%%PORT_8443%% ssl;
         server_name  secure;
@@ -67,18 +46,7 @@ http {
             proxy_pass http://ws_up;
         }
     }
-}
-
 EOF
-
-my $d = $t->testdir();
-system("openssl req -x509 -newkey rsa:2048 -nodes -days 1 "
-	. "-subj /CN=localhost -keyout $d/key.pem -out $d/cert.pem "
-	. ">$d/openssl.out 2>&1") == 0
-	or die "openssl req failed: " . $t->read_file('openssl.out');
-
-ws_backend($t, 8081);
-$t->run();
 
 ###############################################################################
 

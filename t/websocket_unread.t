@@ -30,88 +30,10 @@ use Time::HiRes qw/ sleep /;
 select STDERR; $| = 1;
 select STDOUT; $| = 1;
 
-my $t = Test::Railgun->new()->has_daemon('promtool')->plan(13)
-	->write_file_expand('nginx.conf', <<'EOF');
+my $t = Test::Railgun->new()->has_daemon('promtool')->plan(13);
 
-%%TEST_GLOBALS%%
-
-events {
-}
-
-http {
-    %%TEST_GLOBALS_HTTP%%
-
-    upstream ws_up {
-        server 127.0.0.1:%%PORT_8081%%;
-    }
-
-    server {
-        listen       127.0.0.1:%%PORT_8080%%;
-        server_name  localhost;
-
-        proxy_http_version  1.1;
-        proxy_set_header    Upgrade $http_upgrade;
-        proxy_set_header    Connection "upgrade";
-
-        location = /metrics {
-            railgun_metrics;
-            railgun off;
-        }
-
-        # the backend echoes bytes as they come, unparsed
-        location /cut/raw {
-            proxy_pass http://ws_up;
-        }
-
-        location /back {
-            proxy_pass http://ws_up;
-        }
-
-        location /control {
-            proxy_pass http://ws_up;
-        }
-
-        location /stall {
-            proxy_pass http://ws_up;
-        }
-    }
-}
-
-EOF
-
-ws_backend($t, 8081);
-$t->run();
-
-###############################################################################
-
-sub stats {
-	my ($path) = @_;
-	return ws_stats($t->metrics(),
-		{ server => 'localhost', path => $path });
-}
-
-# polls until the counts of a path are those wanted, then returns them
-
-sub settle {
-	my ($path, %want) = @_;
-
-	my $l = { server => 'localhost', path => $path };
-
-	my $m = wait_metrics($t, sub {
-		my $s = ws_stats($_[0], $l);
-		!grep { $s->{$_} != $want{$_} } keys %want;
-	});
-
-	my $s = ws_stats($m, $l);
-	return { map { $_ => $s->{$_} } keys %want };
-}
-
-sub counts {
-	my ($im, $ib, $om, $ob) = @_;
-	return (in_messages => $im, in_bytes => $ib, out_messages => $om,
-		out_bytes => $ob, in_errors => 0, out_errors => 0,
-		active => 0);
-}
+# the backend echoes the bytes of /cut/raw as they come, unparsed
+ws_front($t, paths => [qw{ /cut/raw /back /control /stall }]);
 
 ###############################################################################
 
@@ -140,8 +62,9 @@ ok($live->{out_bytes} >= $sent - 65536 && $live->{out_bytes} <= $sent,
 
 $ws->close();
 
-is_deeply(settle('/cut/raw', counts(0, $sent, 0, $sent)),
-	{ counts(0, $sent, 0, $sent) }, 'cut: exact bytes both ways');
+is_deeply(ws_settle($t, '/cut/raw', ws_counts(0, $sent, 0, $sent)),
+	{ ws_counts(0, $sent, 0, $sent), active => 0 },
+	'cut: exact bytes both ways');
 
 # the backend cuts a frame short: the header of a 2 MB frame and 100,000
 # payload bytes, then it closes
@@ -158,8 +81,8 @@ $ws->text('!close');
 ok($ws->wait_eof(10), 'back: closed by the backend');
 $ws->close();
 
-is_deeply(settle('/back', counts(2, length($raw) + 6, 0, $back)),
-	{ counts(2, length($raw) + 6, 0, $back) },
+is_deeply(ws_settle($t, '/back', ws_counts(2, length($raw) + 6, 0, $back)),
+	{ ws_counts(2, length($raw) + 6, 0, $back), active => 0 },
 	'back: exact bytes, no message');
 
 # a ping's payload in writes of one byte passes unread and counts nothing;
@@ -176,8 +99,9 @@ ok($msg && $msg->{payload} eq 'x' && @{$msg->{control}} == 1,
 	'control: ping, then the message');
 $ws->close_ws();
 
-is_deeply(settle('/control', counts(1, length $cmd, 1, 1)),
-	{ counts(1, length $cmd, 1, 1) }, 'control: its payload not counted');
+is_deeply(ws_settle($t, '/control', ws_counts(1, length $cmd, 1, 1)),
+	{ ws_counts(1, length $cmd, 1, 1), active => 0 },
+	'control: its payload not counted');
 
 # a client that does not read: nginx's writes of a 3 MB message are partial
 # and wait; then it reads, and the small messages after it count too
@@ -199,8 +123,9 @@ is($n, 3, 'stall: the small ones after it');
 $ws->close_ws();
 
 my $in = length("!send 1 $big") + length('!send 3 10');
-is_deeply(settle('/stall', counts(2, $in, 4, $big + 30)),
-	{ counts(2, $in, 4, $big + 30) }, 'stall: exact counts');
+is_deeply(ws_settle($t, '/stall', ws_counts(2, $in, 4, $big + 30)),
+	{ ws_counts(2, $in, 4, $big + 30), active => 0 },
+	'stall: exact counts');
 
 ###############################################################################
 

@@ -34,6 +34,8 @@ our @EXPORT = qw/ port http http_get http_split http_status http_header
 	http_body timed_get bucket_range sum_range sample sample_sum series
 	waitforsocket /;
 
+our @EXPORT_OK = qw/ wait_for /;
+
 use Cwd qw/ abs_path /;
 use File::Basename qw/ dirname /;
 use File::Temp qw/ tempdir /;
@@ -511,26 +513,45 @@ sub stop {
 sub run_daemon {
 	my ($self, $code, @args) = @_;
 
+	my $pid;
+
+	if (ref $code eq 'CODE') {
+		$pid = fork();
+		die "fork: $!" unless defined $pid;
+
+		if ($pid == 0) {
+			setpgrp(0, 0);
+			eval { $code->(@args) };
+			POSIX::_exit($@ ? 1 : 0);
+		}
+
+	} else {
+		$pid = spawn_group("$self->{_dir}/daemons.log",
+			ref $code eq 'ARRAY' ? @$code : ($code, @args));
+	}
+
+	push @{$self->{_daemons}}, $pid;
+	return $self;
+}
+
+# Forks a command leading its own process group, stdin from /dev/null,
+# stdout and stderr appended to $out; returns its pid.
+
+sub spawn_group {
+	my ($out, @cmd) = @_;
+
 	my $pid = fork();
 	die "fork: $!" unless defined $pid;
 
 	if ($pid == 0) {
 		setpgrp(0, 0);
-
-		if (ref $code eq 'CODE') {
-			eval { $code->(@args) };
-			POSIX::_exit($@ ? 1 : 0);
-		}
-
-		my @cmd = ref $code eq 'ARRAY' ? @$code : ($code, @args);
 		open STDIN, '<', '/dev/null';
-		open STDOUT, '>>', "$self->{_dir}/daemons.log";
+		open STDOUT, '>>', $out;
 		open STDERR, '>&', \*STDOUT;
 		exec(@cmd) or POSIX::_exit(127);
 	}
 
-	push @{$self->{_daemons}}, $pid;
-	return $self;
+	return $pid;
 }
 
 sub stop_daemons {
@@ -573,6 +594,24 @@ sub waitforsocket {
 	}
 
 	return 0;
+}
+
+# Polls $code every $step seconds (0.02) until it returns true or $timeout
+# seconds pass; returns its last value.  Test::Railgun::Gate and ::Probe
+# export it.
+
+sub wait_for {
+	my ($timeout, $code, $step) = @_;
+
+	my $deadline = time() + $timeout;
+	my $v;
+
+	while (1) {
+		$v = $code->();
+		return $v if $v;
+		return $v if time() > $deadline;
+		sleep($step || 0.02);
+	}
 }
 
 ###############################################################################
@@ -1076,6 +1115,28 @@ sub metrics {
 	}
 
 	return $scrape;
+}
+
+# A scrape without the promtool run of metrics() (which takes ~150 ms), for
+# polling loops: the same parser; the problems, named "WHAT: ...", are
+# pushed onto @$errors for the caller's own test of them (the quick_errors
+# of Test::Railgun::Gate, the scrape_errors of ::Probe).  Options: port
+# (8080), path ('/metrics').
+
+sub metrics_fast {
+	my ($self, $errors, $what, %opts) = @_;
+
+	my $r = http_get($opts{path} || '/metrics', port => $opts{port} || 8080);
+	my ($status, undef, $body) = http_split($r);
+
+	my @errors;
+	push @errors, "$what: status " . ($status // 'none')
+		unless defined $status && $status == 200;
+
+	my $s = parse_metrics($body // '', 0, \@errors, $what);
+
+	push @$errors, @errors;
+	return $s;
 }
 
 # Pipes text to promtool through a file kept in the test directory; returns

@@ -45,21 +45,9 @@ END {
 	}
 }
 
-# polls $code every $step seconds (0.02) until it returns true or $timeout
-# seconds pass; returns its last value
+# wait_for($timeout, $code, $step): Test::Railgun's
 
-sub wait_for {
-	my ($timeout, $code, $step) = @_;
-
-	my $deadline = time() + $timeout;
-
-	while (1) {
-		my $v = $code->();
-		return $v if $v;
-		return $v if time() > $deadline;
-		sleep($step || 0.02);
-	}
-}
+*wait_for = \&Test::Railgun::wait_for;
 
 # stops a process group led by $pid: TERM, then KILL after 5 s
 
@@ -250,20 +238,7 @@ my @QUICK_ERRORS;
 
 sub scrape_quick {
 	my ($t, %opts) = @_;
-
-	my $r = Test::Railgun::http_get($opts{path} || '/metrics',
-		port => $opts{port} || 8080);
-	my ($status, undef, $body) = Test::Railgun::http_split($r);
-
-	my @errors;
-	push @errors, 'quick scrape: status ' . ($status // 'none')
-		unless defined $status && $status == 200;
-
-	my $s = Test::Railgun::parse_metrics($body // '', 0, \@errors,
-		'quick scrape');
-
-	push @QUICK_ERRORS, @errors;
-	return $s;
+	return $t->metrics_fast(\@QUICK_ERRORS, 'quick scrape', %opts);
 }
 
 sub quick_errors {
@@ -337,20 +312,9 @@ sub start {
 
 	die "backend $self->{name} runs already\n" if $self->{pid};
 
-	my $pid = fork();
-	die "fork: $!" unless defined $pid;
-
-	if ($pid == 0) {
-		setpgrp(0, 0);
-		open STDIN, '<', '/dev/null';
-		open STDOUT, '>>', "$self->{dir}/stderr";
-		open STDERR, '>&', \*STDOUT;
-		exec($Test::Railgun::NGINX, '-p', "$self->{dir}/",
-			'-c', "$self->{dir}/nginx.conf")
-			or POSIX::_exit(127);
-	}
-
-	$self->{pid} = $pid;
+	$self->{pid} = Test::Railgun::spawn_group("$self->{dir}/stderr",
+		$Test::Railgun::NGINX, '-p', "$self->{dir}/",
+		'-c', "$self->{dir}/nginx.conf");
 
 	Test::Railgun::waitforsocket($self->{addr})
 		or die "backend $self->{name} did not start:\n"
@@ -512,23 +476,12 @@ sub start {
 
 	die "redis on $self->{port} runs already\n" if $self->{pid};
 
-	my $pid = fork();
-	die "fork: $!" unless defined $pid;
-
-	if ($pid == 0) {
-		setpgrp(0, 0);
-		open STDIN, '<', '/dev/null';
-		open STDOUT, '>>', "$self->{dir}/stdout";
-		open STDERR, '>&', \*STDOUT;
-		exec($Test::Railgun::Gate::REDIS, '--port', $self->{port},
-			'--bind', '127.0.0.1', '--protected-mode', 'no',
-			'--save', '', '--appendonly', 'no',
-			'--dir', $self->{dir},
-			'--logfile', "$self->{dir}/redis.log")
-			or POSIX::_exit(127);
-	}
-
-	$self->{pid} = $pid;
+	$self->{pid} = Test::Railgun::spawn_group("$self->{dir}/stdout",
+		$Test::Railgun::Gate::REDIS, '--port', $self->{port},
+		'--bind', '127.0.0.1', '--protected-mode', 'no',
+		'--save', '', '--appendonly', 'no',
+		'--dir', $self->{dir},
+		'--logfile', "$self->{dir}/redis.log");
 
 	Test::Railgun::Gate::wait_for(10, sub { $self->ping() })
 		or die "redis on $self->{port} did not start\n";

@@ -793,20 +793,7 @@ sub accepts {
 
 sub scrape_fast {
 	my ($t, %opts) = @_;
-
-	my $r = Test::Railgun::http_get($opts{path} || '/metrics',
-		port => $opts{port} || 8080);
-	my ($status, undef, $body) = Test::Railgun::http_split($r);
-
-	my @errors;
-	push @errors, 'fast scrape: status ' . ($status // 'none')
-		unless defined $status && $status == 200;
-
-	my $s = Test::Railgun::parse_metrics($body // '', 0, \@errors,
-		'fast scrape');
-
-	push @SCRAPE_ERRORS, @errors;
-	return $s;
+	return $t->metrics_fast(\@SCRAPE_ERRORS, 'fast scrape', %opts);
 }
 
 sub scrape_errors {
@@ -861,22 +848,9 @@ sub transition_lines {
 	return @lines;
 }
 
-# polls $code every $step seconds (0.02) until it returns true or $timeout
-# seconds pass; returns its last value
+# wait_for($timeout, $code, $step): Test::Railgun's
 
-sub wait_for {
-	my ($timeout, $code, $step) = @_;
-
-	my $deadline = time() + $timeout;
-	my $v;
-
-	while (1) {
-		$v = $code->();
-		return $v if $v;
-		return $v if time() > $deadline;
-		sleep($step || 0.02);
-	}
-}
+*wait_for = \&Test::Railgun::wait_for;
 
 # VmRSS (or another field of /proc/PID/status, e.g. VmPeak) in kB
 

@@ -20,6 +20,12 @@ package Test::Railgun::WebSocket;
 #       the WebSocket families of one server and path, as a hash
 #   wait_metrics($t, CODE, timeout => 10)
 #       scrapes until CODE->($scrape) is true; returns the last scrape
+#   ws_front($t, paths => [...], locations => TEXT, ...)
+#       nginx proxying WebSocket locations to a ws_backend, started with it
+#       (see below for the options)
+#   ws_path_stats($t, PATH), ws_settle($t, PATH, %want), ws_counts(...)
+#       the counts of one path of ws_front's server, now or once they are
+#       those wanted
 #   ws_workers($t, N, worker_connections => C)
 #       nginx with N workers proxying /ws to a ws_backend, started; with
 #       ws_session, ws_active, ws_wait_active and ws_kill_alerts, for the
@@ -33,8 +39,9 @@ use strict;
 use base qw/ Exporter /;
 
 our @EXPORT = qw/ ws_frame ws_header_pieces ws_parse ws_connect ws_backend
-	ws_stats wait_metrics ws_delta ws_workers ws_session ws_active
-	ws_wait_active ws_kill_alerts /;
+	ws_stats wait_metrics ws_delta ws_front ws_path_stats ws_settle
+	ws_counts ws_workers ws_session ws_active ws_wait_active
+	ws_kill_alerts /;
 
 use Digest::SHA qw/ sha1 /;
 use IO::Select;
@@ -679,6 +686,137 @@ sub wait_metrics {
 		return $m if $code->($m) || time() > $deadline;
 		sleep 0.05;
 	}
+}
+
+###############################################################################
+
+# The usual front: ws_front($t, %o) writes nginx.conf, starts a ws_backend
+# on logical port 8081 and nginx.  The http block has an "upstream ws_up"
+# of that backend and a server "localhost" on 8080 that sets the upgrade
+# headers for proxying and has an unaccounted /metrics; its locations are
+#
+#   paths => [PATH...]   a "location PATH { proxy_pass http://ws_up; }" each
+#   locations => TEXT    more, as nginx.conf text (indented 8 spaces)
+#
+# and the rest of the configuration is given as text too:
+#
+#   main => TEXT         main context lines (after %%TEST_GLOBALS%%)
+#   http => TEXT         http context lines, before the upstream
+#   listen => [ADDR...]  more listen directives of the 8080 server
+#   servers => TEXT      more server blocks (indented 4 spaces)
+#   tls => 1             a self-signed cert.pem and key.pem in the test
+#                        directory, for the servers' ssl_certificate
+#
+# The text is expanded as by write_file_expand (%%PORT_N%%); it returns $t.
+
+sub ws_front {
+	my ($t, %o) = @_;
+
+	my $locations = join '', map { <<"EOF" } @{$o{paths} || []};
+
+        location $_ {
+            proxy_pass http://ws_up;
+        }
+EOF
+
+	$locations .= "\n$o{locations}" if defined $o{locations};
+
+	my $listen = join '', map { "        listen       $_;\n" }
+		@{$o{listen} || []};
+
+	my ($main, $http, $servers) = map { defined $_ ? $_ : '' }
+		@o{qw/ main http servers /};
+	$main = "\n$main" if length $main;
+	$http = "\n$http" if length $http;
+	$servers = "\n$servers" if length $servers;
+
+	$t->write_file_expand('nginx.conf', <<"EOF");
+
+%%TEST_GLOBALS%%
+$main
+events {
+}
+
+http {
+    %%TEST_GLOBALS_HTTP%%
+$http
+    upstream ws_up {
+        server 127.0.0.1:%%PORT_8081%%;
+    }
+
+    server {
+        listen       127.0.0.1:%%PORT_8080%%;
+$listen        server_name  localhost;
+
+        proxy_http_version  1.1;
+        proxy_set_header    Upgrade \$http_upgrade;
+        proxy_set_header    Connection "upgrade";
+
+        location = /metrics {
+            railgun_metrics;
+            railgun off;
+        }
+$locations    }
+$servers}
+
+EOF
+
+	ws_cert($t) if $o{tls};
+
+	ws_backend($t, 8081);
+	$t->run();
+
+	return $t;
+}
+
+# A self-signed certificate for localhost: cert.pem, key.pem.
+
+sub ws_cert {
+	my ($t) = @_;
+
+	my $d = $t->testdir();
+
+	system("openssl req -x509 -newkey rsa:2048 -nodes -days 1 "
+		. "-subj /CN=localhost -keyout $d/key.pem -out $d/cert.pem "
+		. ">$d/openssl.out 2>&1") == 0
+		or die "openssl req failed: " . $t->read_file('openssl.out');
+}
+
+# The ws_stats of a path of ws_front's server, in a new scrape.
+
+sub ws_path_stats {
+	my ($t, $path) = @_;
+	return ws_stats($t->metrics(),
+		{ server => 'localhost', path => $path });
+}
+
+# Polls until the counts of a path of ws_front's server are those wanted
+# (and no session is active, unless active is wanted), then returns them:
+# the wanted keys only, for is_deeply.
+
+sub ws_settle {
+	my ($t, $path, %want) = @_;
+
+	my $l = { server => 'localhost', path => $path };
+	$want{active} = 0 unless exists $want{active};
+
+	my $m = wait_metrics($t, sub {
+		my $s = ws_stats($_[0], $l);
+		!grep { $s->{$_} != $want{$_} } keys %want;
+	});
+
+	my $s = ws_stats($m, $l);
+	return { map { $_ => $s->{$_} } keys %want };
+}
+
+# Messages and bytes in, messages and bytes out, the errors in and out
+# (0 if not given), as ws_stats keys.
+
+sub ws_counts {
+	my ($im, $ib, $om, $ob, $ie, $oe) = @_;
+	return (in_messages => $im, in_bytes => $ib, out_messages => $om,
+		out_bytes => $ob, in_errors => $ie || 0,
+		out_errors => $oe || 0);
 }
 
 ###############################################################################
