@@ -97,8 +97,11 @@ sub switches {
 	return $s =~ /^voluntary_ctxt_switches:\s+(\d+)/m ? $1 : undef;
 }
 
-# the scrapes above went to some worker: let it settle, then look for 2 s;
-# with a tick of 100 ms per checked upstream, each worker woke 40 times
+# the scrapes above went to some worker: let it settle, then look for 2 s.
+# Each worker still looks at each probe not yet due once a second (whether
+# its prober is alive, or the interval changed by a reload): 3 probes, at
+# most 6 wakes, fewer where their timers fall together.  With a tick of
+# 100 ms per checked upstream, each worker woke 40 times more.
 
 select undef, undef, undef, 0.3;
 
@@ -108,6 +111,6 @@ my %after = map { $_ => switches($_) } @w;
 
 my @woke = map { ($after{$_} // 0) - ($before{$_} // 0) } @w;
 
-ok(!grep({ $_ > 4 } @woke), "idle workers do not wake (woke: @woke)");
+ok(!grep({ $_ > 10 } @woke), "idle workers do not wake (woke: @woke)");
 
 ###############################################################################
