@@ -100,8 +100,8 @@ sub switches {
 # the scrapes above went to some worker: let it settle, then look for 2 s.
 # Each worker still looks at each probe not yet due once a second (whether
 # its prober is alive, or the interval changed by a reload): 3 probes, at
-# most 6 wakes, fewer where their timers fall together.  With a tick of
-# 100 ms per checked upstream, each worker woke 40 times more.
+# most 6 wakes, fewer where their timers fall together.  With the tick of
+# 100 ms per checked upstream, each worker woke 22 to 24 times.
 
 select undef, undef, undef, 0.3;
 
