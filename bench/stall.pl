@@ -44,8 +44,10 @@
 # requests with their window and what the worker waited for a CPU then.
 #
 # Options:
-#   --pairs N         pairs of windows (default 10)
-#   --window SECONDS  length of a window (default 1)
+#   --pairs N         pairs of windows (default 25)
+#   --window SECONDS  length of a window (default 0.4: two scraping
+#                     windows in a row stay under the RT time a CPU allows
+#                     a SCHED_FIFO worker in a second, see bench/run)
 #   --interval MS     between two requests of the probe (default 1)
 #   --gzip            the scrapes ask for gzip (the buffer figures are then
 #                     of gzip's output, not of the module's buffers)
@@ -77,7 +79,7 @@ use POSIX qw/ floor /;
 use Socket qw/ IPPROTO_TCP TCP_NODELAY /;
 use Time::HiRes qw/ clock_gettime CLOCK_MONOTONIC sleep /;
 
-my ($pairs, $window, $interval, $gzip, $fifo, $dump) = (10, 1, 1, 0, 0);
+my ($pairs, $window, $interval, $gzip, $fifo, $dump) = (25, 0.4, 1, 0, 0);
 
 GetOptions('pairs=i' => \$pairs, 'window=f' => \$window,
 	'interval=f' => \$interval, 'gzip' => \$gzip, 'fifo' => \$fifo,

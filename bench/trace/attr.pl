@@ -74,11 +74,17 @@ my (%steal);  # request index => cpu => steal
 for my $e (@ev) {
     my ($ts, $cpu, $ty) = @$e;
     while ($ri < @req && $req[$ri][0] <= $ts) { push @act, $ri++; }
-    @act = grep { $req[$_][0] + $req[$_][1] >= ($last{$cpu} // 0) - 0.05 } @act;
-    if (!defined $cur{$cpu}) { $cur{$cpu} = $e->[5]; ($ctid{$cpu}) = $e->[5] =~ m!/(\d+)$!; }
+    @act = grep { $req[$_][0] + $req[$_][1] >= ($last{$cpu} // 0) - 0.05 }
+        @act;
+    if (!defined $cur{$cpu}) {
+        $cur{$cpu} = $e->[5];
+        ($ctid{$cpu}) = $e->[5] =~ m!/(\d+)$!;
+    }
     charge($cpu, $last{$cpu} // $ts, $ts);
     $last{$cpu} = $ts;
-    if ($ty eq 'sw') { $cur{$cpu} = $e->[3]; $ctid{$cpu} = $e->[4]; $since{$cpu} = $ts; }
+    if ($ty eq 'sw') {
+        ($cur{$cpu}, $ctid{$cpu}, $since{$cpu}) = ($e->[3], $e->[4], $ts);
+    }
     elsif ($ty eq 'si') { $si{$cpu} = $e->[3]; }
     elsif ($ty eq 'so') { delete $si{$cpu}; }
     elsif ($ty eq 'hi') { $hi{$cpu} = $e->[3]; }
@@ -92,7 +98,8 @@ for my $e (@ev) {
                     my $lo = $since{$cpu} > $a ? $since{$cpu} : $a;
                     my $hi = $ts < $b ? $ts : $b;
                     next unless $hi > $lo;
-                    $steal{$i}{$cpu} += $st * ($hi - $lo) / ($ts - $since{$cpu});
+                    $steal{$i}{$cpu} +=
+                        $st * ($hi - $lo) / ($ts - $since{$cpu});
                 }
             }
         }

@@ -53,8 +53,8 @@ fi
 perl -ne '
     next if /^#/;
     my ($comm, $pid, $cpu, $ts, $sys, $ev, $rest) =
-        /^\s*(.+)-(\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+):\s+(?:(\w+):)?(\w+):\s*(.*)$/
-        or next;
+        /^\s*(.+)-(\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+):
+            \s+(?:(\w+):)?(\w+):\s*(.*)$/x or next;
     $sys //= { sched_switch => "sched", sched_wakeup => "sched",
         sched_waking => "sched", sched_stat_runtime => "sched",
         softirq_entry => "irq", softirq_exit => "irq",
