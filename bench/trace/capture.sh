@@ -30,6 +30,9 @@ T=/sys/kernel/tracing
 out=$1
 shift
 
+clock=$(sed 's/.*\[\(.*\)\].*/\1/' $T/trace_clock)
+size=$(sed 's/ .*//' $T/buffer_size_kb)
+
 echo 0 > $T/tracing_on
 echo > $T/set_event
 echo mono > $T/trace_clock
@@ -66,5 +69,7 @@ perl -ne '
         $comm, $pid, $cpu, $ts, $sys, $ev, $rest;' $T/trace > "$out"
 
 echo > $T/set_event
-echo 1408 > $T/buffer_size_kb
+echo > $T/trace
+echo "$clock" > $T/trace_clock
+echo "$size" > $T/buffer_size_kb
 exit $rc
