@@ -32,6 +32,7 @@ shift
 
 clock=$(sed 's/.*\[\(.*\)\].*/\1/' $T/trace_clock)
 size=$(sed 's/ .*//' $T/buffer_size_kb)
+on=$(cat $T/tracing_on)
 
 echo 0 > $T/tracing_on
 echo > $T/set_event
@@ -72,4 +73,5 @@ echo > $T/set_event
 echo > $T/trace
 echo "$clock" > $T/trace_clock
 echo "$size" > $T/buffer_size_kb
+echo "$on" > $T/tracing_on
 exit $rc
