@@ -18,7 +18,9 @@
 # - The scraper (a child) scrapes SCRAPE_PATH back to back over one
 #   keepalive connection (HTTP/1.1, chunked, read at full speed) during the
 #   scraping windows, and only then; a scrape started in a scraping window
-#   ends even if that takes it into the next window.
+#   ends even if that takes it into the next window.  A SCRAPE_PATH that
+#   is not chunked is read to its Content-Length, no buffers counted: the
+#   control of bench/run, a static file as large as a scrape.
 #
 # A request is "scraping" when it was sent while a scrape was in progress,
 # and "idle" when it was sent in an idle window and no scrape overlapped it;
@@ -42,8 +44,10 @@
 # requests with their window and what the worker waited for a CPU then.
 #
 # Options:
-#   --pairs N         pairs of windows (default 10)
-#   --window SECONDS  length of a window (default 1)
+#   --pairs N         pairs of windows (default 25)
+#   --window SECONDS  length of a window (default 0.4: two scraping
+#                     windows in a row stay under the RT time a CPU allows
+#                     a SCHED_FIFO worker in a second, see bench/run)
 #   --interval MS     between two requests of the probe (default 1)
 #   --gzip            the scrapes ask for gzip (the buffer figures are then
 #                     of gzip's output, not of the module's buffers)
@@ -77,7 +81,7 @@ use Time::HiRes qw/ clock_gettime CLOCK_MONOTONIC sleep /;
 use lib $FindBin::Bin;
 use BenchWire;
 
-my ($pairs, $window, $interval, $gzip, $fifo, $dump) = (10, 1, 1, 0, 0);
+my ($pairs, $window, $interval, $gzip, $fifo, $dump) = (25, 0.4, 1, 0, 0);
 
 GetOptions('pairs=i' => \$pairs, 'window=f' => \$window,
 	'interval=f' => \$interval, 'gzip' => \$gzip, 'fifo' => \$fifo,
@@ -412,38 +416,57 @@ sub scraper {
 
 		$head =~ m!^HTTP/1\.1 200 !
 			or die "stall: not a 200 for $scrape_path\n";
-		$head =~ m!\r\ntransfer-encoding:\s*chunked!i
-			or die "stall: the scrape is not chunked\n";
-
 		my ($bytes, $chunks, $max, $pos) = (0, 0, 0, 0);
 
-		while (1) {
-			my $e;
+		if ($head !~ m!\r\ntransfer-encoding:\s*chunked!i) {
+			# a body of a known length: the static file of the
+			# control, read and dropped; no buffers to count
+			$head =~ m!\r\ncontent-length:\s*(\d+)!i
+				or die "stall: neither chunked nor a length\n";
 
-			until (($e = index($b, "\r\n", $pos)) >= 0) {
-				substr($b, 0, $pos, '');
-				$pos = 0;
-				fill($s, \$b);
+			my $left = $1 - length $b;
+
+			$bytes = $1;
+			$b = '';
+
+			while ($left > 0) {
+				my $r = sysread($s, $b,
+					$left < 262144 ? $left : 262144);
+				die "stall: read: $!\n" unless defined $r;
+				die "stall: connection closed by the server\n"
+					if $r == 0;
+				$left -= $r;
 			}
 
-			my $size = hex(substr($b, $pos, $e - $pos));
-			my $need = $e + 2 + $size + 2;
+		} else {
+			while (1) {
+				my $e;
 
-			while (length($b) < $need) {
-				substr($b, 0, $pos, '');
-				$need -= $pos;
-				$e -= $pos;
-				$pos = 0;
-				fill($s, \$b);
+				until (($e = index($b, "\r\n", $pos)) >= 0) {
+					substr($b, 0, $pos, '');
+					$pos = 0;
+					fill($s, \$b);
+				}
+
+				my $size = hex(substr($b, $pos, $e - $pos));
+				my $need = $e + 2 + $size + 2;
+
+				while (length($b) < $need) {
+					substr($b, 0, $pos, '');
+					$need -= $pos;
+					$e -= $pos;
+					$pos = 0;
+					fill($s, \$b);
+				}
+
+				$pos = $need;
+
+				last if $size == 0;
+
+				$bytes += $size;
+				$chunks++;
+				$max = $size if $size > $max;
 			}
-
-			$pos = $need;
-
-			last if $size == 0;
-
-			$bytes += $size;
-			$chunks++;
-			$max = $size if $size > $max;
 		}
 
 		my $stop = now();
