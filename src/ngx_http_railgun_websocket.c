@@ -28,18 +28,22 @@
 #define NGX_HTTP_RAILGUN_WS_IN   0        /* from the client */
 #define NGX_HTTP_RAILGUN_WS_OUT  1        /* to the client */
 
-/* the bytes of a payload spread over writes go to the zone this often */
-#define NGX_HTTP_RAILGUN_WS_FLUSH  65536
+/*
+ * The payload bytes that pass unread, and a message whose last write
+ * passed, reach the zone this long after they passed, at the most.
+ */
+#define NGX_HTTP_RAILGUN_WS_FLUSH  1000       /* ms */
 
 
 /*
  * One direction of a session.  "sent" and "limit" are positions in the
  * connection's c->sent, which nginx's send (and SSL's) moves by every byte
- * it sends: a write that ends at or before "limit" is all inside a payload
- * and passes unread; the next write that is read counts what passed by
- * c->sent - "sent", "sent" being c->sent after the last write read, and so
- * does the close.  "connection" is NULL when no close could count them:
- * then every write is read.
+ * it sends: a write that ends at or before "limit", the payload's end, is
+ * all inside a payload and passes unread; the next write that is read
+ * counts what passed by c->sent - "sent", "sent" being c->sent after the
+ * last write read, and so do the flush and the close.  "connection" is NULL
+ * when none of them could count them: then every write is read.  The
+ * frame reader's counts are those not yet in the zone.
  */
 
 typedef struct {
@@ -49,8 +53,6 @@ typedef struct {
     ngx_send_pt               passer;
     off_t                     sent;
     ngx_railgun_wsframe_t     frame;
-    uint64_t                  counted;     /* payload bytes in the zone */
-    uint64_t                  counted_messages;
     ngx_connection_t         *connection;
     ngx_uint_t                direction;
     ngx_railgun_series_t     *messages;
@@ -64,6 +66,7 @@ struct ngx_http_railgun_ws_s {
     ngx_uint_t                 session;    /* unsigned  session:1; */
     ngx_uint_t                 slot;       /* of the gauge, 0 if none */
     ngx_http_railgun_ws_dir_t  dir[2];
+    ngx_event_t                flush;      /* set while bytes pass unread */
     ngx_railgun_series_t      *active;
     ngx_railgun_series_t      *duration;
     ngx_pool_cleanup_t        *cleanup;    /* of the upstream connection */
@@ -79,12 +82,20 @@ static ssize_t ngx_http_railgun_websocket_pass_in(ngx_connection_t *c,
     u_char *buf, size_t size);
 static ssize_t ngx_http_railgun_websocket_pass_out(ngx_connection_t *c,
     u_char *buf, size_t size);
-static ssize_t ngx_http_railgun_websocket_read(ngx_connection_t *c,
-    u_char *buf, size_t size, ngx_http_railgun_ws_dir_t *wd)
+static ssize_t ngx_http_railgun_websocket_reread_in(ngx_connection_t *c,
+    u_char *buf, size_t size, ngx_http_railgun_ws_t *ws)
     __attribute__((noinline));
+static ssize_t ngx_http_railgun_websocket_reread_out(ngx_connection_t *c,
+    u_char *buf, size_t size, ngx_http_railgun_ws_t *ws)
+    __attribute__((noinline));
+static ngx_inline ssize_t ngx_http_railgun_websocket_read(
+    ngx_connection_t *c, u_char *buf, size_t size, ngx_http_railgun_ws_t *ws,
+    ngx_uint_t d, ngx_uint_t passer) __attribute__((always_inline));
 static ssize_t ngx_http_railgun_websocket_count(ngx_connection_t *c,
-    ngx_http_railgun_ws_dir_t *wd, ssize_t n, ngx_int_t rc)
+    ngx_http_railgun_ws_t *ws, u_char *buf, ssize_t n, ngx_uint_t d)
     __attribute__((noinline));
+static void ngx_http_railgun_websocket_flush(ngx_http_railgun_ws_dir_t *wd);
+static void ngx_http_railgun_websocket_flush_handler(ngx_event_t *ev);
 static void ngx_http_railgun_websocket_close(ngx_http_railgun_ws_dir_t *wd);
 static void ngx_http_railgun_websocket_close_in(void *data);
 static ngx_int_t ngx_http_railgun_websocket_series(ngx_http_request_t *r,
@@ -130,7 +141,7 @@ ngx_http_railgun_websocket_start(ngx_http_request_t *r)
 {
     off_t                          sent;
     ngx_int_t                      rc;
-    ngx_uint_t                     websocket;
+    ngx_uint_t                     d, websocket;
     ngx_chain_t                   *cl;
     ngx_connection_t              *c;
     ngx_http_railgun_ws_t         *ws;
@@ -216,6 +227,19 @@ ngx_http_railgun_websocket_start(ngx_http_request_t *r)
 
     ws->session = 1;
     ws->start = ngx_railgun_now_us();
+
+    /* an overflow series counts its updates: the inline path adds blind */
+
+    for (d = 0; d < 2; d++) {
+        ws->dir[d].frame.apart =
+            ((ws->dir[d].messages->flags | ws->dir[d].bytes->flags)
+             & NGX_RAILGUN_SERIES_OVERFLOW) ? 1 : 0;
+    }
+
+    ws->flush.handler = ngx_http_railgun_websocket_flush_handler;
+    ws->flush.data = ws;
+    ws->flush.log = r->connection->log;
+    ws->flush.cancelable = 1;
 
     /* a wrapper per direction: the connection tells it, and nothing else */
 
@@ -344,24 +368,25 @@ ngx_http_railgun_has_websocket(ngx_str_t *value)
  * reader, while frame headers are due, and the passer, inside a payload,
  * where a write that stays inside it passes unread: a compare and a jump to
  * nginx's send, however big the frame.  Both tunnel connections have the
- * request as their data.
+ * request as their data.  A write read goes to the zone at once; what
+ * passes unread, when the next write is read, or from the session's timer
+ * (ngx_http_railgun_websocket_flush_handler()), set while bytes pass
+ * unread: the write that ends a payload passes too, and its message is
+ * counted at the next write read, or by the timer.
  */
 
-#define ngx_http_railgun_ws_dir(c, d)                                        \
-    (&((ngx_http_railgun_ctx_t *) ngx_http_get_module_ctx(                   \
-           (ngx_http_request_t *) (c)->data, ngx_http_railgun_module))       \
-          ->ws->dir[d])
+#define ngx_http_railgun_ws(c)                                               \
+    (((ngx_http_railgun_ctx_t *) ngx_http_get_module_ctx(                    \
+          (ngx_http_request_t *) (c)->data, ngx_http_railgun_module))->ws)
 
 
 static ssize_t
 ngx_http_railgun_websocket_read_in(ngx_connection_t *c, u_char *buf,
     size_t size)
 {
-    ngx_http_railgun_ws_dir_t  *dir;
-
-    dir = ngx_http_railgun_ws_dir(c, NGX_HTTP_RAILGUN_WS_IN);
-
-    return ngx_http_railgun_websocket_read(c, buf, size, dir);
+    return ngx_http_railgun_websocket_read(c, buf, size,
+                                           ngx_http_railgun_ws(c),
+                                           NGX_HTTP_RAILGUN_WS_IN, 0);
 }
 
 
@@ -369,11 +394,9 @@ static ssize_t
 ngx_http_railgun_websocket_read_out(ngx_connection_t *c, u_char *buf,
     size_t size)
 {
-    ngx_http_railgun_ws_dir_t  *dir;
-
-    dir = ngx_http_railgun_ws_dir(c, NGX_HTTP_RAILGUN_WS_OUT);
-
-    return ngx_http_railgun_websocket_read(c, buf, size, dir);
+    return ngx_http_railgun_websocket_read(c, buf, size,
+                                           ngx_http_railgun_ws(c),
+                                           NGX_HTTP_RAILGUN_WS_OUT, 0);
 }
 
 
@@ -381,18 +404,29 @@ static ssize_t
 ngx_http_railgun_websocket_pass_in(ngx_connection_t *c, u_char *buf,
     size_t size)
 {
+    ngx_http_railgun_ws_t      *ws;
     ngx_http_railgun_ws_dir_t  *wd;
 
-    wd = ngx_http_railgun_ws_dir(c, NGX_HTTP_RAILGUN_WS_IN);
+    ws = ngx_http_railgun_ws(c);
+    wd = &ws->dir[NGX_HTTP_RAILGUN_WS_IN];
 
     if (c->sent + (off_t) size <= wd->limit) {
         return wd->send(c, buf, size);
     }
 
-    /* the reader's again, unless this write leaves the payload unended */
-    c->send = wd->reader;
+    /* the reader's again, unless this write leaves a payload unended */
+    return ngx_http_railgun_websocket_reread_in(c, buf, size, ws);
+}
 
-    return ngx_http_railgun_websocket_read(c, buf, size, wd);
+
+/* out of line, so that a write passed unread saves no registers */
+
+static ssize_t
+ngx_http_railgun_websocket_reread_in(ngx_connection_t *c, u_char *buf,
+    size_t size, ngx_http_railgun_ws_t *ws)
+{
+    return ngx_http_railgun_websocket_read(c, buf, size, ws,
+                                           NGX_HTTP_RAILGUN_WS_IN, 1);
 }
 
 
@@ -400,30 +434,50 @@ static ssize_t
 ngx_http_railgun_websocket_pass_out(ngx_connection_t *c, u_char *buf,
     size_t size)
 {
+    ngx_http_railgun_ws_t      *ws;
     ngx_http_railgun_ws_dir_t  *wd;
 
-    wd = ngx_http_railgun_ws_dir(c, NGX_HTTP_RAILGUN_WS_OUT);
+    ws = ngx_http_railgun_ws(c);
+    wd = &ws->dir[NGX_HTTP_RAILGUN_WS_OUT];
 
     if (c->sent + (off_t) size <= wd->limit) {
         return wd->send(c, buf, size);
     }
 
-    c->send = wd->reader;
-
-    return ngx_http_railgun_websocket_read(c, buf, size, wd);
+    return ngx_http_railgun_websocket_reread_out(c, buf, size, ws);
 }
 
 
-/* a write that is read: a frame header, or a payload's end, is in it */
-
 static ssize_t
-ngx_http_railgun_websocket_read(ngx_connection_t *c, u_char *buf,
-    size_t size, ngx_http_railgun_ws_dir_t *wd)
+ngx_http_railgun_websocket_reread_out(ngx_connection_t *c, u_char *buf,
+    size_t size, ngx_http_railgun_ws_t *ws)
 {
-    ssize_t                 n;
-    uint64_t                bytes;
-    ngx_int_t               rc;
-    ngx_railgun_wsframe_t  *f;
+    return ngx_http_railgun_websocket_read(c, buf, size, ws,
+                                           NGX_HTTP_RAILGUN_WS_OUT, 1);
+}
+
+
+/*
+ * A write that is read: a frame header, or what follows a payload, is in
+ * it.  Inline, the common cases: a write that is one whole data frame, and
+ * a frame header whose payload goes on past the write (after a frame that
+ * passed unread to its end, maybe); the rest out of line.  A direction
+ * whose series may be an overflow series is kept "apart" from them, so that
+ * they add to the zone without looking.  "passer": the passer's write, which
+ * goes back to the reader unless a payload goes on (count() sets c->send).
+ */
+
+static ngx_inline ssize_t
+ngx_http_railgun_websocket_read(ngx_connection_t *c, u_char *buf,
+    size_t size, ngx_http_railgun_ws_t *ws, ngx_uint_t d, ngx_uint_t passer)
+{
+    size_t                      need, len;
+    ssize_t                     n;
+    uint32_t                    word;
+    ngx_railgun_wsframe_t      *f;
+    ngx_http_railgun_ws_dir_t  *wd;
+
+    wd = &ws->dir[d];
 
     n = wd->send(c, buf, size);
 
@@ -432,64 +486,109 @@ ngx_http_railgun_websocket_read(ngx_connection_t *c, u_char *buf,
     }
 
     f = &wd->frame;
+    word = ngx_railgun_wsframe_word(f);
 
-    /*
-     * What passed unread since the last write read: nginx's send moved
-     * c->sent by n.  Outside a payload nothing did, but before the first
-     * frame c->sent has moved by the handshake.
-     */
+    if (word != 0) {
+
+        /*
+         * An unfragmented message whose payload passed unread to its end,
+         * "limit" (nginx's send moved c->sent by n), counts here.
+         */
+
+        if (word != NGX_RAILGUN_WSFRAME_WORD_PAYLOAD
+            || c->sent - n != wd->limit
+            || !ngx_railgun_wsframe_data_fin(f))
+        {
+            return ngx_http_railgun_websocket_count(c, ws, buf, n, d);
+        }
+
+        ngx_railgun_store_add_real(wd->messages, 1);
+        ngx_railgun_store_add_real(wd->bytes, f->bytes + f->remaining);
+
+        len = ngx_railgun_wsframe_data(buf, n, &need);
+
+        if (len > (size_t) n && need <= (size_t) n) {
+            /* the next frame's payload goes on: the state stays */
+            f->bytes = n - need;
+            goto payload;
+        }
+
+        f->bytes = 0;
+        f->remaining = 0;
+        f->state = NGX_RAILGUN_WSFRAME_FIRST;
+
+        if (len == (size_t) n) {
+            goto whole;
+        }
+
+        return ngx_http_railgun_websocket_count(c, ws, buf, n, d);
+    }
+
+    /* at a frame's start, outside a message; "len" is the frame's */
+
+    len = ngx_railgun_wsframe_data(buf, n, &need);
+
+    if (len == (size_t) n) {
+
+    whole:
+
+        if (passer) {
+            c->send = wd->reader;
+        }
+
+        ngx_railgun_store_add_real(wd->messages, 1);
+        ngx_railgun_store_add_real(wd->bytes, len - need);
+
+        return n;
+    }
+
+    if (len < (size_t) n || need > (size_t) n || wd->connection == NULL) {
+        return ngx_http_railgun_websocket_count(c, ws, buf, n, d);
+    }
+
+    f->fin = 1;
+    f->control = 0;
+    f->bytes = n - need;
+    f->state = NGX_RAILGUN_WSFRAME_PAYLOAD;
+
+payload:
+
+    /* the payload goes on: the rest of it may pass unread */
+
+    f->remaining = len - n;
+
+    wd->sent = c->sent;
+    wd->limit = c->sent + f->remaining;
+
+    if (!passer) {
+        c->send = wd->passer;
+    }
+
+    if (!ws->flush.timer_set) {
+        ngx_add_timer(&ws->flush, NGX_HTTP_RAILGUN_WS_FLUSH);
+    }
+
+    return n;
+}
+
+
+/* the rest of the writes read, out of line */
+
+static ssize_t
+ngx_http_railgun_websocket_count(ngx_connection_t *c,
+    ngx_http_railgun_ws_t *ws, u_char *buf, ssize_t n, ngx_uint_t d)
+{
+    ngx_int_t                   rc;
+    ngx_railgun_wsframe_t      *f;
+    ngx_http_railgun_ws_dir_t  *wd;
+
+    wd = &ws->dir[d];
+    f = &wd->frame;
 
     rc = ngx_railgun_wsframe_tunnel(f,
                                     f->state == NGX_RAILGUN_WSFRAME_PAYLOAD
                                     ? c->sent - n - wd->sent : 0,
                                     buf, n);
-
-    if (rc == NGX_DONE) {
-        /* one message; outside a payload all other bytes are in the zone */
-
-        ngx_railgun_store_add(wd->messages, 1);
-        wd->counted_messages++;
-
-        bytes = f->bytes - wd->counted;
-
-        if (bytes) {
-            ngx_railgun_store_add(wd->bytes, bytes);
-            wd->counted += bytes;
-        }
-
-        return n;
-    }
-
-    if (rc == NGX_AGAIN && wd->connection) {
-        /* inside a payload: what comes next of it may pass unread */
-
-        bytes = f->bytes - wd->counted;
-
-        if (bytes < NGX_HTTP_RAILGUN_WS_FLUSH) {
-            /* the span, which NGX_AGAIN makes f->remaining - 1 */
-            wd->sent = c->sent;
-            wd->limit = c->sent + ngx_min(f->remaining - 1,
-                                          NGX_HTTP_RAILGUN_WS_FLUSH - bytes);
-            c->send = wd->passer;
-
-            return n;
-        }
-    }
-
-    return ngx_http_railgun_websocket_count(c, wd, n, rc);
-}
-
-
-/* the rest of a write read, out of line */
-
-static ssize_t
-ngx_http_railgun_websocket_count(ngx_connection_t *c,
-    ngx_http_railgun_ws_dir_t *wd, ssize_t n, ngx_int_t rc)
-{
-    uint64_t                bytes;
-    ngx_railgun_wsframe_t  *f;
-
-    f = &wd->frame;
 
     if (rc == NGX_ERROR) {
         ngx_railgun_store_add(wd->errors, 1);
@@ -500,29 +599,9 @@ ngx_http_railgun_websocket_count(ngx_connection_t *c,
                       wd->direction == NGX_HTTP_RAILGUN_WS_IN ? "from" : "to");
     }
 
-    /*
-     * Deltas go to the zone as they come, so that long sessions show live
-     * rates: messages at once, a payload's bytes when the frame ends or
-     * every NGX_HTTP_RAILGUN_WS_FLUSH bytes of it, which the limit makes a
-     * write that is read.
-     */
+    ngx_http_railgun_websocket_flush(wd);
 
-    if (f->messages != wd->counted_messages) {
-        ngx_railgun_store_add(wd->messages,
-                              f->messages - wd->counted_messages);
-        wd->counted_messages = f->messages;
-    }
-
-    bytes = f->bytes - wd->counted;
-
-    if (bytes
-        && (f->state != NGX_RAILGUN_WSFRAME_PAYLOAD
-            || bytes >= NGX_HTTP_RAILGUN_WS_FLUSH))
-    {
-        ngx_railgun_store_add(wd->bytes, bytes);
-        wd->counted = f->bytes;
-        bytes = 0;
-    }
+    wd->sent = c->sent;
 
     if (f->failed) {
         /* nothing more is read: the writes go to nginx's send directly */
@@ -530,24 +609,78 @@ ngx_http_railgun_websocket_count(ngx_connection_t *c,
         return n;
     }
 
-    if (f->state != NGX_RAILGUN_WSFRAME_PAYLOAD) {
+    if (f->state != NGX_RAILGUN_WSFRAME_PAYLOAD || wd->connection == NULL) {
+        /* no timer or close would count what passed: every write is read */
         c->send = wd->reader;
         return n;
     }
 
-    wd->sent = c->sent;
-
-    if (wd->connection == NULL) {
-        /* no close would count what passed unread: every write is read */
-        c->send = wd->reader;
-        return n;
-    }
-
-    wd->limit = c->sent + ngx_min(ngx_railgun_wsframe_span(f),
-                                  NGX_HTTP_RAILGUN_WS_FLUSH - bytes);
+    wd->limit = c->sent + f->remaining;
     c->send = wd->passer;
 
+    if (!ws->flush.timer_set) {
+        ngx_add_timer(&ws->flush, NGX_HTTP_RAILGUN_WS_FLUSH);
+    }
+
     return n;
+}
+
+
+/* a direction's counts to the zone */
+
+static void
+ngx_http_railgun_websocket_flush(ngx_http_railgun_ws_dir_t *wd)
+{
+    ngx_railgun_wsframe_t  *f;
+
+    f = &wd->frame;
+
+    if (f->messages) {
+        ngx_railgun_store_add(wd->messages, f->messages);
+        f->messages = 0;
+    }
+
+    if (f->bytes) {
+        ngx_railgun_store_add(wd->bytes, f->bytes);
+        f->bytes = 0;
+    }
+}
+
+
+/*
+ * The timer: what passed unread so far of a payload, which may be its end
+ * and its message's, goes to the zone; again NGX_HTTP_RAILGUN_WS_FLUSH
+ * later while a payload goes on.
+ */
+
+static void
+ngx_http_railgun_websocket_flush_handler(ngx_event_t *ev)
+{
+    ngx_uint_t                  d, passing;
+    ngx_railgun_wsframe_t      *f;
+    ngx_http_railgun_ws_t      *ws;
+    ngx_http_railgun_ws_dir_t  *wd;
+
+    ws = ev->data;
+    passing = 0;
+
+    for (d = 0; d < 2; d++) {
+        wd = &ws->dir[d];
+        f = &wd->frame;
+
+        if (wd->connection && f->state == NGX_RAILGUN_WSFRAME_PAYLOAD) {
+            ngx_railgun_wsframe_skip(f, wd->connection->sent - wd->sent);
+            wd->sent = wd->connection->sent;
+
+            passing |= (f->state == NGX_RAILGUN_WSFRAME_PAYLOAD);
+        }
+
+        ngx_http_railgun_websocket_flush(wd);
+    }
+
+    if (passing) {
+        ngx_add_timer(ev, NGX_HTTP_RAILGUN_WS_FLUSH);
+    }
 }
 
 
@@ -571,10 +704,7 @@ ngx_http_railgun_websocket_close(ngx_http_railgun_ws_dir_t *wd)
         wd->connection = NULL;
     }
 
-    if (f->bytes != wd->counted) {
-        ngx_railgun_store_add(wd->bytes, f->bytes - wd->counted);
-        wd->counted = f->bytes;
-    }
+    ngx_http_railgun_websocket_flush(wd);
 }
 
 
@@ -620,6 +750,10 @@ ngx_http_railgun_websocket_end(ngx_http_request_t *r,
 
     for (d = 0; d < 2; d++) {
         ngx_http_railgun_websocket_close(&ws->dir[d]);
+    }
+
+    if (ws->flush.timer_set) {
+        ngx_del_timer(&ws->flush);
     }
 
     us = ngx_railgun_now_us() - ws->start;

@@ -401,6 +401,15 @@ ngx_railgun_store_add(ngx_railgun_series_t *s, uint64_t n)
 }
 
 
+/* an add to a series its caller knows is no overflow series */
+
+static ngx_inline void
+ngx_railgun_store_add_real(ngx_railgun_series_t *s, uint64_t n)
+{
+    (void) __atomic_fetch_add(&s->values[0], n, __ATOMIC_RELAXED);
+}
+
+
 static ngx_inline void
 ngx_railgun_store_set(ngx_railgun_series_t *s, ngx_uint_t i, uint64_t v)
 {

@@ -29,15 +29,51 @@ typedef struct {
 
     /*
      * Bytes, not bit fields: each is read and written per frame; the first
-     * two side by side, as the inline path tests them together.
+     * four side by side, as an inline path may test them together (one
+     * 32-bit word: ngx_railgun_wsframe_word()).
      */
     u_char         state;
     u_char         fragmented;   /* a data message awaits its final frame */
     u_char         failed;
+    u_char         apart;        /* the caller's, never the reader's */
     u_char         need;         /* bytes left of a length or mask */
-    u_char         fin;
+    u_char         fin;          /* with control: one 16-bit load */
     u_char         control;
 } ngx_railgun_wsframe_t;
+
+
+/*
+ * state, fragmented, failed and apart, in one load: 0 at a frame's start
+ * outside a message, NGX_RAILGUN_WSFRAME_WORD_PAYLOAD inside a payload not
+ * in a fragmented message, "apart" 0 in both
+ */
+
+static ngx_inline uint32_t
+ngx_railgun_wsframe_word(ngx_railgun_wsframe_t *f)
+{
+    uint32_t  w;
+
+    ngx_memcpy(&w, &f->state, sizeof(uint32_t));
+
+    return w;
+}
+
+
+/* fin set and control not, in one load: a data message's final frame */
+
+static ngx_inline ngx_uint_t
+ngx_railgun_wsframe_data_fin(ngx_railgun_wsframe_t *f)
+{
+    uint16_t  w;
+
+    ngx_memcpy(&w, &f->fin, sizeof(uint16_t));
+
+#if (NGX_HAVE_LITTLE_ENDIAN)
+    return w == 0x0001;
+#else
+    return w == 0x0100;
+#endif
+}
 
 
 /*
@@ -48,6 +84,13 @@ typedef struct {
 #define NGX_RAILGUN_WSFRAME_FIRST    0
 #define NGX_RAILGUN_WSFRAME_PAYLOAD  4
 #define NGX_RAILGUN_WSFRAME_FAILED   5
+
+/* the word of PAYLOAD with the other three bytes 0, whatever the byte order */
+#if (NGX_HAVE_LITTLE_ENDIAN)
+#define NGX_RAILGUN_WSFRAME_WORD_PAYLOAD  NGX_RAILGUN_WSFRAME_PAYLOAD
+#else
+#define NGX_RAILGUN_WSFRAME_WORD_PAYLOAD  (NGX_RAILGUN_WSFRAME_PAYLOAD << 24)
+#endif
 
 
 /*
@@ -67,25 +110,52 @@ ngx_int_t ngx_railgun_wsframe_feed(ngx_railgun_wsframe_t *f, u_char *p,
 
 
 /*
- * How many of the bytes to come may pass unread: those of the current
- * frame's payload but its last byte, so that the write that ends a frame is
- * read, and its message counted, at once.  0 outside a payload.
+ * How many of the bytes to come may pass unread: the rest of the current
+ * frame's payload, 0 outside a payload.  The write that ends a frame may
+ * pass too: its message is counted when the bytes that passed are told
+ * (ngx_railgun_wsframe_skip()), at the next write read or sooner.
  */
 
 static ngx_inline uint64_t
 ngx_railgun_wsframe_span(ngx_railgun_wsframe_t *f)
 {
-    return (f->state == NGX_RAILGUN_WSFRAME_PAYLOAD) ? f->remaining - 1 : 0;
+    return (f->state == NGX_RAILGUN_WSFRAME_PAYLOAD) ? f->remaining : 0;
 }
 
 
-/* n bytes of the payload that do not end it: read, or passed unread */
+/* n bytes of the payload that do not end it */
+
+static ngx_inline void
+ngx_railgun_wsframe_inside(ngx_railgun_wsframe_t *f, uint64_t n)
+{
+    f->remaining -= n;
+    f->bytes += f->control ? 0 : n;
+}
+
+
+/*
+ * n bytes of the payload, at most its rest, read or passed unread: the
+ * frame ends with its last byte, and a data message with its final frame.
+ */
 
 static ngx_inline void
 ngx_railgun_wsframe_skip(ngx_railgun_wsframe_t *f, uint64_t n)
 {
-    f->remaining -= n;
-    f->bytes += f->control ? 0 : n;
+    ngx_railgun_wsframe_inside(f, n);
+
+    if (f->remaining == 0) {
+        if (!f->control) {
+            if (f->fin) {
+                f->messages++;
+                f->fragmented = 0;
+
+            } else {
+                f->fragmented = 1;
+            }
+        }
+
+        f->state = NGX_RAILGUN_WSFRAME_FIRST;
+    }
 }
 
 
@@ -109,6 +179,50 @@ ngx_railgun_wsframe_last(ngx_railgun_wsframe_t *f, size_t n)
     f->bytes += n;
 
     return 1;
+}
+
+
+/*
+ * The first n bytes of a write at a frame's start, outside a message: if
+ * they begin an unfragmented text or binary frame with a 7- or 16-bit
+ * length (RSV1 may be permessage-deflate's) and hold its length, returns
+ * the frame's length, header and payload, and sets *need to the header's,
+ * which may be more than n (its mask to come); else returns 0.  It changes
+ * nothing: the caller counts.
+ */
+
+static ngx_inline size_t
+ngx_railgun_wsframe_data(u_char *p, size_t n, size_t *need)
+{
+    u_char  c;
+    size_t  len, hlen;
+
+    if (n < 2) {
+        return 0;
+    }
+
+    c = p[0] & 0xbf;
+
+    if (c != 0x81 && c != 0x82) {
+        return 0;
+    }
+
+    c = p[1];
+    len = c & 0x7f;
+    hlen = 2 + ((c & 0x80) >> 5);              /* the mask bit: 4 bytes */
+
+    if (len >= 126) {
+        if (len == 127 || n < 4) {
+            return 0;
+        }
+
+        len = (p[2] << 8) | p[3];
+        hlen += 2;
+    }
+
+    *need = hlen;
+
+    return hlen + len;
 }
 
 
@@ -176,11 +290,11 @@ ngx_railgun_wsframe_start(ngx_railgun_wsframe_t *f, u_char *p, size_t n)
 /*
  * What the tunnel does with a write it reads: first "unread" bytes that
  * passed since the last write it read, no more than the span it was told
- * then (0 outside a payload), then the n bytes of this write.  Returns
- * NGX_DONE when the write ended one message and held nothing else, the
- * reader at a frame's start; NGX_AGAIN when it ended inside a payload and
- * held no frame's end, so that only payload bytes were counted; otherwise
- * as ngx_railgun_wsframe_feed().
+ * then (0 outside a payload; they may end the frame, and its message),
+ * then the n bytes of this write.  Returns NGX_DONE when the write ended
+ * a message and held nothing else, the reader at a frame's start;
+ * NGX_AGAIN when it ended inside a payload and held no frame's end, so that
+ * only payload bytes were counted; otherwise as ngx_railgun_wsframe_feed().
  */
 
 static ngx_inline ngx_int_t
@@ -191,13 +305,16 @@ ngx_railgun_wsframe_tunnel(ngx_railgun_wsframe_t *f, uint64_t unread,
 
     if (f->state == NGX_RAILGUN_WSFRAME_PAYLOAD) {
         ngx_railgun_wsframe_skip(f, unread);
+    }
+
+    if (f->state == NGX_RAILGUN_WSFRAME_PAYLOAD) {
 
         if (ngx_railgun_wsframe_last(f, n)) {
             return NGX_DONE;
         }
 
         if (f->remaining > n) {
-            ngx_railgun_wsframe_skip(f, n);
+            ngx_railgun_wsframe_inside(f, n);
             return NGX_AGAIN;
         }
 

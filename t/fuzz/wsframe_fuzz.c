@@ -81,6 +81,47 @@ feed_piece(ngx_railgun_wsframe_t *f, const uint8_t *p, size_t n,
 
 
 /*
+ * The tunnel's inline reading of a write at a frame's start
+ * (ngx_railgun_wsframe_data()) against the reader's: a whole frame is one
+ * message of its payload; a header whose payload goes on leaves the reader
+ * in the payload, with the rest of it to come.
+ */
+
+static void
+data_check(ngx_railgun_wsframe_t *f, u_char *copy, size_t n)
+{
+    size_t                 len, need;
+    ngx_railgun_wsframe_t  r;
+
+    if (f->state != NGX_RAILGUN_WSFRAME_FIRST || f->fragmented) {
+        return;
+    }
+
+    len = ngx_railgun_wsframe_data(copy, n, &need);
+
+    if (len == 0 || len < n || (len > n && need > n)) {
+        return;
+    }
+
+    memset(&r, 0, sizeof(r));
+    check(ngx_railgun_wsframe_feed(&r, copy, n) == NGX_OK,
+          "data: a frame the reader takes");
+
+    if (len == n) {
+        check(r.messages == 1 && r.bytes == n - need
+              && r.state == NGX_RAILGUN_WSFRAME_FIRST,
+              "data: a whole frame, one message");
+
+    } else {
+        check(r.messages == 0 && r.bytes == n - need
+              && r.state == NGX_RAILGUN_WSFRAME_PAYLOAD
+              && r.remaining == len - n && r.fin && !r.control,
+              "data: a payload that goes on");
+    }
+}
+
+
+/*
  * feeds n bytes at copy, after "unread" bytes that passed unread (*fed has
  * them already), checking the invariants
  */
@@ -90,6 +131,7 @@ feed(ngx_railgun_wsframe_t *f, u_char *copy, size_t n, uint64_t *fed,
     int tunnel, uint64_t unread)
 {
     ngx_int_t               rc;
+    ngx_uint_t              ended;
     ngx_railgun_wsframe_t   before;
 
     before = *f;
@@ -98,18 +140,24 @@ feed(ngx_railgun_wsframe_t *f, u_char *copy, size_t n, uint64_t *fed,
     if (tunnel) {
         check(unread == 0 || f->state == NGX_RAILGUN_WSFRAME_PAYLOAD,
               "bytes pass unread only inside a payload");
-        check(unread < f->remaining || unread == 0,
-              "bytes that pass unread do not end the payload");
+        check(unread <= f->remaining || unread == 0,
+              "bytes that pass unread go no further than the payload");
+
+        /* the unread bytes may end a message: at most one */
+        ended = (unread && unread == f->remaining && f->fin && !f->control)
+                ? 1 : 0;
+
+        data_check(f, copy, n);
 
         rc = ngx_railgun_wsframe_tunnel(f, unread, copy, n);
 
-        check(rc != NGX_DONE || f->messages == before.messages + 1,
+        check(rc != NGX_DONE || f->messages == before.messages + ended + 1,
               "NGX_DONE: one message");
         check(rc != NGX_DONE || f->state == NGX_RAILGUN_WSFRAME_FIRST,
               "NGX_DONE: at a frame's start");
 
         check(rc != NGX_AGAIN
-              || (f->messages == before.messages
+              || (f->messages == before.messages + ended
                   && f->state == NGX_RAILGUN_WSFRAME_PAYLOAD),
               "NGX_AGAIN: no message, inside a payload");
 
@@ -360,7 +408,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* the end: what passed unread since the last piece read */
 
     if (split.state == NGX_RAILGUN_WSFRAME_PAYLOAD) {
-        check(size - last < split.remaining, "the end passed unread");
+        check(size - last <= split.remaining, "the end passed unread");
         ngx_railgun_wsframe_skip(&split, size - last);
     }
 
