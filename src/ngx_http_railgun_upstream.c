@@ -1125,12 +1125,12 @@ ngx_http_railgun_upstream_probe(ngx_conf_t *cf,
          * URL's, so that a server named by its host name is asked as a
          * name-based virtual host would be (api.internal:8000, not the
          * address it resolved to); a unix: server's is decided with the
-         * request
+         * request.  Known by its address: nginx takes "UNIX:" for a socket
+         * too.
          */
 
         if (probe->host.len == 0 && server->name.len
-            && !(server->name.len > 5
-                 && ngx_strncmp(server->name.data, "unix:", 5) == 0))
+            && addr->sockaddr->sa_family != AF_UNIX)
         {
             probe->host = server->name;
         }

@@ -75,8 +75,11 @@ ngx_railgun_probe_init_request(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
 
     if (probe->type == NGX_RAILGUN_PROBE_HTTP && probe->host.len == 0) {
 
+        /* as ngx_parse_url() knows it: "UNIX:" is a socket too */
+
         if (probe->target.len > 5
-            && ngx_strncmp(probe->target.data, "unix:", 5) == 0)
+            && ngx_strncasecmp(probe->target.data, (u_char *) "unix:", 5)
+               == 0)
         {
             /*
              * a real Host for a unix socket: the upstream's name, unless
@@ -828,7 +831,9 @@ ngx_railgun_probe_ssl_name(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
         if (probe->check) {
             name = probe->name;
 
-        } else if (name.len > 5 && ngx_strncmp(name.data, "unix:", 5) == 0) {
+        } else if (name.len > 5
+                   && ngx_strncasecmp(name.data, (u_char *) "unix:", 5) == 0)
+        {
             ngx_str_set(&name, "localhost");
 
         } else {
