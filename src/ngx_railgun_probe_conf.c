@@ -99,6 +99,23 @@ ngx_railgun_probe_init_request(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
         }
     }
 
+    /*
+     * a check's Host is its server as written, and nginx takes a quoted
+     * name with a space or CR LF for a "resolve" server: it would go into
+     * the request (host= itself is refused so)
+     */
+
+    if (probe->type == NGX_RAILGUN_PROBE_HTTP
+        && ngx_railgun_probe_bad_bytes(&probe->host))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "railgun: probe \"%V\": the Host of its check "
+                           "would hold a space or a control character of "
+                           "the server's name, which would go into the "
+                           "request; give host=", &probe->name);
+        return NGX_ERROR;
+    }
+
     if (probe->ssl && ngx_railgun_probe_ssl_name(cf, probe) != NGX_OK) {
         return NGX_ERROR;
     }
