@@ -34,7 +34,7 @@
     (peer)->fails = 0; (peer)->accessed = 0; (peer)->checked = now
 #endif
 
-/* how often each worker looks at the probe states and resolved addresses */
+/* how often each worker looks at the addresses of "resolve" servers */
 #define NGX_HTTP_RAILGUN_UPSTREAM_TICK  100
 
 
@@ -48,10 +48,12 @@
  * so the order of balancer directives does not matter; get and free are not
  * touched, so tries, fails and backup servers keep their meaning.  The flags
  * are rewritten only when a probe state changed somewhere (a generation
- * counter in the zone): one atomic load per request otherwise.  A timer in
- * every worker does the same every 100 ms, so that an upstream whose every
- * server fails is logged when it happens, not at the next request, and
- * follows the addresses of "resolve" servers.
+ * counter in the zone): one atomic load per request otherwise.  The worker
+ * whose check changed a verdict does the same at once, and every worker at
+ * its probe timers, so that an upstream whose every server fails is logged
+ * when it happens, not at the next request.  A timer every 100 ms in every
+ * worker follows the addresses of "resolve" servers, for their upstreams
+ * only.
  */
 
 
@@ -148,6 +150,10 @@ static ngx_http_railgun_upstream_addr_t *ngx_http_railgun_upstream_find(
 static ngx_int_t ngx_http_railgun_upstream_add(
     ngx_http_railgun_upstream_t *ups, ngx_http_upstream_rr_peer_t *peer);
 #endif
+
+
+/* the generation the last ngx_http_railgun_upstream_changed() applied */
+static ngx_atomic_uint_t  ngx_http_railgun_upstream_seen;
 
 
 static ngx_int_t
@@ -496,8 +502,13 @@ ngx_http_railgun_upstream_init_worker(ngx_cycle_t *cycle)
 /*
  * A verdict changed in a check this worker made: its upstreams sync now,
  * so that an all-down episode is logged when the check that starts or
- * ends it does, requests or not.  The other workers sync at their next
- * request (init_peer); the episode's flag in the zone keeps it one line.
+ * ends it does, requests or not; the episode's flag in the zone keeps it
+ * one line.  Also called at each probe timer, which every worker has
+ * anyway: a verdict changed where no current worker syncs (in an old
+ * worker after a reload, which logs nothing) or a sync overtaken by an
+ * older one in another worker (flags in an upstream zone) is applied at
+ * this worker's next probe timer, not only at its next request.  Nothing
+ * but a load and a compare when no verdict changed since the last call.
  */
 
 static void
@@ -514,13 +525,18 @@ ngx_http_railgun_upstream_changed(void)
         return;
     }
 
-    umcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                               ngx_http_upstream_module);
     rmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                                ngx_http_railgun_module);
 
     /* acquire, as in init_peer */
     generation = ngx_railgun_store_generation(rmcf->store);
+
+    if (generation == ngx_http_railgun_upstream_seen) {
+        return;
+    }
+
+    umcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_upstream_module);
 
     uscfp = umcf->upstreams.elts;
 
@@ -534,6 +550,8 @@ ngx_http_railgun_upstream_changed(void)
             ngx_http_railgun_upstream_sync(ups, generation);
         }
     }
+
+    ngx_http_railgun_upstream_seen = generation;
 }
 
 
@@ -1125,12 +1143,12 @@ ngx_http_railgun_upstream_probe(ngx_conf_t *cf,
          * URL's, so that a server named by its host name is asked as a
          * name-based virtual host would be (api.internal:8000, not the
          * address it resolved to); a unix: server's is decided with the
-         * request
+         * request.  Known by its address: nginx takes "UNIX:" for a socket
+         * too.
          */
 
         if (probe->host.len == 0 && server->name.len
-            && !(server->name.len > 5
-                 && ngx_strncmp(server->name.data, "unix:", 5) == 0))
+            && addr->sockaddr->sa_family != AF_UNIX)
         {
             probe->host = server->name;
         }

@@ -127,6 +127,12 @@ ngx_railgun_probe_timer_handler(ngx_event_t *ev)
         return;
     }
 
+    /* a verdict another worker's check changed, if not applied yet */
+
+    if (ngx_railgun_probe_changed) {
+        ngx_railgun_probe_changed();
+    }
+
     next_due = &probe->state->values[NGX_RAILGUN_PROBE_NEXT_DUE];
 
     now = ngx_current_msec;

@@ -200,8 +200,11 @@ typedef struct {
 
 /*
  * Called in the worker that made the check, when a probe's verdict has
- * changed (after ngx_railgun_store_changed()): the balancers set it to
- * resynchronise their peers at once, rather than on a timer.
+ * changed (after ngx_railgun_store_changed()), and at each probe timer in
+ * every worker: the balancers set it to resynchronise their peers at once
+ * in the first case, and in the second a change no current worker synced
+ * (an old worker's check after a reload) without a request, rather than
+ * on a timer of their own.  It must be cheap when nothing changed.
  */
 typedef void (*ngx_railgun_probe_changed_pt)(void);
 

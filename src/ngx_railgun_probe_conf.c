@@ -75,8 +75,11 @@ ngx_railgun_probe_init_request(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
 
     if (probe->type == NGX_RAILGUN_PROBE_HTTP && probe->host.len == 0) {
 
+        /* as ngx_parse_url() knows it: "UNIX:" is a socket too */
+
         if (probe->target.len > 5
-            && ngx_strncmp(probe->target.data, "unix:", 5) == 0)
+            && ngx_strncasecmp(probe->target.data, (u_char *) "unix:", 5)
+               == 0)
         {
             /*
              * a real Host for a unix socket: the upstream's name, unless
@@ -94,6 +97,23 @@ ngx_railgun_probe_init_request(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
         } else {
             probe->host = probe->target;
         }
+    }
+
+    /*
+     * a check's Host is its server as written, and nginx takes a quoted
+     * name with a space or CR LF for a "resolve" server: it would go into
+     * the request (host= itself is refused so)
+     */
+
+    if (probe->type == NGX_RAILGUN_PROBE_HTTP
+        && ngx_railgun_probe_bad_bytes(&probe->host))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "railgun: probe \"%V\": the Host of its check "
+                           "would hold a space or a control character of "
+                           "the server's name, which would go into the "
+                           "request; give host=", &probe->name);
+        return NGX_ERROR;
     }
 
     if (probe->ssl && ngx_railgun_probe_ssl_name(cf, probe) != NGX_OK) {
@@ -828,7 +848,9 @@ ngx_railgun_probe_ssl_name(ngx_conf_t *cf, ngx_railgun_probe_t *probe)
         if (probe->check) {
             name = probe->name;
 
-        } else if (name.len > 5 && ngx_strncmp(name.data, "unix:", 5) == 0) {
+        } else if (name.len > 5
+                   && ngx_strncasecmp(name.data, (u_char *) "unix:", 5) == 0)
+        {
             ngx_str_set(&name, "localhost");
 
         } else {

@@ -4,7 +4,9 @@
 # next request through the upstream: with no request at all, every server
 # failing its checks logs "every server of upstream ... fails its checks"
 # once, and one passing again logs "servers of upstream ... pass their
-# checks again" once, each within a few ticks of the transition.
+# checks again" once, each within a few ticks of the transition.  Two
+# workers: the one whose check made it so logs, the other, which syncs at
+# its probe timers, finds the episode's flag in the zone already moved.
 
 ###############################################################################
 
@@ -27,6 +29,8 @@ select STDOUT; $| = 1;
 my $t = Test::Railgun->new()->plan(6)->write_file_expand('nginx.conf', <<'EOF');
 
 %%TEST_GLOBALS%%
+
+worker_processes 2;
 
 events {
 }
