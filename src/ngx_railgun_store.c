@@ -326,7 +326,7 @@ ngx_railgun_store_alloc(ngx_railgun_store_t *store, ngx_uint_t family,
     ngx_uint_t overflow)
 {
     size_t                 size, nbounds;
-    u_char                 bounds[2 * NGX_RAILGUN_SERIES_MAX_BOUNDS];
+    u_char                 bounds[NGX_RAILGUN_SERIES_MAX_BOUNDS];
     ngx_uint_t             nvalues;
     ngx_railgun_series_t  *s;
 
@@ -401,7 +401,7 @@ ngx_railgun_store_bounds(u_char *key, size_t len, u_char *bounds)
     n = 0;
 
     while (p < last) {
-        if (n == 2 * NGX_RAILGUN_SERIES_MAX_BOUNDS) {
+        if (n == NGX_RAILGUN_SERIES_MAX_BOUNDS) {
             return 0;
         }
 
@@ -420,8 +420,6 @@ ngx_railgun_store_bounds(u_char *key, size_t len, u_char *bounds)
         if (p == name || p - name > 255 || last - p < 3 || p[1] != '"') {
             return 0;
         }
-
-        bounds[n++] = (u_char) (p - name);
 
         p += 2;
         value = p;
@@ -727,7 +725,7 @@ ngx_railgun_store_series_size(ngx_railgun_buckets_t *b, size_t len)
 
     size = offsetof(ngx_railgun_series_t, values)
            + (b->n + 3 + ngx_railgun_native_values(b)) * sizeof(uint64_t)
-           + len + 2 * NGX_RAILGUN_SERIES_MAX_BOUNDS;
+           + len + NGX_RAILGUN_SERIES_MAX_BOUNDS;
 
     return ngx_align(size, sizeof(uint64_t));
 }

@@ -216,11 +216,12 @@ typedef struct {
  * railgun_series_dropped_total.  The label text follows the values.
  *
  * With NGX_RAILGUN_SERIES_BOUNDS in flags, the label text, a="x",b="y",
- * has no backslash, and two bytes a label follow it: the name's length and
- * the value's, each below 256.  The protobuf exposition cuts the text into
- * LabelPair messages with them instead of looking for the quotes at every
- * scrape; the table costs 2 bytes a label (8 for a request series of four
- * labels, some of them in the padding to 8 bytes).
+ * has no backslash, and a byte a label follows it: the value's length,
+ * below 256.  The protobuf exposition cuts the text into LabelPair
+ * messages with them instead of looking for the quotes at every scrape
+ * (a name ends at its '=', a value may have one); the table costs a byte
+ * a label, 11 for a request label set's four series, some of them in the
+ * padding to 8 bytes.
  */
 
 struct ngx_railgun_series_s {
