@@ -701,6 +701,7 @@ ngx_http_railgun_pb_name_len(u_char *name, u_char *last)
         m = _mm_movemask_epi8(_mm_cmpeq_epi8(
                                   _mm_loadu_si128((__m128i *) name),
                                   _mm_set1_epi8('=')));
+
         if (m) {
             return __builtin_ctz(m);
         }
