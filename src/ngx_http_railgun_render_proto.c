@@ -78,6 +78,8 @@ static u_char *ngx_http_railgun_proto_labels(u_char *p, u_char *key,
     size_t len);
 static u_char *ngx_http_railgun_proto_labels_escaped(u_char *p, u_char *key,
     size_t len);
+static u_char *ngx_http_railgun_proto_labels_bounded(u_char *p, u_char *key,
+    size_t len, u_char *bounds);
 static u_char *ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd,
     u_char *p);
 static u_char *ngx_http_railgun_proto_bucket_ex(u_char *p, uint64_t cum,
@@ -242,6 +244,7 @@ ngx_http_railgun_proto_sample(ngx_http_railgun_render_t *rd)
     size_t                  need, width, hist;
     ngx_str_t              *name, *help;
     ngx_uint_t              type;
+    ngx_railgun_series_t   *s;
     ngx_railgun_buckets_t  *b;
 
     /* the most the Metric can take */
@@ -313,7 +316,17 @@ ngx_http_railgun_proto_sample(ngx_http_railgun_render_t *rd)
     p += width;
     start = p;
 
-    p = ngx_http_railgun_proto_labels(p, rd->sample.key, rd->sample.key_len);
+    s = rd->sample.series;
+
+    if (s && (s->flags & NGX_RAILGUN_SERIES_BOUNDS)) {
+        p = ngx_http_railgun_proto_labels_bounded(p, rd->sample.key,
+                                                  rd->sample.key_len,
+                                                  ngx_railgun_series_bounds(s));
+
+    } else {
+        p = ngx_http_railgun_proto_labels(p, rd->sample.key,
+                                          rd->sample.key_len);
+    }
 
     switch (rd->family.type) {
 
@@ -391,6 +404,16 @@ ngx_http_railgun_proto_close(ngx_http_railgun_render_t *rd)
  * from the lowest, and whether it has a backslash.
  */
 
+/*
+ * The bytes of the word w equal to c (c repeated in every byte): 0x80 in
+ * each, exactly; the shorter "has a zero byte" test may also flag the byte
+ * after a true one, which here would cut a value at a '#'.
+ */
+
+#define ngx_http_railgun_pb_bytes(w, c)                                       \
+    (~(((((w) ^ (c)) & 0x7f7f7f7f7f7f7f7fULL) + 0x7f7f7f7f7f7f7f7fULL)     \
+       | ((w) ^ (c)) | 0x7f7f7f7f7f7f7f7fULL))
+
 #if (defined __SSE2__)
 
 #define NGX_HTTP_RAILGUN_PB_CHUNK  16
@@ -414,16 +437,6 @@ ngx_http_railgun_pb_scan(u_char *p, ngx_uint_t *backslash)
 #define NGX_HTTP_RAILGUN_PB_CHUNK  8
 #define NGX_HTTP_RAILGUN_PB_BITS   8
 
-/*
- * The bytes of the word w equal to c (c repeated in every byte): 0x80 in
- * each, exactly; the shorter "has a zero byte" test may also flag the byte
- * after a true one, which here would cut a value at a '#'.
- */
-
-#define ngx_http_railgun_pb_bytes(w, c)                                       \
-    (~(((((w) ^ (c)) & 0x7f7f7f7f7f7f7f7fULL) + 0x7f7f7f7f7f7f7f7fULL)     \
-       | ((w) ^ (c)) | 0x7f7f7f7f7f7f7f7fULL))
-
 static ngx_inline uint64_t
 ngx_http_railgun_pb_scan(u_char *p, ngx_uint_t *backslash)
 {
@@ -439,13 +452,31 @@ ngx_http_railgun_pb_scan(u_char *p, ngx_uint_t *backslash)
 #endif
 
 
-/* a short copy without a call: label names and values are a few bytes */
+/*
+ * A short copy without a call: label names and values are a few bytes.
+ * Inlined whatever the compiler thinks of its size, at every label.
+ */
 
-static ngx_inline u_char *
+#if (defined __GNUC__)
+#define NGX_HTTP_RAILGUN_PB_INLINE  ngx_inline __attribute__((always_inline))
+#else
+#define NGX_HTTP_RAILGUN_PB_INLINE  ngx_inline
+#endif
+
+static NGX_HTTP_RAILGUN_PB_INLINE u_char *
 ngx_http_railgun_pb_copy(u_char *dst, u_char *src, size_t len)
 {
     uint32_t  a4, b4;
     uint64_t  a8, b8;
+    u_char    a16[16], b16[16];
+
+    if (len > 16 && len <= 32) {
+        ngx_memcpy(a16, src, 16);
+        ngx_memcpy(b16, src + len - 16, 16);
+        ngx_memcpy(dst, a16, 16);
+        ngx_memcpy(dst + len - 16, b16, 16);
+        return dst + len;
+    }
 
     if (len >= 8 && len <= 16) {
         ngx_memcpy(&a8, src, 8);
@@ -481,7 +512,7 @@ ngx_http_railgun_pb_copy(u_char *dst, u_char *src, size_t len)
  * the Metric's room has 16 bytes to spare for the last of them.
  */
 
-static ngx_inline u_char *
+static NGX_HTTP_RAILGUN_PB_INLINE u_char *
 ngx_http_railgun_pb_copy16(u_char *dst, u_char *src, size_t len,
     u_char *last)
 {
@@ -494,7 +525,7 @@ ngx_http_railgun_pb_copy16(u_char *dst, u_char *src, size_t len,
 }
 
 
-static ngx_inline u_char *
+static NGX_HTTP_RAILGUN_PB_INLINE u_char *
 ngx_http_railgun_pb_pair(u_char *p, u_char *name, size_t name_len,
     u_char *value, size_t value_len, u_char *last)
 {
@@ -645,6 +676,85 @@ ngx_http_railgun_proto_labels(u_char *p, u_char *key, size_t len)
     return ngx_http_railgun_proto_labels_escaped(p, key, len);
 
 #endif
+}
+
+
+/*
+ * The length of a label's name: the bytes before the first '=', which a
+ * name never has; 16 bytes at a time with SSE2, 8 on little-endian CPUs,
+ * where the text has them left, else byte by byte.
+ */
+
+static NGX_HTTP_RAILGUN_PB_INLINE size_t
+ngx_http_railgun_pb_name_len(u_char *name, u_char *last)
+{
+    u_char    *p;
+#if (defined __SSE2__)
+    uint32_t   m;
+#endif
+#if (NGX_HAVE_LITTLE_ENDIAN)
+    uint64_t   w;
+#endif
+
+#if (defined __SSE2__)
+    if (last - name >= 16) {
+        m = _mm_movemask_epi8(_mm_cmpeq_epi8(
+                                  _mm_loadu_si128((__m128i *) name),
+                                  _mm_set1_epi8('=')));
+
+        if (m) {
+            return __builtin_ctz(m);
+        }
+    }
+#endif
+
+#if (NGX_HAVE_LITTLE_ENDIAN)
+    if (last - name >= 8) {
+        ngx_memcpy(&w, name, sizeof(uint64_t));
+        w = ngx_http_railgun_pb_bytes(w, 0x3d3d3d3d3d3d3d3dULL);
+
+        if (w) {
+            return __builtin_ctzll(w) / 8;
+        }
+    }
+#endif
+
+    for (p = name; p < last && *p != '='; p++) { /* void */ }
+
+    return p - name;
+}
+
+
+/*
+ * The label text as LabelPair messages, cut where the series' table of
+ * label boundaries says (a byte a label: the value's length; the name is
+ * what precedes the '='); the text has no backslash then.
+ */
+
+static u_char *
+ngx_http_railgun_proto_labels_bounded(u_char *p, u_char *key, size_t len,
+    u_char *bounds)
+{
+    u_char  *last, *name, *value;
+    size_t   name_len, value_len;
+
+    last = key + len;
+    name = key;
+
+    while (name < last) {
+        value_len = *bounds++;
+        name_len = ngx_http_railgun_pb_name_len(name, last);
+
+        value = name + name_len + 2;            /* '="' */
+
+        p = ngx_http_railgun_pb_pair(p, name, name_len, value, value_len,
+                                     last);
+        p = ngx_http_railgun_pb_copy16(p, value, value_len, last);
+
+        name = value + value_len + 2;           /* '",' */
+    }
+
+    return p;
 }
 
 

@@ -20,7 +20,7 @@
 
 
 #define NGX_RAILGUN_STORE_MAGIC   0x6e67726c   /* "ngrl" */
-#define NGX_RAILGUN_STORE_LAYOUT  8
+#define NGX_RAILGUN_STORE_LAYOUT  9
 
 /*
  * The table is kept under 3/4 full and has room for as many series as the
@@ -66,6 +66,8 @@ static void ngx_railgun_store_recover(ngx_railgun_store_t *store);
 static ngx_railgun_series_t *ngx_railgun_store_alloc(
     ngx_railgun_store_t *store, ngx_uint_t family, u_char *key, size_t len,
     uint32_t hash, ngx_railgun_buckets_t *buckets, ngx_uint_t overflow);
+static size_t ngx_railgun_store_bounds(u_char *key, size_t len,
+    u_char *bounds);
 static void *ngx_railgun_store_carve(ngx_railgun_store_t *store,
     size_t size);
 static ngx_railgun_buckets_t *ngx_railgun_store_intern(
@@ -323,7 +325,8 @@ ngx_railgun_store_alloc(ngx_railgun_store_t *store, ngx_uint_t family,
     u_char *key, size_t len, uint32_t hash, ngx_railgun_buckets_t *buckets,
     ngx_uint_t overflow)
 {
-    size_t                 size;
+    size_t                 size, nbounds;
+    u_char                 bounds[NGX_RAILGUN_SERIES_MAX_BOUNDS];
     ngx_uint_t             nvalues;
     ngx_railgun_series_t  *s;
 
@@ -352,10 +355,13 @@ ngx_railgun_store_alloc(ngx_railgun_store_t *store, ngx_uint_t family,
         nvalues = 1;
     }
 
+    nbounds = ngx_railgun_store_bounds(key, len, bounds);
+
     /* an overflow series counts the updates it took in one more word */
 
     size = offsetof(ngx_railgun_series_t, values)
-           + (nvalues + (overflow ? 1 : 0)) * sizeof(uint64_t) + len;
+           + (nvalues + (overflow ? 1 : 0)) * sizeof(uint64_t) + len
+           + nbounds;
 
     s = ngx_railgun_store_carve(store, size);
     if (s == NULL) {
@@ -365,9 +371,11 @@ ngx_railgun_store_alloc(ngx_railgun_store_t *store, ngx_uint_t family,
     s->buckets = buckets;
     s->hash = hash;
     s->family = (uint16_t) family;
-    s->flags = overflow ? NGX_RAILGUN_SERIES_OVERFLOW : 0;
+    s->flags = (overflow ? NGX_RAILGUN_SERIES_OVERFLOW : 0)
+               | (nbounds ? NGX_RAILGUN_SERIES_BOUNDS : 0);
     s->key_len = (uint16_t) len;
     s->nvalues = (uint16_t) nvalues;
+    ngx_memcpy(ngx_railgun_series_bounds(s), bounds, nbounds);
     ngx_memcpy(ngx_railgun_series_key(s), key, len);
 
     return s;
@@ -375,11 +383,82 @@ ngx_railgun_store_alloc(ngx_railgun_store_t *store, ngx_uint_t family,
 
 
 /*
+ * The table of label boundaries of the label text (see the series in
+ * ngx_railgun_store.h): its bytes, or 0 where the text has a backslash, an
+ * empty name, a name or value of 256 bytes or more, more labels than the
+ * table takes, or is not name="value",... at all; the exposition then reads
+ * the text alone.
+ */
+
+static size_t
+ngx_railgun_store_bounds(u_char *key, size_t len, u_char *bounds)
+{
+    u_char  *p, *last, *name, *value;
+    size_t   n;
+
+    p = key;
+    last = key + len;
+    n = 0;
+
+    while (p < last) {
+        if (n == NGX_RAILGUN_SERIES_MAX_BOUNDS) {
+            return 0;
+        }
+
+        name = p;
+
+        while (p < last && *p != '=') {
+            if (*p == '"' || *p == '\\') {
+                return 0;
+            }
+
+            p++;
+        }
+
+        /* an empty name stops the scan: the same without the table */
+
+        if (p == name || p - name > 255 || last - p < 3 || p[1] != '"') {
+            return 0;
+        }
+
+        p += 2;
+        value = p;
+
+        while (p < last && *p != '"') {
+            if (*p == '\\') {
+                return 0;
+            }
+
+            p++;
+        }
+
+        if (p == last || p - value > 255) {
+            return 0;
+        }
+
+        bounds[n++] = (u_char) (p - value);
+
+        p++;
+
+        if (p == last) {
+            return n;
+        }
+
+        if (*p != ',' || ++p == last) {
+            return 0;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
  * Series are never freed, so they are carved one after another out of large
  * slab chunks instead of each taking a power-of-two slab slot: a counter
- * with 60 bytes of labels takes 104 bytes, not 128.  Called under the mutex.
- * A worker dying between the two stores leaves the new chunk with the old
- * chunk's used count: bytes lost, none handed out twice.
+ * with 60 bytes of labels in three takes 112 bytes, not 128.  Called under
+ * the mutex.  A worker dying between the two stores leaves the new chunk
+ * with the old chunk's used count: bytes lost, none handed out twice.
  */
 
 static void *
@@ -634,7 +713,10 @@ ngx_railgun_store_native_read(ngx_railgun_series_t *s, uint64_t *out,
 }
 
 
-/* the bytes a series of these buckets takes, for the configuration */
+/*
+ * the most bytes a series of these buckets and label text takes, for the
+ * configuration
+ */
 
 size_t
 ngx_railgun_store_series_size(ngx_railgun_buckets_t *b, size_t len)
@@ -643,7 +725,7 @@ ngx_railgun_store_series_size(ngx_railgun_buckets_t *b, size_t len)
 
     size = offsetof(ngx_railgun_series_t, values)
            + (b->n + 3 + ngx_railgun_native_values(b)) * sizeof(uint64_t)
-           + len;
+           + len + NGX_RAILGUN_SERIES_MAX_BOUNDS;
 
     return ngx_align(size, sizeof(uint64_t));
 }

@@ -91,6 +91,10 @@
 #define NGX_RAILGUN_STORE_MAX_KEY       2048
 
 #define NGX_RAILGUN_SERIES_OVERFLOW     0x0001
+#define NGX_RAILGUN_SERIES_BOUNDS       0x0002
+
+/* the most labels a series' table of label boundaries describes */
+#define NGX_RAILGUN_SERIES_MAX_BOUNDS   32
 
 /*
  * An exemplar's label name and value together, in bytes: OpenMetrics allows
@@ -210,6 +214,14 @@ typedef struct {
  * buckets have them (see above).  An overflow
  * series has one more word, values[nvalues]: the updates it took, that is
  * railgun_series_dropped_total.  The label text follows the values.
+ *
+ * With NGX_RAILGUN_SERIES_BOUNDS in flags, the label text, a="x",b="y",
+ * has no backslash, and a byte a label follows it: the value's length,
+ * below 256.  The protobuf exposition cuts the text into LabelPair
+ * messages with them instead of looking for the quotes at every scrape
+ * (a name ends at its '=', a value may have one); the table costs a byte
+ * a label, 11 for a request label set's four series, some of them in the
+ * padding to 8 bytes.
  */
 
 struct ngx_railgun_series_s {
@@ -228,6 +240,10 @@ struct ngx_railgun_series_s {
 #define ngx_railgun_series_key(s)                                             \
     ((u_char *) &(s)->values[(s)->nvalues                                     \
                              + ((s)->flags & NGX_RAILGUN_SERIES_OVERFLOW)])
+
+/* the table of label boundaries, with NGX_RAILGUN_SERIES_BOUNDS */
+#define ngx_railgun_series_bounds(s)                                          \
+    (ngx_railgun_series_key(s) + (s)->key_len)
 
 /* a histogram's word that holds the address of its exemplar records */
 #define ngx_railgun_series_exemplars(s)  (&(s)->values[(s)->buckets->n + 2])

@@ -490,6 +490,12 @@ push @hostile, map { 'v' x $_ } 1 .. 40, 118 .. 140;
 push @hostile, map { ('x' x $_) . '\\' . 'y' } 0, 9, 10, 26, 41, 70, 130;
 push @hostile, map { ('x' x $_) . '"' } 9, 10, 25, 26;
 
+# and about the most a series' table of label boundaries takes, a value of
+# 255 bytes ("/many/" and 249 more): one of 256, the most a value keeps, has
+# no table and is cut into pairs by the scan
+
+push @hostile, map { 'v' x $_ } 247 .. 250;
+
 for my $p (@hostile) {
 	(my $e = $p) =~ s/([^A-Za-z0-9])/sprintf '%%%02X', ord $1/ge;
 	http_get("/many/$e");

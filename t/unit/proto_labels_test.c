@@ -11,7 +11,10 @@
  * In the zone the text is followed by the next series, where ASan would
  * see nothing.  The output is compared with LabelPairs encoded here, the
  * plain way.  Built twice: with SSE2, and with __SSE2__ undefined, for the
- * word-at-a-time scan of other little-endian CPUs.
+ * word-at-a-time scan of other little-endian CPUs.  Where the store would
+ * keep a table of label boundaries (no escape, no value of 256 bytes or
+ * more, at most 32 labels), ngx_http_railgun_proto_labels_bounded() is
+ * checked the same way, the table in a buffer of its own exact length.
  */
 
 
@@ -160,11 +163,43 @@ expected_of(pair_t *pairs, size_t n, u_char *out)
 }
 
 
+/* the table the store would keep (a byte a label, the value's length) */
+
+static ngx_int_t
+bounds_of(pair_t *pairs, size_t n, u_char *bounds)
+{
+    size_t  i, j;
+
+    if (n > NGX_RAILGUN_SERIES_MAX_BOUNDS) {
+        return 0;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (pairs[i].name_len == 0 || pairs[i].value_len > 255) {
+            return 0;
+        }
+
+        for (j = 0; j < pairs[i].value_len; j++) {
+            if (pairs[i].value[j] == '\\' || pairs[i].value[j] == '"'
+                || pairs[i].value[j] == '\n')
+            {
+                return 0;
+            }
+        }
+
+        bounds[i] = (u_char) pairs[i].value_len;
+    }
+
+    return 1;
+}
+
+
 static void
 check(const char *name, pair_t *pairs, size_t n, int verbose)
 {
     u_char   text[MAX_TEXT * 2 + 64], want[MAX_TEXT * 2 + 64];
-    u_char  *key, *out, *end;
+    u_char   table[MAX_PAIRS];
+    u_char  *key, *out, *end, *bounds;
     size_t   len, want_len, room;
 
     len = text_of(pairs, n, text);
@@ -193,6 +228,31 @@ check(const char *name, pair_t *pairs, size_t n, int verbose)
 
     } else if (verbose) {
         printf("ok %d - %s\n", tests, name);
+    }
+
+    if (n && bounds_of(pairs, n, table)) {
+        bounds = malloc(n);
+        ngx_memcpy(bounds, table, n);
+        ngx_memset(out, 0, room);
+
+        end = ngx_http_railgun_proto_labels_bounded(out, key, len, bounds);
+
+        tests++;
+
+        if ((size_t) (end - out) > room
+            || (size_t) (end - out) != want_len
+            || ngx_memcmp(out, want, want_len) != 0)
+        {
+            failures++;
+            printf("not ok %d - %s, with the table: text \"%.*s\" (%zu "
+                   "bytes): %zd bytes, %zu expected\n", tests, name,
+                   (int) ngx_min(len, 200), text, len, end - out, want_len);
+
+        } else if (verbose) {
+            printf("ok %d - %s, with the table\n", tests, name);
+        }
+
+        free(bounds);
     }
 
     free(out);

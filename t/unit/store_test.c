@@ -1755,6 +1755,87 @@ test_native_workers(void)
 }
 
 
+/*
+ * The table of label boundaries: a byte a label, the value's length,
+ * where the protobuf exposition may cut the text with it; none where the
+ * text must be scanned.
+ */
+
+static ngx_uint_t
+bounds_are(ngx_railgun_series_t *s, const char *want, size_t n)
+{
+    return s != NULL && (s->flags & NGX_RAILGUN_SERIES_BOUNDS)
+           && memcmp(ngx_railgun_series_bounds(s), want, n) == 0;
+}
+
+
+static ngx_uint_t
+no_bounds(ngx_railgun_series_t *s)
+{
+    return s != NULL && !(s->flags & NGX_RAILGUN_SERIES_BOUNDS);
+}
+
+
+static void
+test_bounds(void)
+{
+    char                   key[1024], *p;
+    ngx_uint_t             i;
+    ngx_railgun_series_t  *s;
+
+    ok(zone(1024 * 1024, 100) == NGX_OK, "zone for the label tables");
+
+    ok(bounds_are(series(F_COUNTER, "a=\"x\""), "\1", 1), "one label");
+    ok(bounds_are(series(F_COUNTER,
+                         "server=\"bench\",path=\"/api/v1/items/17\","
+                         "method=\"GET\",status=\"200\""),
+                  "\5\20\3\3", 4),
+       "four labels: the values' lengths");
+    ok(bounds_are(series(F_COUNTER, "a=\"\",b=\"x=y,z\""), "\0\5", 2),
+       "an empty value, a value with '=' and ','");
+    ok(bounds_are(series(F_HISTOGRAM, "p=\"/h\""), "\2", 1),
+       "a histogram's, after its label text");
+
+    ok(no_bounds(series(F_COUNTER, "a=\"x\\\"y\"")), "none with an escape");
+    ok(no_bounds(series(F_COUNTER, "=\"x\"")), "none with an empty name");
+    ok(no_bounds(series(F_COUNTER, "a=\"x\",")), "none after a trailing comma");
+    ok(no_bounds(series(F_COUNTER, "a=\"x\"b=\"y\"")), "none without a comma");
+    ok(no_bounds(series(F_COUNTER, "a=x")), "none without quotes");
+    ok(no_bounds(series(F_COUNTER, "a=\"x")), "none for an open value");
+
+    /* a value of 255 bytes has a table, one of 256 has none */
+
+    p = key;
+    p += sprintf(p, "v=\"");
+    memset(p, 'x', 255);
+    p += 255;
+    strcpy(p, "\"");
+    s = series(F_COUNTER, key);
+    ok(bounds_are(s, "\377", 1), "a value of 255 bytes");
+
+    p = key + 3;
+    memset(p, 'y', 256);
+    strcpy(p + 256, "\"");
+    ok(no_bounds(series(F_COUNTER, key)), "none with a value of 256");
+
+    /* 32 labels have a table, 33 none */
+
+    for (p = key, i = 0; i < 32; i++) {
+        p += sprintf(p, "%sl%u=\"v\"", i ? "," : "", (unsigned) i);
+    }
+
+    s = series(F_COUNTER, key);
+    ok(bounds_are(s, "\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1"
+                     "\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1", 32),
+       "32 labels");
+    ok(s && memcmp(ngx_railgun_series_key(s), key, strlen(key)) == 0
+       && s->key_len == strlen(key), "the label text before the table");
+
+    sprintf(p, ",l32=\"v\"");
+    ok(no_bounds(series(F_COUNTER, key)), "none with 33 labels");
+}
+
+
 int
 main(void)
 {
@@ -1781,6 +1862,8 @@ main(void)
     test_exemplar_crash(10);
     test_exemplar_stall();
     test_exemplar_race();
+
+    test_bounds();
 
     printf("1..%d\n", tests);
 
