@@ -125,6 +125,8 @@ struct ngx_http_railgun_render_s {
     uint64_t                    *native;     /* NATIVE_MAX_BUCKETS counts */
     u_char                      *pb_open;    /* the family's message */
     ngx_railgun_buckets_t       *pb_buckets; /* whose bounds are encoded */
+    ngx_uint_t                   pb_from[NGX_RAILGUN_STORE_MAX_BUCKETS + 1];
+    ngx_uint_t                   pb_to[NGX_RAILGUN_STORE_MAX_BUCKETS + 1];
 
     /* the "le" text of the last bucket list seen, +Inf included */
     ngx_railgun_buckets_t       *le_buckets;

@@ -824,7 +824,7 @@ ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd, u_char *p)
     u_char                 *len_at, *start, *bound, *t;
     size_t                  width;
     uint64_t                count, cum, ex_mask, *v;
-    ngx_uint_t              i, n;
+    ngx_uint_t              i, n, lo, hi, from, to;
     ngx_railgun_native_t    nat;
     ngx_railgun_buckets_t  *b;
 
@@ -841,6 +841,13 @@ ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd, u_char *p)
             t[2] = ngx_http_railgun_pb_tag(1, NGX_HTTP_RAILGUN_PB_VARINT);
             (void) ngx_http_railgun_pb_double(t + 4, 2,
                                       (double) b->bound[i] / 1000000.0);
+        }
+
+        /* the native counts that each classic bucket's observations reach */
+
+        for (i = 0; b->native && i <= n; i++) {
+            ngx_railgun_store_native_range(b, i, &rd->pb_from[i],
+                                           &rd->pb_to[i]);
         }
 
         rd->pb_buckets = b;
@@ -866,7 +873,26 @@ ngx_http_railgun_proto_histogram(ngx_http_railgun_render_t *rd, u_char *p)
     count = rd->sample.v[n];
 
     if (rd->sample.series && rd->sample.series->buckets->native) {
-        ngx_railgun_store_native_read(rd->sample.series, rd->native, &nat);
+
+        /*
+         * Only the native counts of the classic buckets that have counts
+         * are read: from the first of those to the last
+         */
+
+        v = rd->sample.v;
+        from = 0;
+        to = 0;
+
+        if (v[n]) {
+            for (lo = 0; v[lo] == 0; lo++) { /* void */ }
+            for (hi = lo; v[hi] != v[n]; hi++) { /* void */ }
+
+            from = rd->pb_from[lo];
+            to = rd->pb_to[hi];
+        }
+
+        ngx_railgun_store_native_read(rd->sample.series, rd->native, &nat,
+                                      from, to);
         count = ngx_http_railgun_proto_count(rd, &nat);
 
     } else {

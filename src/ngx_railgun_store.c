@@ -620,20 +620,27 @@ ngx_railgun_store_native_init(ngx_railgun_buckets_t *b, ngx_int_t schema,
 
 /*
  * A snapshot of the native counts of s, merged down to one window: out[]
- * gets b->native counts of buckets nat->offset ... at nat->schema, those
- * from nat->first to nat->last set.  Where anything went to the second
- * window, the first is merged into it; its indices never fall below the
- * second's offset.  A count whose marker is not seen yet waits for the
- * next scrape: counts only grow.
+ * gets the counts of buckets nat->offset + nat->first ... nat->offset +
+ * nat->last - 1 at nat->schema (the rest of out[] is not written).  Where
+ * anything went to the second window, the first is merged into it; its
+ * indices never fall below the second's offset.  A count whose marker is
+ * not seen yet waits for the next scrape: counts only grow.
+ *
+ * Of the first window, only counts from ... to - 1 are read, the others
+ * taken for 0: ngx_railgun_store_native_range() of the classic buckets
+ * read before, since an observation goes to its classic bucket first.  A
+ * native count seen before its classic one waits for the next scrape too;
+ * once its classic bucket is seen, it is always read.  Each count is read
+ * once, so the exposed count, their sum, adds up.
  */
 
 void
 ngx_railgun_store_native_read(ngx_railgun_series_t *s, uint64_t *out,
-    ngx_railgun_native_t *nat)
+    ngx_railgun_native_t *nat, ngx_uint_t from, ngx_uint_t to)
 {
-    uint64_t                v, *w;
+    uint64_t                v, v0, v1, v2, v3, *w;
     ngx_int_t               i, one;
-    ngx_uint_t              j, first, last;
+    ngx_uint_t              j, k, first, last;
     ngx_railgun_buckets_t  *b;
 
     b = s->buckets;
@@ -641,44 +648,70 @@ ngx_railgun_store_native_read(ngx_railgun_series_t *s, uint64_t *out,
 
     nat->zero = __atomic_load_n(&w[0], __ATOMIC_RELAXED);
 
-    first = b->native;
+    first = 0;
     last = 0;
 
     if (b->coarse == 0 || __atomic_load_n(&w[1], __ATOMIC_RELAXED) == 0) {
 
-        /* four at a time: most of a window is empty */
+        /*
+         * Four at a time, a branch per four: most of a window is empty.
+         * Only the counts from the first one not 0 are written to out[],
+         * the empty ones between groups when a later group has a count.
+         */
 
-        for (j = 0; j + 4 <= b->native; j += 4) {
-            out[j] = __atomic_load_n(&w[2 + j], __ATOMIC_RELAXED);
-            out[j + 1] = __atomic_load_n(&w[3 + j], __ATOMIC_RELAXED);
-            out[j + 2] = __atomic_load_n(&w[4 + j], __ATOMIC_RELAXED);
-            out[j + 3] = __atomic_load_n(&w[5 + j], __ATOMIC_RELAXED);
+        w += 2;
+        to = ngx_min(to, b->native);
 
-            if ((out[j] | out[j + 1] | out[j + 2] | out[j + 3]) == 0) {
+        for (j = from; j + 4 <= to; j += 4) {
+            v0 = __atomic_load_n(&w[j], __ATOMIC_RELAXED);
+            v1 = __atomic_load_n(&w[j + 1], __ATOMIC_RELAXED);
+            v2 = __atomic_load_n(&w[j + 2], __ATOMIC_RELAXED);
+            v3 = __atomic_load_n(&w[j + 3], __ATOMIC_RELAXED);
+
+            if ((v0 | v1 | v2 | v3) == 0) {
                 continue;
             }
 
-            for (i = j; i < (ngx_int_t) j + 4; i++) {
-                if (out[i]) {
-                    first = ngx_min(first, (ngx_uint_t) i);
-                    last = i + 1;
+            if (last == 0) {
+                first = j + (v0 ? 0 : v1 ? 1 : v2 ? 2 : 3);
+
+            } else {
+                for (k = last; k < j; k++) {
+                    out[k] = 0;
                 }
             }
+
+            out[j] = v0;
+            out[j + 1] = v1;
+            out[j + 2] = v2;
+            out[j + 3] = v3;
+
+            last = j + (v3 ? 4 : v2 ? 3 : v1 ? 2 : 1);
         }
 
-        for ( /* void */ ; j < b->native; j++) {
-            v = __atomic_load_n(&w[2 + j], __ATOMIC_RELAXED);
-            out[j] = v;
+        for ( /* void */ ; j < to; j++) {
+            v = __atomic_load_n(&w[j], __ATOMIC_RELAXED);
 
-            if (v) {
-                first = ngx_min(first, j);
-                last = j + 1;
+            if (v == 0) {
+                continue;
             }
+
+            if (last == 0) {
+                first = j;
+
+            } else {
+                for (k = last; k < j; k++) {
+                    out[k] = 0;
+                }
+            }
+
+            out[j] = v;
+            last = j + 1;
         }
 
         nat->schema = b->schema;
         nat->offset = b->offset;
-        nat->first = last ? first : 0;
+        nat->first = first;
         nat->last = last;
 
         return;
@@ -699,6 +732,8 @@ ngx_railgun_store_native_read(ngx_railgun_series_t *s, uint64_t *out,
         }
     }
 
+    first = b->native;
+
     for (j = 0; j < b->native; j++) {
         if (out[j]) {
             first = ngx_min(first, j);
@@ -710,6 +745,32 @@ ngx_railgun_store_native_read(ngx_railgun_series_t *s, uint64_t *out,
     nat->offset = b->coarse_offset;
     nat->first = last ? first : 0;
     nat->last = last;
+}
+
+
+/*
+ * The first window's counts that observations of classic bucket i of b
+ * can go to: from ... to - 1 (none above the window: a scrape reads the
+ * second one whole).  Bucket i holds bound[i - 1] < us <= bound[i], and
+ * the native slot of us only grows with us.
+ */
+
+void
+ngx_railgun_store_native_range(ngx_railgun_buckets_t *b, ngx_uint_t i,
+    ngx_uint_t *from, ngx_uint_t *to)
+{
+    ngx_uint_t  lo, hi;
+
+    lo = ngx_railgun_native_slot(b, i ? b->bound[i - 1] + 1 : 1);
+    hi = i < b->n ? ngx_railgun_native_slot(b, b->bound[i]) : 2 + b->native;
+
+    /* 0: the zero bucket, read apart; 1 + native, the last count's */
+
+    lo = lo < 2 ? 0 : ngx_min(lo - 2, b->native);
+    hi = hi < 2 ? 0 : ngx_min(hi - 1, b->native);
+
+    *from = lo;
+    *to = ngx_max(lo, hi);
 }
 
 

@@ -369,7 +369,9 @@ void ngx_railgun_store_native_init(ngx_railgun_buckets_t *b,
 size_t ngx_railgun_store_series_size(ngx_railgun_buckets_t *b, size_t len);
 size_t ngx_railgun_store_chunk_size(size_t zone);
 void ngx_railgun_store_native_read(ngx_railgun_series_t *s,
-    uint64_t *out, ngx_railgun_native_t *nat);
+    uint64_t *out, ngx_railgun_native_t *nat, ngx_uint_t from, ngx_uint_t to);
+void ngx_railgun_store_native_range(ngx_railgun_buckets_t *b, ngx_uint_t i,
+    ngx_uint_t *from, ngx_uint_t *to);
 ngx_railgun_series_t *ngx_railgun_store_series(ngx_railgun_store_t *store,
     ngx_uint_t family, u_char *key, size_t len,
     ngx_railgun_buckets_t *buckets);

@@ -49,7 +49,15 @@ static uint64_t  rnd = 88172645463325252ULL;
 
 void
 ngx_railgun_store_native_read(ngx_railgun_series_t *s, uint64_t *out,
-    ngx_railgun_native_t *nat)
+    ngx_railgun_native_t *nat, ngx_uint_t from, ngx_uint_t to)
+{
+    abort();
+}
+
+
+void
+ngx_railgun_store_native_range(ngx_railgun_buckets_t *b, ngx_uint_t i,
+    ngx_uint_t *from, ngx_uint_t *to)
 {
     abort();
 }

@@ -1417,7 +1417,7 @@ test_native_merge(void)
     ngx_railgun_store_observe(h, 1000);
     ngx_railgun_store_observe(h, 1001);
 
-    ngx_railgun_store_native_read(h, out, &nat);
+    ngx_railgun_store_native_read(h, out, &nat, 0, h->buckets->native);
     zero = nat.zero;
     schema = nat.schema;
     offset = nat.offset;
@@ -1431,7 +1431,7 @@ test_native_merge(void)
         ngx_railgun_store_observe(h, obs[j]);
     }
 
-    ngx_railgun_store_native_read(h, out, &nat);
+    ngx_railgun_store_native_read(h, out, &nat, 0, h->buckets->native);
     zero = nat.zero;
     schema = nat.schema;
     offset = nat.offset;
@@ -1555,7 +1555,7 @@ test_native_extremes(void)
                 ngx_railgun_store_observe(h, obs[j]);
             }
 
-            ngx_railgun_store_native_read(h, out, &nat);
+            ngx_railgun_store_native_read(h, out, &nat, 0, h->buckets->native);
 
             bad = 0;
             total = nat.zero;
@@ -1636,6 +1636,119 @@ native_obs(ngx_uint_t k, ngx_uint_t n)
 }
 
 
+/*
+ * The native counts read in the range that the classic counts give, as
+ * the protobuf exposition reads them, are those of a whole read: the same
+ * first, last and counts, the empty ones between written as 0 over what
+ * out[] held.
+ */
+
+static void
+test_native_range(void)
+{
+    char                    name[128];
+    uint64_t               *out, *all, v, cum[4], rnd;
+    ngx_int_t               schema;
+    ngx_uint_t              j, t, nobs, lo, hi, from, to, bad, partial;
+    ngx_railgun_native_t    nat, want;
+    ngx_railgun_series_t   *h;
+    ngx_railgun_buckets_t  *b;
+    u_char                  key[32];
+
+    /* within the first window, the zero bucket, rarely above the window */
+    static const uint64_t  scale[] = { 900, 2000, 20000, 300000, 5000000,
+                                       2000000000000ull };
+
+    out = calloc(NGX_RAILGUN_NATIVE_MAX_BUCKETS, sizeof(uint64_t));
+    all = calloc(NGX_RAILGUN_NATIVE_MAX_BUCKETS, sizeof(uint64_t));
+    rnd = 88172645463325252ULL;
+
+    ok(zone(16 * 1024 * 1024, 1000) == NGX_OK, "zone for native ranges");
+
+    for (schema = -1; schema <= 4; schema += 5) {
+        b = native_buckets(schema, 160);
+        bad = 0;
+        partial = 0;
+
+        for (t = 0; t < 200; t++) {
+            j = snprintf((char *) key, sizeof(key), "k=\"r%d_%u\"",
+                         (int) schema, (unsigned) t);
+            h = ngx_railgun_store_series(&store, F_HISTOGRAM, key, j, b);
+
+            if (h == NULL) {
+                bad++;
+                continue;
+            }
+
+            nobs = t % 7;
+
+            for (j = 0; j < nobs; j++) {
+                rnd ^= rnd << 13;
+                rnd ^= rnd >> 7;
+                rnd ^= rnd << 17;
+                v = rnd % scale[(rnd >> 40) % (t % 50 ? 5 : 6)] + 1;
+                ngx_railgun_store_observe(h, v);
+            }
+
+            /* the classic snapshot and range, as the exposition takes them */
+
+            v = 0;
+
+            for (j = 0; j <= h->buckets->n; j++) {
+                v += h->values[j];
+                cum[j] = v;
+            }
+
+            from = 0;
+            to = 0;
+
+            if (v) {
+                for (lo = 0; cum[lo] == 0; lo++) { /* void */ }
+                for (hi = lo; cum[hi] != v; hi++) { /* void */ }
+
+                ngx_railgun_store_native_range(h->buckets, lo, &from, &j);
+                ngx_railgun_store_native_range(h->buckets, hi, &j, &to);
+            }
+
+            partial += (from > 0 || to < h->buckets->native);
+
+            for (j = 0; j < NGX_RAILGUN_NATIVE_MAX_BUCKETS; j++) {
+                out[j] = 0xdead;
+            }
+
+            ngx_railgun_store_native_read(h, all, &want, 0,
+                                          h->buckets->native);
+            ngx_railgun_store_native_read(h, out, &nat, from, to);
+
+            if (nat.zero != want.zero || nat.schema != want.schema
+                || nat.offset != want.offset || nat.first != want.first
+                || nat.last != want.last)
+            {
+                bad++;
+                continue;
+            }
+
+            for (j = nat.first; j < nat.last; j++) {
+                if (out[j] != all[j]) {
+                    bad++;
+                    break;
+                }
+            }
+        }
+
+        snprintf(name, sizeof(name), "schema %d: a read in the classic "
+                 "buckets' range is the whole read (%u of 200 partial)",
+                 (int) schema, (unsigned) partial);
+        ok(bad == 0 && partial > 50, name);
+
+        free(b);
+    }
+
+    free(out);
+    free(all);
+}
+
+
 static void
 test_native_workers(void)
 {
@@ -1687,7 +1800,7 @@ test_native_workers(void)
             }
         }
 
-        ngx_railgun_store_native_read(h, out, &nat);
+        ngx_railgun_store_native_read(h, out, &nat, 0, h->buckets->native);
 
         total = nat.zero;
 
@@ -1715,7 +1828,7 @@ test_native_workers(void)
         }
     }
 
-    ngx_railgun_store_native_read(h, out, &nat);
+    ngx_railgun_store_native_read(h, out, &nat, 0, h->buckets->native);
 
     total = nat.zero;
 
@@ -1855,6 +1968,7 @@ main(void)
     test_native_index();
     test_native_merge();
     test_native_extremes();
+    test_native_range();
     test_native_workers();
 
     test_exemplars();
