@@ -615,7 +615,14 @@ ngx_http_railgun_websocket_count(ngx_connection_t *c,
         return n;
     }
 
-    wd->limit = c->sent + f->remaining;
+    /*
+     * A 64-bit length may end past what an off_t holds: the limit would
+     * wrap negative, and the passer pass nothing; it stops short instead.
+     */
+
+    wd->limit = c->sent
+                + (off_t) ngx_min(f->remaining,
+                                  (uint64_t) (NGX_MAX_OFF_T_VALUE - c->sent));
     c->send = wd->passer;
 
     if (!ws->flush.timer_set) {
