@@ -35,7 +35,6 @@ enum {
 static ngx_int_t ngx_railgun_wsframe_first_byte(ngx_railgun_wsframe_t *f,
     u_char c);
 static ngx_int_t ngx_railgun_wsframe_header(ngx_railgun_wsframe_t *f);
-static void ngx_railgun_wsframe_end(ngx_railgun_wsframe_t *f);
 
 
 ngx_int_t
@@ -101,7 +100,7 @@ ngx_railgun_wsframe_feed(ngx_railgun_wsframe_t *f, u_char *p, size_t n)
                         /* and the payload is here too */
                         p += len;
                         f->bytes += len;
-                        ngx_railgun_wsframe_end(f);
+                        ngx_railgun_wsframe_frame_end(f);
                         break;
                     }
 
@@ -188,7 +187,7 @@ ngx_railgun_wsframe_feed(ngx_railgun_wsframe_t *f, u_char *p, size_t n)
             }
 
             if (f->remaining == 0) {
-                ngx_railgun_wsframe_end(f);
+                ngx_railgun_wsframe_frame_end(f);
             }
         }
     }
@@ -265,7 +264,7 @@ ngx_railgun_wsframe_header(ngx_railgun_wsframe_t *f)
     }
 
     if (f->remaining == 0) {
-        ngx_railgun_wsframe_end(f);
+        ngx_railgun_wsframe_frame_end(f);
         return NGX_OK;
     }
 
@@ -274,19 +273,3 @@ ngx_railgun_wsframe_header(ngx_railgun_wsframe_t *f)
     return NGX_OK;
 }
 
-
-static void
-ngx_railgun_wsframe_end(ngx_railgun_wsframe_t *f)
-{
-    if (!f->control) {
-        if (f->fin) {
-            f->messages++;
-            f->fragmented = 0;
-
-        } else {
-            f->fragmented = 1;
-        }
-    }
-
-    f->state = ngx_railgun_wsframe_first;
-}

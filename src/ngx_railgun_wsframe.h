@@ -133,6 +133,25 @@ ngx_railgun_wsframe_inside(ngx_railgun_wsframe_t *f, uint64_t n)
 }
 
 
+/* a frame's last byte: a data message ends with its final frame */
+
+static ngx_inline void
+ngx_railgun_wsframe_frame_end(ngx_railgun_wsframe_t *f)
+{
+    if (!f->control) {
+        if (f->fin) {
+            f->messages++;
+            f->fragmented = 0;
+
+        } else {
+            f->fragmented = 1;
+        }
+    }
+
+    f->state = NGX_RAILGUN_WSFRAME_FIRST;
+}
+
+
 /*
  * n bytes of the payload, at most its rest, read or passed unread: the
  * frame ends with its last byte, and a data message with its final frame.
@@ -144,17 +163,7 @@ ngx_railgun_wsframe_skip(ngx_railgun_wsframe_t *f, uint64_t n)
     ngx_railgun_wsframe_inside(f, n);
 
     if (f->remaining == 0) {
-        if (!f->control) {
-            if (f->fin) {
-                f->messages++;
-                f->fragmented = 0;
-
-            } else {
-                f->fragmented = 1;
-            }
-        }
-
-        f->state = NGX_RAILGUN_WSFRAME_FIRST;
+        ngx_railgun_wsframe_frame_end(f);
     }
 }
 
